@@ -1,0 +1,43 @@
+"""The one place where Numba's JIT options live (LEVEL 1b).
+
+Every kernel in :mod:`minisnn.kernels` is decorated with :func:`jit` or :func:`pjit`;
+no kernel sets its own flags.  The choices:
+
+* ``cache=True`` so the command-line tools do not recompile on every start;
+* ``fastmath`` off: the kernels must agree with their NumPy references bit for bit
+  where the arithmetic is the same, and must not change with the thread count;
+* ``nogil=True`` so a kernel can run beside other Python threads;
+* :func:`pjit` adds ``parallel=True``.  Parallel kernels use ``prange`` over
+  *independent* work items (neurons, images, channels), and each iteration writes only
+  its own outputs, so the result does not depend on how many threads run them.
+
+With ``NUMBA_DISABLE_JIT=1`` in the environment the decorators return the plain Python
+functions and ``prange`` becomes ``range``: the tests run that way too.
+"""
+
+from __future__ import annotations
+
+import numba
+
+JIT_OPTIONS = dict(nopython=True, cache=True, fastmath=False, nogil=True)
+
+prange = numba.prange
+
+
+def jit(fn):
+    """Compile ``fn`` as a serial kernel with the project's JIT options."""
+    return numba.jit(**JIT_OPTIONS)(fn)
+
+
+def pjit(fn):
+    """Compile ``fn`` as a parallel kernel (``prange`` loops run on all threads)."""
+    return numba.jit(parallel=True, **JIT_OPTIONS)(fn)
+
+
+def get_num_threads() -> int:
+    return numba.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the parallel kernels use (1 .. NUMBA_NUM_THREADS)."""
+    numba.set_num_threads(n)

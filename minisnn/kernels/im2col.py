@@ -1,0 +1,127 @@
+"""im2col / col2im: the data movement behind convolution as a matrix product (LEVEL 1b).
+
+A 2-D convolution of one image ``x (C, H, W)`` with ``w (C_out, C, kH, kW)`` is one matrix
+product once every receptive field is laid out as a column::
+
+    cols[c*kH*kW + ky*kW + kx, oy*Wo + ox] = x_padded[c, oy*sH + ky, ox*sW + kx]
+    y (C_out, Ho*Wo) = w.reshape(C_out, C*kH*kW) @ cols
+
+``im2col`` builds ``cols`` for a batch, reading zeros where the window hangs over the
+padding; ``col2im`` is its adjoint: it *adds* every column entry back onto the pixel it came
+from (so overlapping windows accumulate).  The pair is the whole difference between a
+convolution, its gradients and the transposed convolution.
+
+Each function exists twice with the same signature: a short NumPy reference written with
+strided views, and a Numba kernel that is parallel over (image, channel) planes - each
+iteration owns its output plane, so results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import pjit, prange
+
+
+def _padded(x, ph, pw):
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+    """Reference: ``out (N, C*kh*kw, Ho*Wo)`` <- the (zero-padded) windows of ``x (N, C, H, W)``."""
+    N, C = x.shape[:2]
+    xp = _padded(x, ph, pw)
+    s0, s1, s2, s3 = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp, (N, C, kh, kw, Ho, Wo), (s0, s1, s2, s3, s2 * sh, s3 * sw), writeable=False
+    )
+    out.reshape(N, C, kh, kw, Ho, Wo)[...] = windows
+    return out
+
+
+@pjit
+def im2col_numba(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+    N, C, H, W = x.shape
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for ky in range(kh):
+            for kx in range(kw):
+                row = (c * kh + ky) * kw + kx
+                # output columns whose input column ix = ox*sw - pw + kx lies inside [0, W)
+                ox_lo = max(0, (pw - kx + sw - 1) // sw)
+                ox_hi = min(Wo, (W - 1 + pw - kx) // sw + 1)
+                for oy in range(Ho):
+                    iy = oy * sh - ph + ky
+                    base = oy * Wo
+                    if iy < 0 or iy >= H:
+                        for ox in range(Wo):
+                            out[n, row, base + ox] = 0
+                        continue
+                    for ox in range(ox_lo):
+                        out[n, row, base + ox] = 0
+                    ix = ox_lo * sw - pw + kx
+                    for ox in range(ox_lo, ox_hi):
+                        out[n, row, base + ox] = x[n, c, iy, ix]
+                        ix += sw
+                    for ox in range(max(ox_hi, ox_lo), Wo):
+                        out[n, row, base + ox] = 0
+    return out
+
+
+def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+    """Reference adjoint of im2col: ``out (N, C, H, W)`` <- sum of ``cols`` entries per pixel."""
+    N, C, H, W = out.shape
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=out.dtype)
+    c6 = cols.reshape(N, C, kh, kw, Ho, Wo)
+    for ky in range(kh):
+        for kx in range(kw):
+            xp[:, :, ky : ky + sh * Ho : sh, kx : kx + sw * Wo : sw] += c6[:, :, ky, kx]
+    out[...] = xp[:, :, ph : ph + H, pw : pw + W]
+    return out
+
+
+@pjit
+def col2im_numba(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+    N, C, H, W = out.shape
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        out[n, c] = 0
+        for ky in range(kh):
+            for kx in range(kw):
+                row = (c * kh + ky) * kw + kx
+                ox_lo = max(0, (pw - kx + sw - 1) // sw)
+                ox_hi = min(Wo, (W - 1 + pw - kx) // sw + 1)
+                for oy in range(Ho):
+                    iy = oy * sh - ph + ky
+                    if iy < 0 or iy >= H:
+                        continue
+                    base = oy * Wo
+                    ix = ox_lo * sw - pw + kx
+                    for ox in range(ox_lo, ox_hi):
+                        out[n, c, iy, ix] += cols[n, row, base + ox]
+                        ix += sw
+    return out
+
+
+def _example_im2col(rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    kh, kw, sh, sw, ph, pw = 3, 2, 2, 1, 1, 2
+    Ho, Wo = (7 + 2 - 3) // 2 + 1, (6 + 4 - 2) // 1 + 1
+    return x, kh, kw, sh, sw, ph, pw, Ho, Wo, np.empty((2, 3 * kh * kw, Ho * Wo))
+
+
+def _example_col2im(rng):
+    kh, kw, sh, sw, ph, pw = 3, 2, 2, 1, 1, 2
+    Ho, Wo = (7 + 2 - 3) // 2 + 1, (6 + 4 - 2) // 1 + 1
+    cols = rng.standard_normal((2, 3 * kh * kw, Ho * Wo))
+    return cols, kh, kw, sh, sw, ph, pw, Ho, Wo, np.empty((2, 3, 7, 6))
+
+
+from . import register  # noqa: E402
+
+register("im2col", im2col_numpy, im2col_numba, _example_im2col)
+register("col2im", col2im_numpy, col2im_numba, _example_col2im)

@@ -1,0 +1,43 @@
+"""Fully connected (dense) layer as one matrix product (LEVEL 1a).
+
+PyTorch's ``torch.nn.functional.linear`` layout: ``x (N, in)``, ``w (out, in)``,
+``b (out,)``::
+
+    y = x @ w.T + b            dx = dy @ w        dw = dy.T @ x        db = dy.sum(0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import as_float, common_dtype
+
+
+def dense_forward(x, w, b=None):
+    """``y (N, out) = x (N, in) @ w.T (in, out) + b``; returns ``(y, cache)``."""
+    op = "dense"
+    x = as_float(x, op, "x", ndim=2)
+    w = as_float(w, op, "w", ndim=2)
+    if b is not None:
+        b = as_float(b, op, "b", ndim=1)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{op}: bias shape {b.shape} does not match w {w.shape}")
+    common_dtype(op, x, w, b)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{op}: x has {x.shape[1]} features (x {x.shape}) but w expects {w.shape[1]} (w {w.shape})")
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y, (x, w, b is not None)
+
+
+def dense_backward(dy, cache, need_dx=True):
+    """Gradients of :func:`dense_forward`: ``(dx, dw, db)`` (``db`` None without bias)."""
+    x, w, has_bias = cache
+    dw = dy.T @ x
+    db = dy.sum(axis=0) if has_bias else None
+    dx = dy @ w if need_dx else None
+    return dx, dw, db
+
+
+__all__ = ["dense_forward", "dense_backward"]

@@ -1,0 +1,65 @@
+"""Window arithmetic shared by convolution and pooling (LEVEL 1a).
+
+``Geometry`` records how a sliding window of size ``(kh, kw)`` walks over an ``H x W`` plane
+with stride ``(sh, sw)`` and zero padding ``(ph, pw)``, landing on ``Ho x Wo`` positions::
+
+    Ho = (H + 2*ph - kh) // sh + 1        Wo = (W + 2*pw - kw) // sw + 1
+
+``im2col`` / ``col2im`` dispatch to the Numba kernels in :mod:`minisnn.kernels.im2col`
+(their NumPy references live there too).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..kernels.im2col import col2im_numba, im2col_numba
+
+
+class Geometry(NamedTuple):
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    H: int
+    W: int
+    Ho: int
+    Wo: int
+
+    @property
+    def window(self) -> tuple:
+        """The arguments the im2col/col2im kernels take, in their order."""
+        return self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.Ho, self.Wo
+
+
+def output_size(n: int, k: int, s: int, p: int) -> int:
+    """Number of window positions along one axis: ``(n + 2p - k) // s + 1``."""
+    return (n + 2 * p - k) // s + 1
+
+
+def geometry(op: str, H: int, W: int, kernel, stride, padding) -> Geometry:
+    """Build a :class:`Geometry`, raising ``ValueError`` if the window does not fit."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if H + 2 * ph < kh or W + 2 * pw < kw:
+        raise ValueError(
+            f"{op}: kernel {kh}x{kw} is larger than the padded input "
+            f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, padding {ph},{pw})"
+        )
+    return Geometry(kh, kw, sh, sw, ph, pw, H, W, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+
+
+def im2col(x: np.ndarray, g: Geometry) -> np.ndarray:
+    """``x (N, C, H, W)`` -> ``cols (N, C*kh*kw, Ho*Wo)``: every receptive field as a column."""
+    N, C = x.shape[:2]
+    out = np.empty((N, C * g.kh * g.kw, g.Ho * g.Wo), dtype=x.dtype)
+    return im2col_numba(np.ascontiguousarray(x), *g.window, out)
+
+
+def col2im(cols: np.ndarray, g: Geometry, N: int, C: int) -> np.ndarray:
+    """Adjoint of :func:`im2col`: ``cols (N, C*kh*kw, Ho*Wo)`` summed back into ``(N, C, H, W)``."""
+    out = np.empty((N, C, g.H, g.W), dtype=cols.dtype)
+    return col2im_numba(np.ascontiguousarray(cols), *g.window, out)
