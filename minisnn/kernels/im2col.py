@@ -13,14 +13,16 @@ convolution, its gradients and the transposed convolution.
 
 Each function exists twice with the same signature: a short NumPy reference written with
 strided views, and a Numba kernel that is parallel over (image, channel) planes - each
-iteration owns its output plane, so results do not depend on the thread count.
+iteration owns its output plane, so results do not depend on the thread count.  The same
+kernel code is also compiled serially (``*_serial``) for small inputs, where starting a
+parallel region costs more than the copy itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._jit import pjit, prange
+from ._jit import jit, pjit, prange
 
 
 def _padded(x, ph, pw):
@@ -41,34 +43,38 @@ def im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
-@pjit
-def im2col_numba(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+def _im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     N, C, H, W = x.shape
     for plane in prange(N * C):
         n = plane // C
         c = plane % C
+        xc = x[n, c]
         for ky in range(kh):
             for kx in range(kw):
-                row = (c * kh + ky) * kw + kx
+                o = out[n, (c * kh + ky) * kw + kx]
                 # output columns whose input column ix = ox*sw - pw + kx lies inside [0, W)
-                ox_lo = max(0, (pw - kx + sw - 1) // sw)
-                ox_hi = min(Wo, (W - 1 + pw - kx) // sw + 1)
+                ox_lo = min(Wo, max(0, (pw - kx + sw - 1) // sw))
+                ox_hi = max(ox_lo, min(Wo, (W - 1 + pw - kx) // sw + 1))
+                ix0 = ox_lo * sw - pw + kx
                 for oy in range(Ho):
+                    row = o[oy * Wo : (oy + 1) * Wo]
                     iy = oy * sh - ph + ky
-                    base = oy * Wo
                     if iy < 0 or iy >= H:
-                        for ox in range(Wo):
-                            out[n, row, base + ox] = 0
+                        row[:] = 0
                         continue
-                    for ox in range(ox_lo):
-                        out[n, row, base + ox] = 0
-                    ix = ox_lo * sw - pw + kx
-                    for ox in range(ox_lo, ox_hi):
-                        out[n, row, base + ox] = x[n, c, iy, ix]
-                        ix += sw
-                    for ox in range(max(ox_hi, ox_lo), Wo):
-                        out[n, row, base + ox] = 0
+                    row[:ox_lo] = 0
+                    row[ox_hi:] = 0
+                    if sw == 1:  # a contiguous run: a vectorised copy
+                        row[ox_lo:ox_hi] = xc[iy, ix0 : ix0 + ox_hi - ox_lo]
+                    else:
+                        src = xc[iy]
+                        for k in range(ox_hi - ox_lo):
+                            row[ox_lo + k] = src[ix0 + k * sw]
     return out
+
+
+im2col_numba = pjit(_im2col)
+im2col_numba_serial = jit(_im2col)  # the same code on one thread, for small inputs
 
 
 def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
@@ -83,8 +89,7 @@ def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
-@pjit
-def col2im_numba(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+def _col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     N, C, H, W = out.shape
     for plane in prange(N * C):
         n = plane // C
@@ -107,6 +112,10 @@ def col2im_numba(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
+col2im_numba = pjit(_col2im)
+col2im_numba_serial = jit(_col2im)
+
+
 def _example_im2col(rng):
     x = rng.standard_normal((2, 3, 7, 6))
     kh, kw, sh, sw, ph, pw = 3, 2, 2, 1, 1, 2
@@ -124,4 +133,6 @@ def _example_col2im(rng):
 from . import register  # noqa: E402
 
 register("im2col", im2col_numpy, im2col_numba, _example_im2col)
+register("im2col_serial", im2col_numpy, im2col_numba_serial, _example_im2col)
 register("col2im", col2im_numpy, col2im_numba, _example_col2im)
+register("col2im_serial", col2im_numpy, col2im_numba_serial, _example_col2im)

@@ -1,0 +1,149 @@
+"""Spiking rectified-linear neuron: Nengo's step and a time scan (LEVEL 1b).
+
+Each kernel has a readable NumPy reference (``*_numpy``) and a Numba kernel (``*_numba``) with
+the same signature; the pair is registered in :data:`minisnn.kernels.KERNELS` at the bottom.
+
+The neuron (Nengo's ``SpikingRectifiedLinear``): an integrator without leak or refractory
+period that resets by subtraction and may emit several spikes in one step::
+
+    voltage += max(J, 0) * dt
+    n_spikes = floor(voltage)
+    output   = n_spikes * amplitude / dt
+    voltage -= n_spikes
+
+Its long-run rate is ``max(J, 0)`` spikes per second, the ``RectifiedLinear`` value.
+
+Precision rule (as in :mod:`minisnn.kernels.lif`): each step is computed in float64 from the
+stored state and stored back in the arrays' dtype, so chunked runs equal one run exactly.
+Only ``+``, ``*`` and ``floor`` are involved, so kernel and reference agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, pjit, prange
+
+from .lif import BLOCK, _synapse_block, f8
+
+
+def relu_step_numpy(dt, J, output, voltage, amplitude):
+    """One Nengo SpikingRectifiedLinear step, vectorised over neurons (NumPy reference).
+
+    Parameters
+    ----------
+    dt : float
+        Time step in seconds (> 0).
+    J : ndarray, shape (...)
+        Input current (spikes per second when positive).
+    output : ndarray, shape (...)
+        Receives ``n_spikes * amplitude / dt`` (in place).
+    voltage : ndarray, shape (...)
+        Integrator state in [0, 1), updated in place.
+    amplitude : float
+        Area of one spike.
+
+    Returns
+    -------
+    n_spikes : ndarray of float64, shape (...)
+        Spikes emitted by each neuron in this step (whole numbers).
+    """
+    v = voltage.astype(np.float64)
+    v += np.maximum(np.asarray(J, dtype=np.float64), 0) * dt
+    n_spikes = np.floor(v)
+    output[...] = (amplitude / dt) * n_spikes
+    v -= n_spikes
+    voltage[...] = v
+    return n_spikes
+
+
+def relu_run_numpy(J, voltage, out, dt, amplitude, syn_a, syn_state):
+    """Run ``T = out.shape[0]`` spiking-ReLU steps with an optional fused Lowpass (reference).
+
+    Parameters
+    ----------
+    J : ndarray, shape (TJ, M)
+        Input current; ``TJ == 1`` means constant over time, else ``TJ == T``.
+    voltage : ndarray, shape (M,)
+        Integrator state, updated in place.
+    out : ndarray, shape (T, M)
+        Receives the output: ``n_spikes * amplitude / dt``, then filtered if ``syn_a != 0``.
+    dt, amplitude : float
+    syn_a : float
+        Lowpass coefficient ``exp(-dt / tau)``; ``0.0`` means no synapse.
+    syn_state : ndarray, shape (M,)
+        Synapse output of the previous step, updated in place.
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (M,)
+        Number of spikes of each neuron in this run.
+    """
+    T, M = out.shape
+    TJ = J.shape[0]
+    if TJ != 1 and TJ != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    counts = np.zeros(M, dtype=np.int64)
+    for t in range(T):
+        n = relu_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude)
+        counts += n.astype(np.int64)
+        if syn_a != 0.0:
+            y = syn_a * syn_state.astype(np.float64) + (1.0 - syn_a) * out[t].astype(np.float64)
+            out[t] = y
+            syn_state[...] = y
+        else:
+            syn_state[...] = out[t]
+    return counts
+
+
+@jit
+def _relu_block(jb, vb, ob, cb, dt, amp_dt):
+    """Numba helper: one step of one block of neurons (branch-free, vectorised by LLVM)."""
+    for k in range(vb.shape[0]):
+        j = f8(jb[k])
+        v = f8(vb[k]) + (j if j > 0.0 else 0.0) * dt
+        n = np.floor(v)
+        ob[k] = amp_dt * n
+        vb[k] = v - n
+        cb[k] += np.int64(n)
+
+
+@pjit
+def relu_run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state):
+    """Numba twin of :func:`relu_run_numpy` (parallel over neuron blocks, serial in time)."""
+    T = out.shape[0]
+    M = out.shape[1]
+    TJ = J.shape[0]
+    if TJ != 1 and TJ != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    dt = f8(dt)
+    syn_a = f8(syn_a)
+    amp_dt = f8(amplitude) / dt
+    counts = np.zeros(M, dtype=np.int64)
+    nblocks = (M + BLOCK - 1) // BLOCK
+    for blk in prange(nblocks):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, M)
+        vb = voltage[lo:hi]
+        sb = syn_state[lo:hi]
+        cb = counts[lo:hi]
+        for t in range(T):
+            ob = out[t, lo:hi]
+            _relu_block(J[0 if TJ == 1 else t, lo:hi], vb, ob, cb, dt, amp_dt)
+            _synapse_block(ob, sb, syn_a)
+    return counts
+
+
+def _relu_run_example(rng):
+    """Small fresh arguments for :func:`relu_run_numba` (up to ~3 spikes per step)."""
+    T, M = 23, BLOCK + 77  # two blocks
+    J = rng.uniform(-500.0, 3000.0, size=(T, M))
+    voltage = rng.uniform(0.0, 1.0, size=M)
+    out = np.empty((T, M))
+    syn_state = rng.uniform(0.0, 100.0, size=M)
+    return (J, voltage, out, 0.001, 1.0, 0.8187307530779818, syn_state)
+
+
+from . import register  # noqa: E402
+
+register("relu_run", relu_run_numpy, relu_run_numba, _relu_run_example)

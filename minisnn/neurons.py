@@ -1,0 +1,626 @@
+"""Neuron models with Nengo / NengoDL semantics (LEVEL 2: models).
+
+A neuron model maps an input current ``J`` (normalised: the LIF threshold is 1) to an output:
+
+* **rate models** (``spiking = False``) output a firing rate ``r(J)`` in Hz (times
+  ``amplitude``): :class:`RectifiedLinear`, :class:`LIFRate`, :class:`SoftLIFRate`;
+* **spiking models** (``spiking = True``) keep a state (membrane voltage, ...) and output, at
+  each step of length ``dt``, impulses of height ``amplitude / dt``:
+  :class:`SpikingRectifiedLinear`, :class:`LIF`.  Averaged over time they fire at the rate of
+  their *rate twin*, so ``LIF.rate`` is the ``LIFRate`` formula.
+
+Every model has ``rate(J)`` and its exact derivative ``rate_grad(J) = dr/dJ`` (used by the
+autodiff and by hybrid fine-tuning), ``rate_twin()`` / ``spiking_twin()`` to move between a
+trained rate network and the spiking network it becomes, and ``with_amplitude(amp)`` for
+``scale_firing_rates = s`` (current times ``s``, amplitude divided by ``s``).
+
+The rate functions are safe for every finite current (no NaN, inf, overflow or division
+warnings, also with ``np.errstate(all="raise")``): they compute in float64 and return the
+input's float dtype (float32 stays float32; integer input gives float64).  A NaN current is a
+bug upstream and raises ``ValueError``.
+
+The per-step update of the spiking models is written once, in :mod:`minisnn.kernels.lif` and
+:mod:`minisnn.kernels.relu` (NumPy reference and Numba time scan side by side); ``step`` calls
+the reference, ``run`` the Numba scan.
+
+Sources: ``nengo/neurons.py`` (nengo 4.1) and ``nengo_dl/neurons.py`` (``SoftLIFRate``);
+Hunsberger & Eliasmith 2015, arXiv:1510.08829.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels import lif as _lif_kernels
+from .kernels import relu as _relu_kernels
+
+__all__ = [
+    "NeuronType",
+    "RectifiedLinear",
+    "SpikingRectifiedLinear",
+    "LIFRate",
+    "SoftLIFRate",
+    "LIF",
+]
+
+#: Currents are clamped to ``1 +- J_CLAMP`` inside the rate formulas.  Beyond it the LIF rates
+#: equal their limits to double precision (with ``tau_ref > 0``); it only keeps intermediate
+#: values finite for absurd inputs (e.g. ``J = 1e300`` with ``tau_ref = 0``).
+J_CLAMP = 1e100
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _param(cls_name, name, value, *, low=None, strict=False, high=None):
+    """Return ``float(value)`` after checking it is a finite number within bounds."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{cls_name}: {name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(x):
+        raise ValueError(f"{cls_name}: {name} must be a finite number, got {value!r}")
+    if low is not None and (x <= low if strict else x < low):
+        op = ">" if strict else ">="
+        raise ValueError(f"{cls_name}: {name} must be {op} {low:g}, got {value!r}")
+    if high is not None and x > high:
+        raise ValueError(f"{cls_name}: {name} must be <= {high:g}, got {value!r}")
+    return x
+
+
+def _current(cls_name, J):
+    """``J`` as an array, rejecting NaN (returns the array and the float dtype of results)."""
+    J = np.asarray(J)
+    if J.dtype.kind not in "biuf":
+        raise ValueError(f"{cls_name}: J must be a real numeric array, got dtype {J.dtype}")
+    if J.dtype.kind == "f" and np.isnan(J).any():
+        raise ValueError(f"{cls_name}: J (input current) contains NaN")
+    dtype = J.dtype if J.dtype.kind == "f" else np.dtype(np.float64)
+    return J, dtype
+
+
+def _cast(x, dtype):
+    """Cast a float64 result to ``dtype`` without overflow (values are clipped to its range)."""
+    if dtype == np.float64:
+        return x
+    fmax = np.finfo(dtype).max
+    with np.errstate(under="ignore"):
+        return np.clip(x, -fmax, fmax).astype(dtype)
+
+
+#: Elements per chunk in the rate formulas: float64 temporaries stay in cache and the extra
+#: memory is bounded whatever the size of ``J``.
+_CHUNK = 1 << 16
+
+
+def _apply(cls_name, J, fn):
+    """``fn`` (float64 1-D array of currents -> float64 array) applied to ``J`` chunk by chunk.
+
+    Returns an array of J's shape in J's float dtype (float64 for integer input); NaN in
+    ``J`` raises ValueError.  Underflow to 0 inside ``fn`` is expected and silenced.
+    """
+    J, dtype = _current(cls_name, J)
+    flat = J.reshape(-1)
+    res = np.empty(flat.shape, dtype=dtype)
+    with np.errstate(under="ignore"):
+        for lo in range(0, flat.size, _CHUNK):
+            res[lo:lo + _CHUNK] = _cast(fn(flat[lo:lo + _CHUNK].astype(np.float64)), dtype)
+    return res.reshape(J.shape)
+
+
+def _check_dt(cls_name, dt):
+    return _param(cls_name, "dt", dt, low=0.0, strict=True)
+
+
+def _rng(rng):
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    return rng
+
+
+def _lif_q(j):
+    """``log1p(1 / j)`` for ``j > 0`` without overflow for tiny ``j`` (float64 array)."""
+    jj = np.maximum(j, np.finfo(np.float64).tiny)
+    big = jj >= 1.0
+    return np.where(big, np.log1p(1.0 / np.where(big, jj, 1.0)), np.log1p(jj) - np.log(jj))
+
+
+# ---------------------------------------------------------------------------------------------
+# base class
+# ---------------------------------------------------------------------------------------------
+
+
+class NeuronType:
+    """Base class of the neuron models: parameters, equality, copies and twins.
+
+    Subclasses list their constructor parameters in ``_params`` (in constructor order) and
+    implement ``rate(J)`` and ``rate_grad(J)``; spiking ones also ``make_state``, ``step``
+    and ``run``.
+    """
+
+    _params: tuple = ()
+    spiking: bool = False
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def params(self) -> dict:
+        """The constructor parameters as a dict (``type(self)(**self.params)`` is a copy)."""
+        return {name: getattr(self, name) for name in self._params}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.params == other.params
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(self.params.items())))
+
+    def replace(self, **changes):
+        """A copy with some parameters changed (validated again)."""
+        params = self.params
+        unknown = set(changes) - set(params)
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)}")
+        params.update(changes)
+        return type(self)(**params)
+
+    def with_amplitude(self, amplitude):
+        """A copy with another ``amplitude``.
+
+        ``scale_firing_rates = s`` is applied by the layer code as ``J -> s * J`` and
+        ``model.with_amplitude(model.amplitude / s)``.
+        """
+        return self.replace(amplitude=amplitude)
+
+    # --- twins ----------------------------------------------------------------------------
+
+    def rate_twin(self):
+        """The rate model this model is trained with (a rate model is its own twin)."""
+        return self
+
+    def spiking_twin(self):
+        """The spiking model this model becomes in the SNN (a spiking model is its own)."""
+        return self
+
+    # --- rate interface -------------------------------------------------------------------
+
+    def rate(self, J):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rate_grad(self, J):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def make_state(self, shape, rng=None, dtype=np.float32):
+        """State arrays of a population of ``shape`` neurons (rate models have none)."""
+        return {}
+
+    def step(self, dt, J, output):
+        """Rate models: ``output[...] = rate(J)`` (no state; same call as Nengo's)."""
+        _check_dt(type(self).__name__, dt)
+        output[...] = self.rate(J)
+
+
+# ---------------------------------------------------------------------------------------------
+# rectified linear
+# ---------------------------------------------------------------------------------------------
+
+
+class RectifiedLinear(NeuronType):
+    """Rectified-linear rate neuron (Nengo ``RectifiedLinear``).
+
+    .. math::  r(J) = \\mathrm{amplitude} \\cdot \\max(J, 0), \\qquad
+               r'(J) = \\mathrm{amplitude} \\cdot [J > 0]
+
+    (the derivative at the kink ``J = 0`` is taken as 0).
+
+    Parameters
+    ----------
+    amplitude : float, default 1
+        Output scale (> 0).
+    """
+
+    _params = ("amplitude",)
+    spiking = False
+
+    def __init__(self, amplitude=1.0):
+        self.amplitude = _param(type(self).__name__, "amplitude", amplitude, low=0.0, strict=True)
+
+    def rate(self, J):
+        """``amplitude * max(J, 0)``; ``J`` any shape, result in J's float dtype."""
+        J, dtype = _current(type(self).__name__, J)
+        with np.errstate(over="ignore", under="ignore"):  # amplitude * J beyond float range
+            return (np.maximum(J, 0) * self.amplitude).astype(dtype, copy=False)
+
+    def rate_grad(self, J):
+        """``amplitude * (J > 0)``, same shape and float dtype as ``J``."""
+        J, dtype = _current(type(self).__name__, J)
+        return np.where(J > 0, self.amplitude, 0.0).astype(dtype, copy=False)
+
+    def spiking_twin(self):
+        """:class:`SpikingRectifiedLinear` with the same amplitude."""
+        return SpikingRectifiedLinear(amplitude=self.amplitude)
+
+
+class SpikingRectifiedLinear(RectifiedLinear):
+    """Integrate-and-fire neuron whose rate is the rectified-linear one (Nengo
+    ``SpikingRectifiedLinear``).
+
+    Per step of length ``dt`` (state ``voltage`` in [0, 1), no leak, no refractory period,
+    reset by subtraction, several spikes per step allowed)::
+
+        voltage += max(J, 0) * dt
+        n_spikes = floor(voltage)
+        output   = n_spikes * amplitude / dt
+        voltage -= n_spikes
+
+    ``rate`` and ``rate_grad`` are those of :class:`RectifiedLinear`.
+
+    Parameters
+    ----------
+    amplitude : float, default 1
+        Area of one spike (> 0).
+    """
+
+    spiking = True
+
+    def rate_twin(self):
+        """:class:`RectifiedLinear` with the same amplitude."""
+        return RectifiedLinear(amplitude=self.amplitude)
+
+    def spiking_twin(self):
+        return self
+
+    def make_state(self, shape, rng=None, dtype=np.float32):
+        """``{"voltage": U(0, 1) samples}`` of ``shape`` (Nengo's initial state).
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+        rng : numpy.random.Generator, RandomState, int seed or None
+        dtype : float dtype, default float32
+        """
+        rng = _rng(rng)
+        return {"voltage": np.asarray(rng.uniform(0.0, 1.0, shape), dtype=dtype)}
+
+    def step(self, dt, J, output, voltage):
+        """One time step, exactly Nengo's; writes ``output`` and ``voltage`` in place.
+
+        Parameters
+        ----------
+        dt : float
+            Time step (s), > 0.
+        J : ndarray, shape (...)
+            Input current, same shape as ``voltage``; NaN raises ValueError.
+        output, voltage : ndarray, shape (...)
+
+        Returns
+        -------
+        n_spikes : ndarray of float64, shape (...)
+        """
+        name = type(self).__name__
+        dt = _check_dt(name, dt)
+        J, _ = _current(name, J)
+        _check_shapes(name, J, output, voltage)
+        return _relu_kernels.relu_step_numpy(dt, J, output, voltage, self.amplitude)
+
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
+        """Run ``T = out.shape[0]`` steps with the Numba scan (optional fused Lowpass).
+
+        Parameters
+        ----------
+        dt : float
+        J : ndarray, shape (1, M) or (T, M)
+            Current, constant over time if it has one row.
+        out : ndarray, shape (T, M)
+            Receives the (filtered) output.
+        state : dict
+            From :meth:`make_state` with shape ``(M,)``; updated in place.
+        syn_a : float
+            Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
+        syn_state : ndarray, shape (M,), optional
+            Synapse state (updated in place); zeros if not given.
+
+        Returns
+        -------
+        counts : ndarray of int64, shape (M,)
+            Spikes per neuron during this run.
+        """
+        name = type(self).__name__
+        dt = _check_dt(name, dt)
+        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
+        return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude,
+                                            syn_a, syn_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# leaky integrate-and-fire
+# ---------------------------------------------------------------------------------------------
+
+
+class LIFRate(NeuronType):
+    """Rate of a leaky integrate-and-fire neuron (Nengo ``LIFRate``).
+
+    With ``j = J - 1`` (threshold 1):
+
+    .. math::
+        r(J) = \\frac{\\mathrm{amplitude}}{\\tau_{ref} + \\tau_{rc} \\log(1 + 1/j)}
+        \\quad (j > 0), \\qquad r(J) = 0 \\quad (j \\le 0)
+
+    .. math::
+        \\frac{dr}{dJ} = \\frac{r^2 \\, \\tau_{rc}}{\\mathrm{amplitude} \\; j \\,(j + 1)}
+        \\quad (j > 0), \\qquad 0 \\quad (j \\le 0)
+
+    The slope is unbounded as ``J -> 1+`` (hence :class:`SoftLIFRate` for training); at
+    ``J = 1`` exactly both are 0.  Maximum rate ``amplitude / tau_ref`` as ``J -> inf``;
+    250 Hz needs ``J = 10.508`` with the defaults.
+
+    Parameters
+    ----------
+    tau_rc : float, default 0.02
+        Membrane time constant in seconds (> 0).
+    tau_ref : float, default 0.002
+        Refractory period in seconds (>= 0).
+    amplitude : float, default 1
+        Output scale (> 0).
+    """
+
+    _params = ("tau_rc", "tau_ref", "amplitude")
+    spiking = False
+
+    def __init__(self, tau_rc=0.02, tau_ref=0.002, amplitude=1.0):
+        name = type(self).__name__
+        self.tau_rc = _param(name, "tau_rc", tau_rc, low=0.0, strict=True)
+        self.tau_ref = _param(name, "tau_ref", tau_ref, low=0.0)
+        self.amplitude = _param(name, "amplitude", amplitude, low=0.0, strict=True)
+
+    def _rate64(self, J, grad):
+        """Rate (or its derivative) of float64 currents ``J`` (1-D)."""
+        j = np.clip(J - 1.0, -J_CLAMP, J_CLAMP)
+        on = j > 0
+        r = np.where(on, self.amplitude / (self.tau_ref + self.tau_rc * _lif_q(j)), 0.0)
+        if not grad:
+            return r
+        jj = np.where(on, j, 1.0)
+        return np.where(on, (r / jj) * (r / (jj + 1.0)) * (self.tau_rc / self.amplitude), 0.0)
+
+    def rate(self, J):
+        """Firing rate (Hz times amplitude); ``J`` any shape, result in J's float dtype."""
+        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=False))
+
+    def rate_grad(self, J):
+        """Exact ``dr/dJ`` (0 for ``J <= 1``); same shape and float dtype as ``J``.
+
+        Computed as ``(r / j) * (r / (j + 1)) * (tau_rc / amplitude)`` so that no
+        intermediate overflows for tiny or huge ``j``.
+        """
+        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=True))
+
+    def spiking_twin(self):
+        """:class:`LIF` with the same ``tau_rc``, ``tau_ref`` and ``amplitude``."""
+        return LIF(tau_rc=self.tau_rc, tau_ref=self.tau_ref, amplitude=self.amplitude)
+
+
+class SoftLIFRate(LIFRate):
+    """LIF rate with the rectified current ``max(J - 1, 0)`` smoothed by a softplus (NengoDL
+    ``SoftLIFRate``; Hunsberger & Eliasmith 2015).
+
+    With ``j = J - 1``, ``x = j / sigma``, ``s = sigmoid(x)``:
+
+    .. math::
+        z = \\sigma \\log(1 + e^{x}), \\qquad
+        r(J) = \\frac{\\mathrm{amplitude}}{\\tau_{ref} + \\tau_{rc} \\log(1 + 1/z)},
+        \\qquad
+        \\frac{dr}{dJ} = \\frac{r^2 \\, \\tau_{rc} \\, s}{\\mathrm{amplitude} \\; z \\,(1 + z)}
+
+    (far below threshold ``dr/dJ -> r^2 tau_rc / (amplitude sigma)``).  ``sigma -> 0`` gives
+    :class:`LIFRate`; the paper's "smoothing 0.005" is ``sigma = 0.005``, which equals
+    ``LIFRate`` for ``J >= 1.05`` and gives 1.97 Hz at ``J = 0.9``, 8.67 Hz at ``J = 1``.
+
+    NengoDL evaluates the same function piecewise (``z = sigma * x`` for ``x > 30``,
+    ``log(1 + 1/z) ~ -x - log(sigma)`` for ``x <= -20``); here every branch is the exact
+    expression rearranged to avoid overflow (``log1p(z) - log(z)`` for small ``z``, with
+    ``log z`` computed from ``x`` directly), so the function and its derivative are smooth
+    and agree with NengoDL to ~1e-9 relative.
+
+    Parameters
+    ----------
+    sigma : float, default 1.0
+        Smoothing width in units of the normalised current (> 0).  NengoDL's default 1.0;
+        use 0.005 for the paper.
+    tau_rc, tau_ref, amplitude : float
+        As in :class:`LIFRate`.
+    """
+
+    _params = ("sigma", "tau_rc", "tau_ref", "amplitude")
+
+    def __init__(self, sigma=1.0, tau_rc=0.02, tau_ref=0.002, amplitude=1.0):
+        super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude)
+        self.sigma = _param(type(self).__name__, "sigma", sigma, low=0.0, strict=True)
+        if self.sigma < np.finfo(np.float64).tiny:  # subnormal: 1 / sigma overflows
+            raise ValueError(f"{type(self).__name__}: sigma must be >= 2.2e-308, got {sigma!r}")
+
+    def _rate64(self, J, grad):
+        """Rate (or its derivative) of float64 currents ``J`` (1-D)."""
+        sigma = self.sigma
+        j = np.clip(J - 1.0, -J_CLAMP, J_CLAMP)
+        with np.errstate(over="ignore"):      # j / sigma may overflow for tiny sigma: clipped
+            x = np.clip(j / sigma, -1e300, 1e300)
+        e = np.exp(-np.abs(x))                # in (0, 1]; underflows harmlessly to 0
+        big = x > 30.0                        # softplus(x) = x to double precision
+        very_neg = x < -30.0                  # softplus(x) = e to double precision
+        sp = np.maximum(x, 0.0) + np.log1p(e)                       # softplus(x), stable
+        z = np.where(big, np.where(big, j, 1.0), sigma * sp)         # = sigma * softplus(x)
+        # log z without log(0): log softplus(x) = x - e/2 + O(e^2) far below threshold
+        log_sp = np.where(very_neg, x - 0.5 * e, np.log(np.where(very_neg, 1.0, sp)))
+        log_z = np.where(big, np.log(np.maximum(z, np.finfo(np.float64).tiny)),
+                         math.log(sigma) + log_sp)
+        zbig = z >= 1.0
+        q = np.where(zbig, np.log1p(1.0 / np.where(zbig, z, 1.0)), np.log1p(z) - log_z)
+        r = self.amplitude / (self.tau_ref + self.tau_rc * q)
+        if not grad:
+            return r
+        s = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))       # sigmoid(x), stable
+        # s / z without 0/0 far below threshold: s / softplus(x) -> 1 - e/2 as x -> -inf
+        ratio = np.where(very_neg, 1.0 - 0.5 * e, s / np.where(very_neg, 1.0, sp))
+        s_over_z = np.where(big, s / np.where(big, z, 1.0), ratio / sigma)
+        return (r * s_over_z) * (r / (1.0 + z)) * (self.tau_rc / self.amplitude)
+
+    def rate(self, J):
+        """Smoothed firing rate; ``J`` any shape, result in J's float dtype."""
+        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=False))
+
+    def rate_grad(self, J):
+        """Exact ``dr/dJ`` (positive everywhere); same shape and float dtype as ``J``.
+
+        Computed as ``(r * s / z) * (r / (1 + z)) * (tau_rc / amplitude)``.
+        """
+        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=True))
+
+
+class LIF(LIFRate):
+    """Spiking leaky integrate-and-fire neuron (Nengo ``LIF``).
+
+    State per neuron: ``voltage`` (threshold 1, reset 0) and ``refractory_time``.
+    Per step of length ``dt`` (exactly ``nengo.LIF.step``, see :mod:`minisnn.kernels.lif`)::
+
+        refractory_time -= dt
+        delta_t = clip(dt - refractory_time, 0, dt)
+        voltage -= (J - voltage) * expm1(-delta_t / tau_rc)
+        spiked  = voltage > 1
+        output  = spiked * amplitude / dt
+        t_spike = dt + tau_rc * log1p(-(voltage - 1) / (J - 1))      # spiked only
+        voltage = max(voltage, min_voltage);  voltage[spiked] = 0
+        refractory_time[spiked] = tau_ref + t_spike
+
+    The spike time is interpolated within the step, so the long-run rate is exactly
+    :class:`LIFRate`'s; ``rate`` and ``rate_grad`` are the :class:`LIFRate` ones.
+
+    Parameters
+    ----------
+    tau_rc : float, default 0.02
+        Membrane time constant (s), > 0.
+    tau_ref : float, default 0.002
+        Refractory period (s), >= 0.
+    min_voltage : float, default 0
+        Floor of the voltage (<= 0).
+    amplitude : float, default 1
+        Area of one spike (> 0).
+    """
+
+    _params = ("tau_rc", "tau_ref", "min_voltage", "amplitude")
+    spiking = True
+
+    def __init__(self, tau_rc=0.02, tau_ref=0.002, min_voltage=0.0, amplitude=1.0):
+        super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude)
+        self.min_voltage = _param(type(self).__name__, "min_voltage", min_voltage, high=0.0)
+
+    def rate_twin(self, sigma=None):
+        """The rate model to train with: :class:`LIFRate` with the same parameters, or
+        :class:`SoftLIFRate` if a smoothing ``sigma`` is given (e.g. 0.005)."""
+        if sigma is None:
+            return LIFRate(tau_rc=self.tau_rc, tau_ref=self.tau_ref, amplitude=self.amplitude)
+        return SoftLIFRate(sigma=sigma, tau_rc=self.tau_rc, tau_ref=self.tau_ref,
+                           amplitude=self.amplitude)
+
+    def spiking_twin(self):
+        return self
+
+    def make_state(self, shape, rng=None, dtype=np.float32):
+        """``{"voltage": U(0, 1), "refractory_time": 0}`` arrays of ``shape`` (Nengo's).
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+        rng : numpy.random.Generator, RandomState, int seed or None
+        dtype : float dtype, default float32
+        """
+        rng = _rng(rng)
+        return {
+            "voltage": np.asarray(rng.uniform(0.0, 1.0, shape), dtype=dtype),
+            "refractory_time": np.zeros(shape, dtype=dtype),
+        }
+
+    def step(self, dt, J, output, voltage, refractory_time):
+        """One time step, exactly Nengo's; writes ``output`` and the state in place.
+
+        Parameters
+        ----------
+        dt : float
+            Time step (s), > 0.
+        J : ndarray, shape (...)
+            Input current, same shape as the state; NaN raises ValueError.
+        output, voltage, refractory_time : ndarray, shape (...)
+
+        Returns
+        -------
+        spiked : ndarray of bool, shape (...)
+        """
+        name = type(self).__name__
+        dt = _check_dt(name, dt)
+        J, _ = _current(name, J)
+        _check_shapes(name, J, output, voltage, refractory_time)
+        return _lif_kernels.lif_step_numpy(dt, J, output, voltage, refractory_time, self.tau_rc,
+                                           self.tau_ref, self.min_voltage, self.amplitude)
+
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
+        """Run ``T = out.shape[0]`` steps with the Numba scan (optional fused Lowpass).
+
+        Parameters
+        ----------
+        dt : float
+        J : ndarray, shape (1, M) or (T, M)
+            Current, constant over time if it has one row.
+        out : ndarray, shape (T, M)
+            Receives the (filtered) output.
+        state : dict
+            From :meth:`make_state` with shape ``(M,)``; updated in place.
+        syn_a : float
+            Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
+        syn_state : ndarray, shape (M,), optional
+            Synapse state (updated in place); zeros if not given.
+
+        Returns
+        -------
+        counts : ndarray of int64, shape (M,)
+            Spikes per neuron during this run.
+        """
+        name = type(self).__name__
+        dt = _check_dt(name, dt)
+        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
+        return _lif_kernels.lif_run_numba(J, state["voltage"], state["refractory_time"], out, dt,
+                                          self.tau_rc, self.tau_ref, self.min_voltage,
+                                          self.amplitude, syn_a, syn_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks for step / run
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_shapes(name, J, *arrays):
+    for a in arrays:
+        if a.shape != J.shape:
+            raise ValueError(f"{name}: J has shape {J.shape} but the output/state has {a.shape}")
+
+
+def _check_run(name, J, out, voltage, syn_a, syn_state):
+    J, _ = _current(name, J)
+    if J.ndim != 2 or out.ndim != 2 or voltage.ndim != 1:
+        raise ValueError(f"{name}: run needs J (TJ, M), out (T, M) and a state of shape (M,)")
+    T, M = out.shape
+    if J.shape[1] != M or J.shape[0] not in (1, T) or voltage.shape[0] != M:
+        raise ValueError(f"{name}: J has shape {J.shape}, out {out.shape}, state {voltage.shape};"
+                         f" J must be (1, M) or (T, M)")
+    syn_a = _param(name, "syn_a", syn_a, low=0.0)
+    if syn_a >= 1.0:
+        raise ValueError(f"{name}: syn_a must be < 1, got {syn_a}")
+    if syn_state is None:
+        syn_state = np.zeros(M, dtype=out.dtype)
+    return J, out, syn_a, syn_state
