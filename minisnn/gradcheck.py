@@ -66,9 +66,9 @@ def _compare(name: str, analytic, x: np.ndarray, loss, eps, atol, rtol, max_poin
     for i in indices:
         a, n = analytic.flat[i], numeric.flat[i]
         if not (abs(a - n) <= atol + rtol * abs(n)):  # also catches NaN
-            idx = np.unravel_index(i, x.shape)
+            idx = [int(k) for k in np.unravel_index(i, x.shape)]
             raise GradcheckError(
-                f"gradcheck: d/d{name}{list(idx)}: analytic {a:.8g} != numeric {n:.8g} "
+                f"gradcheck: d/d{name}{idx}: analytic {a:.8g} != numeric {n:.8g} "
                 f"(|diff| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|)"
             )
 

@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from . import functional as F
-from .autodiff import Tensor
+from .autodiff import Function, Tensor
+from .neurons import NeuronType
 
 __all__ = [
     "Parameter",
@@ -29,6 +30,7 @@ __all__ = [
     "ConvTranspose2d",
     "AvgPool2d",
     "Flatten",
+    "Neurons",
     "Sequential",
     "he_normal",
     "glorot_uniform",
@@ -99,8 +101,11 @@ class Module:
     def __setattr__(self, name, value):
         if "_params" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        self._params.pop(name, None)
-        self._children.pop(name, None)
+        # re-assigning keeps the attribute's place in named_parameters(), as in PyTorch
+        if not isinstance(value, Parameter):
+            self._params.pop(name, None)
+        if not isinstance(value, Module):
+            self._children.pop(name, None)
         if isinstance(value, Parameter):
             self._params[name] = value
         elif isinstance(value, Module):
@@ -273,6 +278,72 @@ class Flatten(Module):
 
     def forward(self, x):
         return x.reshape(x.shape[0], -1)
+
+
+class NeuronsFn(Function):
+    """Rate neurons as an autodiff node: ``y = r(g x)``, ``dy/dx = g r'(g x)``."""
+
+    def forward(self, x, model, gain):
+        self.model, self.gain = model, gain
+        self.J = x * gain if gain != 1 else x
+        return model.rate(self.J)
+
+    def backward(self, dout):
+        return dout * (self.gain * self.model.rate_grad(self.J))
+
+    def release(self):
+        super().release()
+        self.J = None
+
+
+class Neurons(Module):
+    """An activation layer that holds a neuron model (:mod:`minisnn.neurons`).
+
+    ``scale_firing_rates = s`` multiplies the input current by ``s`` and divides the model's
+    amplitude by ``s`` (NengoDL's convention): a rectified-linear layer computes the same
+    function for any ``s`` but its spiking twin fires ``s`` times faster.
+
+    In a graph (ANN training and evaluation) the layer outputs the *rate* of the model's rate
+    twin, ``r(s x)`` with amplitude ``a / s``, and back-propagates ``s r'(s x)``.  The spiking
+    simulator (:mod:`minisnn.simulate`) runs :attr:`spiking_model` instead.
+    """
+
+    def __init__(self, model: NeuronType, scale_firing_rates: float = 1.0):
+        super().__init__()
+        if not isinstance(model, NeuronType):
+            raise ValueError(f"Neurons: model must be a minisnn.neurons model, got {type(model).__name__}")
+        s = float(scale_firing_rates)
+        if not np.isfinite(s) or s <= 0:
+            raise ValueError(f"Neurons: scale_firing_rates must be > 0, got {scale_firing_rates}")
+        self.model, self.scale_firing_rates = model, s
+
+    @property
+    def gain(self) -> float:
+        """The factor applied to the input current (``scale_firing_rates``)."""
+        return self.scale_firing_rates
+
+    @property
+    def rate_model(self) -> NeuronType:
+        """The rate twin with the scaled amplitude: what the graph computes."""
+        m = self.model.rate_twin()
+        return m.with_amplitude(m.amplitude / self.scale_firing_rates)
+
+    @property
+    def spiking_model(self) -> NeuronType:
+        """The spiking twin with the scaled amplitude: what the simulator runs."""
+        m = self.model.spiking_twin()
+        return m.with_amplitude(m.amplitude / self.scale_firing_rates)
+
+    def rate_hz(self, output):
+        """Firing rate in Hz behind an output value of this layer (``output * s / amplitude``)."""
+        return output * (self.scale_firing_rates / self.model.amplitude)
+
+    def forward(self, x):
+        return NeuronsFn.apply(x, model=self.rate_model, gain=self.gain)
+
+    def extra_repr(self):
+        s = "" if self.scale_firing_rates == 1 else f", scale_firing_rates={self.scale_firing_rates:g}"
+        return f"{self.model!r}{s}"
 
 
 class Sequential(Module):

@@ -36,7 +36,7 @@ def _pair(op, pred, target):
 def mse_forward(pred, target):
     pred, target = _pair("mse", pred, target)
     diff = pred - target
-    return np.mean(diff * diff, dtype=pred.dtype), diff
+    return np.asarray(np.mean(diff * diff, dtype=pred.dtype)), diff
 
 
 def mse_backward(dloss, cache):
@@ -55,7 +55,7 @@ def bce_forward(p, target):
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(p), _LOG_MIN)
         log_q = np.maximum(np.log1p(-p), _LOG_MIN)
-    return -np.mean(t * log_p + (1 - t) * log_q, dtype=p.dtype), (p, t)
+    return np.asarray(-np.mean(t * log_p + (1 - t) * log_q, dtype=p.dtype)), (p, t)
 
 
 def bce_backward(dloss, cache):
@@ -66,7 +66,7 @@ def bce_backward(dloss, cache):
 def bce_with_logits_forward(z, target):
     z, t = _pair("bce_with_logits", z, target)
     loss = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
-    return np.mean(loss, dtype=z.dtype), (z, t)
+    return np.asarray(np.mean(loss, dtype=z.dtype)), (z, t)
 
 
 def bce_with_logits_backward(dloss, cache):
@@ -89,7 +89,7 @@ def dice_forward(p, target, smooth=1.0):
     if np.any(denom == 0):
         raise ValueError("dice: an all-zero prediction and target with smooth=0 has no Dice score")
     dice = (2 * inter + smooth) / denom
-    return np.mean(1 - dice, dtype=p.dtype), (p, t, inter, denom, smooth)
+    return np.asarray(np.mean(1 - dice, dtype=p.dtype)), (p, t, inter, denom, smooth)
 
 
 def dice_backward(dloss, cache):

@@ -15,7 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.im2col import col2im_numba, im2col_numba
+from ..kernels.im2col import col2im_numba, col2im_numba_serial, im2col_numba, im2col_numba_serial
+
+#: below this many output elements the serial kernels win (a parallel region costs ~30 us)
+PARALLEL_MIN_SIZE = 1 << 15
 
 
 class Geometry(NamedTuple):
@@ -56,10 +59,12 @@ def im2col(x: np.ndarray, g: Geometry) -> np.ndarray:
     """``x (N, C, H, W)`` -> ``cols (N, C*kh*kw, Ho*Wo)``: every receptive field as a column."""
     N, C = x.shape[:2]
     out = np.empty((N, C * g.kh * g.kw, g.Ho * g.Wo), dtype=x.dtype)
-    return im2col_numba(np.ascontiguousarray(x), *g.window, out)
+    kernel = im2col_numba if out.size >= PARALLEL_MIN_SIZE else im2col_numba_serial
+    return kernel(np.ascontiguousarray(x), *g.window, out)
 
 
 def col2im(cols: np.ndarray, g: Geometry, N: int, C: int) -> np.ndarray:
     """Adjoint of :func:`im2col`: ``cols (N, C*kh*kw, Ho*Wo)`` summed back into ``(N, C, H, W)``."""
     out = np.empty((N, C, g.H, g.W), dtype=cols.dtype)
-    return col2im_numba(np.ascontiguousarray(cols), *g.window, out)
+    kernel = col2im_numba if cols.size >= PARALLEL_MIN_SIZE else col2im_numba_serial
+    return kernel(np.ascontiguousarray(cols), *g.window, out)

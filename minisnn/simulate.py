@@ -1,0 +1,319 @@
+"""The spiking simulator: layer-major over time, memory flat in T (LEVEL 3).
+
+A static input is presented for ``steps`` time steps of length ``dt``.  In a feed-forward
+network the spike trains of a layer depend only on the layer below, so instead of stepping
+every layer every step (time-major, as snnTorch or Nengo do) the simulator runs **one layer
+over a whole block of steps at a time**:
+
+1. the layers before the first neuron layer see a constant input: their output, the first
+   neuron layer's current, is computed **once**;
+2. every other linear layer (Dense, Conv2d, ...) is applied to the whole block at once, with
+   time merged into the batch axis: one large GEMM instead of ``T`` small ones;
+3. each neuron layer is one call of a Numba time-scan kernel (parallel over neurons,
+   sequential over time), with the Lowpass synapse on its output fused in;
+4. the linear layers after the last neuron layer are applied to the time-average of its
+   output over the readout window (they are affine, so averaging first is exact).
+
+Time is cut into blocks of ``time_chunk`` steps, carrying each layer's neuron and synapse
+state from block to block, and the batch into chunks of ``batch_chunk`` inputs, so peak
+memory is bounded by the block size and does not grow with ``steps``.  Results do not depend
+on the chunk sizes (tests check this).
+
+Each neuron layer's synapse: ``y[n] = a y[n-1] + (1 - a) u[n]``, ``a = exp(-dt / tau)``
+(no one-step delay; see :mod:`minisnn.synapses`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .autodiff import Tensor, no_grad
+from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Module, Neurons, Sequential
+from .ops.windows import col2im, geometry, im2col
+from .synapses import Lowpass
+
+__all__ = ["SimResult", "simulate", "ann_macs"]
+
+_LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
+
+
+@dataclass
+class SimResult:
+    """What a spiking run measured.
+
+    Attributes
+    ----------
+    readout : (B, ...) the network output averaged over the readout window (or the last step)
+    rates : {layer name: average firing rate in Hz over neurons, inputs and all steps}
+    spike_counts : {layer name: total spikes per input (averaged over the batch)}
+    synops : {layer name: synaptic operations per input (spikes x fan-out)}; key ``"total"``
+    macs : multiply-accumulates of the equivalent ANN per input
+    layer_means : {layer name: (B, ...) each neuron layer's mean (filtered) output over the
+        readout window}; only with ``keep_layer_means=True`` (hybrid fine-tuning uses it)
+    steps, dt : the presentation
+    """
+
+    readout: np.ndarray
+    rates: dict
+    spike_counts: dict
+    synops: dict
+    macs: float
+    steps: int
+    dt: float
+    layer_means: dict = field(default_factory=dict)
+
+    @property
+    def mean_rate(self) -> float:
+        """Firing rate in Hz averaged over all neurons of all spiking layers."""
+        n = sum(self._sizes.values())
+        return float(sum(self.rates[k] * self._sizes[k] for k in self._sizes) / n) if n else 0.0
+
+    _sizes: dict = field(default_factory=dict, repr=False)
+
+
+def _as_int(name, value, low):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"simulate: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _synapse_coefficient(synapse, dt) -> float:
+    if synapse is None:
+        return 0.0
+    if isinstance(synapse, (int, float)):
+        synapse = Lowpass(float(synapse))
+    if not isinstance(synapse, Lowpass):
+        raise ValueError(f"simulate: synapse must be None, a time constant or a Lowpass, got {synapse!r}")
+    return float(synapse.coefficient(dt))
+
+
+def _split(net: Sequential):
+    """(prefix, middle, suffix) around the first and last Neurons layers, with checks."""
+    layers = list(net)
+    named = [(str(i), layer) for i, layer in enumerate(layers)]
+    for name, layer in named:
+        if not isinstance(layer, _LINEAR + (Neurons,)):
+            raise ValueError(f"simulate: layer {name} ({type(layer).__name__}) is not supported in a spiking run")
+    idx = [i for i, (_, layer) in enumerate(named) if isinstance(layer, Neurons)]
+    if not idx:
+        raise ValueError("simulate: the network has no Neurons layer, so there is nothing to spike")
+    for name, layer in named:
+        if isinstance(layer, Neurons) and not layer.spiking_model.spiking:
+            raise ValueError(f"simulate: layer {name} ({layer.model!r}) has no spiking twin")
+    first, last = idx[0], idx[-1]
+    return named[:first], named[first : last + 1], named[last + 1 :]
+
+
+def _unit_shapes(middle, prefix, x1) -> dict:
+    """Shape (without batch) of every neuron layer's population, from one input."""
+    shapes = {}
+    cur = _apply(prefix, x1)
+    for name, layer in middle:
+        if isinstance(layer, Neurons):
+            shapes[name] = cur.shape[1:]
+        else:
+            cur = _apply([(name, layer)], cur)
+    return shapes
+
+
+def _apply(layers, x: np.ndarray) -> np.ndarray:
+    with no_grad():
+        for _, layer in layers:
+            x = layer(Tensor(x)).data
+    return x
+
+
+# ----------------------------------------------------------------------------- fan-out and MACs
+
+
+def _fanout(layers, shape) -> np.ndarray:
+    """Synapses per unit of an input of ``shape`` (no batch) into the linear block ``layers``.
+
+    Only the first weight layer of the block counts (its weights are where a spike is
+    multiplied); pooling and flattening before it route each unit to the cells it feeds.
+    """
+    if not layers:
+        return np.zeros(shape)
+    _, layer = layers[0]
+    rest = layers[1:]
+    if isinstance(layer, Flatten):
+        return _fanout(rest, (int(np.prod(shape)),)).reshape(shape)
+    if isinstance(layer, AvgPool2d):
+        out_shape = _apply([("", layer)], np.zeros((1,) + tuple(shape), np.float32)).shape[1:]
+        f_out = _fanout(rest, out_shape)
+        k = layer.kernel_size
+        kh, kw = (k, k) if np.isscalar(k) else k
+        s = layer.stride if layer.stride is not None else (kh, kw)
+        g = geometry("fanout", shape[1], shape[2], (kh, kw), (s, s) if np.isscalar(s) else s, (0, 0))
+        # every pixel inherits the fan-out of each pooling cell it belongs to
+        cols = np.repeat(f_out.reshape(shape[0], 1, -1), kh * kw, axis=1).reshape(1, -1, g.Ho * g.Wo)
+        return col2im(cols, g, 1, shape[0])[0]
+    if isinstance(layer, Dense):
+        return np.full(shape, float(layer.out_features))
+    if isinstance(layer, Conv2d):
+        C, H, W = shape
+        st, pd = layer.stride, layer.padding
+        g = geometry("fanout", H, W, layer.kernel_size, (st, st) if np.isscalar(st) else st,
+                     (pd, pd) if np.isscalar(pd) else pd)
+        ones = np.ones((1, g.kh * g.kw, g.Ho * g.Wo))
+        cover = col2im(ones, g, 1, 1)[0, 0]
+        return np.broadcast_to(cover * layer.out_channels, shape).copy()
+    if isinstance(layer, ConvTranspose2d):
+        C, H, W = shape
+        out = _apply([("", layer)], np.zeros((1,) + tuple(shape), layer.w.dtype))
+        st, pd = layer.stride, layer.padding
+        g = geometry("fanout", out.shape[2], out.shape[3], layer.kernel_size,
+                     (st, st) if np.isscalar(st) else st, (pd, pd) if np.isscalar(pd) else pd)
+        cover = im2col(np.ones((1, 1, g.H, g.W)), g)[0].sum(axis=0).reshape(H, W)
+        return np.broadcast_to(cover * layer.out_channels, shape).copy()
+    raise ValueError(f"simulate: cannot count fan-out through {type(layer).__name__}")
+
+
+def ann_macs(net: Sequential, input_shape) -> float:
+    """Multiply-accumulates per input of the network run as an ANN (weight layers only)."""
+    macs = 0.0
+    x = np.zeros((1,) + tuple(input_shape), np.float32)
+    for layer in net:
+        dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
+        y = _apply([("", layer)], x.astype(dtype, copy=False))
+        if isinstance(layer, Dense):
+            macs += layer.in_features * layer.out_features
+        elif isinstance(layer, Conv2d):
+            macs += layer.w.size * y.shape[2] * y.shape[3]
+        elif isinstance(layer, ConvTranspose2d):
+            macs += layer.w.size * x.shape[2] * x.shape[3]
+        x = y
+    return float(macs)
+
+
+# ----------------------------------------------------------------------------- the simulator
+
+
+def simulate(
+    net: Sequential,
+    x,
+    steps: int,
+    *,
+    dt: float = 0.001,
+    synapse=None,
+    readout: str = "mean",
+    readout_steps: int | None = None,
+    seed: int = 0,
+    time_chunk: int = 50,
+    batch_chunk: int | None = None,
+    keep_layer_means: bool = False,
+) -> SimResult:
+    """Run ``net`` as a spiking network on the static inputs ``x (B, ...)`` for ``steps`` steps.
+
+    Parameters
+    ----------
+    net : Sequential whose Neurons layers are run with their spiking twins
+    x : (B, ...) float array, presented unchanged at every step
+    steps : number of time steps ``T >= 1``
+    dt : step length in seconds (> 0)
+    synapse : None, a time constant in seconds, or a :class:`~minisnn.synapses.Lowpass`,
+        applied to the output of every spiking layer
+    readout : ``"mean"`` (average output over the last ``readout_steps`` steps) or
+        ``"last"`` (the output at the last step, as NengoDL's default)
+    readout_steps : length of the readout window (default: the second half, ``ceil(T/2)``)
+    seed : seeds the neurons' initial voltages (Uniform(0, 1), as Nengo)
+    time_chunk, batch_chunk : block sizes; memory is proportional to their product
+    keep_layer_means : also return each neuron layer's mean output over the readout window
+    """
+    steps = _as_int("steps", steps, 1)
+    time_chunk = _as_int("time_chunk", time_chunk, 1)
+    if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+        raise ValueError(f"simulate: dt must be > 0, got {dt!r}")
+    if readout not in ("mean", "last"):
+        raise ValueError(f"simulate: readout must be 'mean' or 'last', got {readout!r}")
+    window = (steps + 1) // 2 if readout_steps is None else _as_int("readout_steps", readout_steps, 1)
+    if readout == "last":
+        window = 1
+    if window > steps:
+        raise ValueError(f"simulate: readout_steps ({window}) exceeds steps ({steps})")
+    x = np.asarray(x)
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"simulate: x must be a float array (B, ...), got {x.dtype} of shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("simulate: x contains NaN or inf")
+    B = x.shape[0]
+    batch_chunk = B if batch_chunk is None else _as_int("batch_chunk", batch_chunk, 1)
+    syn_a = _synapse_coefficient(synapse, dt)
+    prefix, middle, suffix = _split(net)
+    dtype = next((p.dtype for p in net.parameters()), x.dtype)
+    x = x.astype(dtype, copy=False)
+
+    neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
+    unit_shapes = _unit_shapes(middle, prefix, x[:1])
+    sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
+    fanouts = {}
+    for i, (name, layer) in enumerate(middle):
+        if isinstance(layer, Neurons):
+            fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name]).reshape(1, -1)
+    # Initial states for the whole batch, one generator per layer: the result does not depend
+    # on how the batch is chunked.
+    states = {}
+    for k, (name, layer) in enumerate(neuron_layers):
+        model = layer.spiking_model
+        states[name] = (model.make_state((B * sizes[name],), np.random.default_rng([seed, k]), dtype=dtype),
+                        np.zeros(B * sizes[name], dtype))
+    counts = {name: 0.0 for name in sizes}
+    synops = {name: 0.0 for name in sizes}
+    means: dict = {name: [] for name in sizes} if keep_layer_means else {}
+    readouts = []
+    last = neuron_layers[-1][0]
+    t_window = steps - window  # first step of the readout window
+
+    for b0 in range(0, B, batch_chunk):
+        xb = x[b0 : b0 + batch_chunk]
+        nb = xb.shape[0]
+        J0 = _apply(prefix, xb)  # the first neuron layer's current: constant in time
+        sums = dict.fromkeys(sizes)
+        for t0 in range(0, steps, time_chunk):
+            tc = min(time_chunk, steps - t0)
+            w0 = max(t_window - t0, 0)  # first step of this block inside the readout window
+            cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
+            for name, layer in middle:
+                if not isinstance(layer, Neurons):
+                    cur = _apply([(name, layer)], cur)
+                    continue
+                size = sizes[name]
+                M = nb * size
+                full_state, full_syn = states[name]
+                state = {k: v[b0 * size : b0 * size + M] for k, v in full_state.items()}
+                J = cur.reshape(1 if static else tc, M)
+                if layer.gain != 1:
+                    J = J * np.asarray(layer.gain, dtype)
+                out = np.empty((tc, M), dtype)
+                n_spk = layer.spiking_model.run(
+                    dt, J, out, state, syn_a=syn_a, syn_state=full_syn[b0 * size : b0 * size + M]
+                ).reshape(nb, size)
+                counts[name] += float(n_spk.sum())
+                synops[name] += float((n_spk * fanouts[name]).sum())
+                if w0 < tc and (keep_layer_means or name == last):
+                    part = out[w0:].reshape(tc - w0, nb, *unit_shapes[name]).sum(axis=0, dtype=np.float64)
+                    sums[name] = part if sums[name] is None else sums[name] + part
+                cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
+        readouts.append(_apply(suffix, (sums[last] / window).astype(dtype)))
+        for name in means:
+            means[name].append((sums[name] / window).astype(dtype))
+
+    duration = steps * dt
+    rates = {name: counts[name] / (B * sizes[name] * duration) for name in counts}
+    spike_counts = {name: counts[name] / B for name in counts}
+    synops = {name: v / B for name, v in synops.items()}
+    synops["total"] = float(sum(synops.values()))
+    result = SimResult(
+        readout=np.concatenate(readouts, axis=0),
+        rates=rates,
+        spike_counts=spike_counts,
+        synops=synops,
+        macs=ann_macs(net, x.shape[1:]),
+        steps=steps,
+        dt=float(dt),
+        layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},
+    )
+    result._sizes = sizes
+    return result

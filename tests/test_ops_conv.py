@@ -1,0 +1,375 @@
+"""conv2d and conv_transpose2d: forward vs the loop oracle, hand-computed cases, dtypes,
+gradient checks, the adjoint identity, bad input, and PyTorch as an optional cross-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from minisnn import functional as F
+from minisnn.autodiff import Tensor
+from minisnn.gradcheck import gradcheck, gradcheck_op
+from minisnn.ops import (
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
+from strategies import conv_geometries, conv_transpose_geometries, examples
+
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- forward vs naive
+
+
+@given(g=conv_geometries(), bias=st.booleans())
+def test_conv2d_matches_naive(g, bias):
+    x, w, b = g.arrays(bias=bias)
+    y, _ = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
+    assert y.shape == (g.N, g.Cout) + g.out_hw
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, g.stride, g.padding), **TOL)
+
+
+@given(g=conv_transpose_geometries(), bias=st.booleans())
+def test_conv_transpose2d_matches_naive(g, bias):
+    x, w, b = g.arrays(bias=bias)
+    y, _ = conv_transpose2d_forward(x, w, b, stride=g.stride, padding=g.padding, output_padding=g.output_padding)
+    assert y.shape == (g.N, g.Cout) + g.out_hw
+    expected = naive.conv_transpose2d(x, w, b, g.stride, g.padding, g.output_padding)
+    np.testing.assert_allclose(y, expected, **TOL)
+
+
+def test_int_and_pair_arguments_agree(rng):
+    x = rng.standard_normal((1, 2, 6, 5))
+    w = rng.standard_normal((3, 2, 3, 3))
+    a, _ = conv2d_forward(x, w, None, stride=2, padding=1)
+    b, _ = conv2d_forward(x, w, None, stride=(2, 2), padding=(1, 1))
+    np.testing.assert_array_equal(a, b)
+    wt = rng.standard_normal((2, 3, 3, 3))
+    a, _ = conv_transpose2d_forward(x, wt, None, stride=2, padding=1, output_padding=1)
+    b, _ = conv_transpose2d_forward(x, wt, None, stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_non_contiguous_inputs(rng):
+    x = rng.standard_normal((2, 6, 7, 10))[:, ::2, :, ::-2]  # (2, 3, 7, 5), strided and reversed
+    w = rng.standard_normal((3, 3, 2, 4)).transpose(1, 0, 3, 2)  # (3, 3, 4, 2), not C-contiguous
+    b = rng.standard_normal(6)[::2]
+    y, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=1)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, (2, 1), 1), **TOL)
+    dy = rng.standard_normal(y.shape * np.array([1, 1, 1, 2]))[..., ::2]  # non-contiguous upstream
+    dx, dw, db = conv2d_backward(dy, cache)
+    _, ref_cache = conv2d_forward(x.copy(), w.copy(), b.copy(), stride=(2, 1), padding=1)
+    for got, expected in zip((dx, dw, db), conv2d_backward(dy.copy(), ref_cache)):
+        np.testing.assert_allclose(got, expected, **TOL)
+    y, cache = conv_transpose2d_forward(x, w, b, stride=2, padding=(0, 1), output_padding=1)
+    np.testing.assert_allclose(y, naive.conv_transpose2d(x, w, b, 2, (0, 1), 1), **TOL)
+
+
+# ----------------------------------------------------------------------------- hand-computed cases
+
+X3 = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])[None, None]
+W2 = np.array([[1.0, 2.0], [3.0, 4.0]])[None, None]
+
+
+def test_conv2d_hand_computed():
+    # x = [[1 2 3]    w = [[1 2]    cross-correlation, no flip: y[i,j] = sum_uv w[u,v] x[i+u, j+v]
+    #      [4 5 6]         [3 4]]
+    #      [7 8 9]]
+    # y[0,0] = 1*1 + 2*2 + 3*4 + 4*5 = 37     y[0,1] = 1*2 + 2*3 + 3*5 + 4*6 = 47
+    # y[1,0] = 1*4 + 2*5 + 3*7 + 4*8 = 67     y[1,1] = 1*5 + 2*6 + 3*8 + 4*9 = 77
+    # plus bias 1.  (A flipped kernel would give y[0,0] = 4*1 + 3*2 + 2*4 + 1*5 = 23.)
+    y, _ = conv2d_forward(X3, W2, np.array([1.0]))
+    np.testing.assert_array_equal(y[0, 0], [[38.0, 48.0], [68.0, 78.0]])
+
+    # stride 2, padding 1: padded input is 5x5 with x at rows/cols 1..3; windows start at 0 and 2.
+    # (0,0): only x[0,0]=1 under w[1,1]=4                       -> 4
+    # (0,1): x[0,1]=2 under w[1,0]=3, x[0,2]=3 under w[1,1]=4   -> 6 + 12 = 18
+    # (1,0): x[1,0]=4 under w[0,1]=2, x[2,0]=7 under w[1,1]=4   -> 8 + 28 = 36
+    # (1,1): 5*1 + 6*2 + 8*3 + 9*4                              -> 77
+    y, _ = conv2d_forward(X3, W2, None, stride=2, padding=1)
+    np.testing.assert_array_equal(y[0, 0], [[4.0, 18.0], [36.0, 77.0]])
+
+
+def test_conv_transpose2d_hand_computed():
+    # Each input pixel stamps x[i,j] * w at offset (i*s, j*s); stamps add where they overlap.
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])[None, None]
+    w = np.array([[1.0, 10.0], [100.0, 1000.0]])[None, None]
+    # stride 1 -> 3x3; y[1,1] = 1*1000 + 2*100 + 3*10 + 4*1 = 1234, the only 4-way overlap.
+    y, _ = conv_transpose2d_forward(x, w)
+    np.testing.assert_array_equal(
+        y[0, 0], [[1.0, 12.0, 20.0], [103.0, 1234.0, 2040.0], [300.0, 3400.0, 4000.0]]
+    )
+    # stride 2 -> 4x4 disjoint stamps; output_padding 1 adds a 5th row/col that gets only the bias 0.5.
+    y, _ = conv_transpose2d_forward(x, w, np.array([0.5]), stride=2, output_padding=1)
+    stamps = np.array(
+        [
+            [1.0, 10.0, 2.0, 20.0, 0.0],
+            [100.0, 1000.0, 200.0, 2000.0, 0.0],
+            [3.0, 30.0, 4.0, 40.0, 0.0],
+            [300.0, 3000.0, 400.0, 4000.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    np.testing.assert_array_equal(y[0, 0], stamps + 0.5)
+    # padding 1 crops one row/col on each side: Ho = (2-1)*2 - 2*1 + 2 + 1 = 3, i.e. rows/cols 1..3
+    # of the 5x5 array above (rows/cols 1..2 of the stamps plus the one output_padding gives back).
+    y, _ = conv_transpose2d_forward(x, w, None, stride=2, padding=1, output_padding=1)
+    np.testing.assert_array_equal(y[0, 0], [[1000.0, 200.0, 2000.0], [30.0, 4.0, 40.0], [3000.0, 400.0, 4000.0]])
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_float32_is_preserved(rng, bias):
+    f32 = np.float32
+    x = rng.standard_normal((2, 3, 5, 4)).astype(f32)
+    w = rng.standard_normal((2, 3, 3, 2)).astype(f32)
+    b = rng.standard_normal(2).astype(f32) if bias else None
+    y, cache = conv2d_forward(x, w, b, stride=2, padding=1)
+    assert y.dtype == f32
+    dx, dw, db = conv2d_backward(np.ones_like(y), cache)
+    assert dx.dtype == dw.dtype == f32
+    assert (db is None) if not bias else db.dtype == f32
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 2, 1), rtol=1e-5, atol=1e-5)
+
+    wt = rng.standard_normal((3, 2, 3, 2)).astype(f32)
+    y, cache = conv_transpose2d_forward(x, wt, b, stride=2, padding=1, output_padding=1)
+    assert y.dtype == f32
+    dx, dw, db = conv_transpose2d_backward(np.ones_like(y), cache)
+    assert dx.dtype == dw.dtype == f32
+    assert (db is None) if not bias else db.dtype == f32
+    np.testing.assert_allclose(y, naive.conv_transpose2d(x, wt, b, 2, 1, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_tensor_wrappers_keep_float32(rng):
+    x = Tensor(rng.standard_normal((1, 2, 4, 4)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), requires_grad=True)
+    y = F.conv_transpose2d(F.conv2d(x, w, padding=1), w, padding=1)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- gradients
+
+# Fixed geometries (x shape, w shape, stride, padding[, output_padding]); up to 40 entries per argument.
+CONV_CASES = [
+    ((1, 1, 3, 3), (1, 1, 2, 2), 1, 0),
+    ((2, 2, 5, 4), (3, 2, 3, 2), (2, 1), (1, 0)),
+    ((1, 3, 4, 6), (2, 3, 3, 3), 2, 1),
+    ((2, 1, 2, 3), (2, 1, 5, 4), 3, 2),  # kernel larger than the input, fits the padding
+]
+TRANSPOSE_CASES = [
+    ((1, 1, 2, 2), (1, 1, 2, 2), 1, 0, 0),
+    ((2, 2, 3, 2), (2, 3, 3, 2), (2, 1), (1, 0), (1, 0)),
+    ((1, 3, 2, 3), (3, 2, 3, 3), 3, 1, 2),
+    ((2, 1, 3, 3), (1, 2, 4, 5), 2, 2, 1),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs, ws, stride, padding", CONV_CASES)
+def test_conv2d_gradcheck_op(rng, xs, ws, stride, padding, bias):
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0]) if bias else None
+    params = {"stride": stride, "padding": padding}
+    assert gradcheck_op(conv2d_forward, conv2d_backward, {"x": x, "w": w, "b": b}, params, max_points=40)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs, ws, stride, padding, output_padding", TRANSPOSE_CASES)
+def test_conv_transpose2d_gradcheck_op(rng, xs, ws, stride, padding, output_padding, bias):
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[1]) if bias else None
+    params = {"stride": stride, "padding": padding, "output_padding": output_padding}
+    inputs = {"x": x, "w": w, "b": b}
+    assert gradcheck_op(conv_transpose2d_forward, conv_transpose2d_backward, inputs, params, max_points=40)
+
+
+@settings(max_examples=examples(0.5))
+@given(g=conv_geometries(max_hw=5))
+def test_conv2d_gradcheck_drawn(g):
+    x, w, b = g.arrays()
+    params = {"stride": g.stride, "padding": g.padding}
+    assert gradcheck_op(conv2d_forward, conv2d_backward, {"x": x, "w": w, "b": b}, params, max_points=6)
+
+
+@settings(max_examples=examples(0.5))
+@given(g=conv_transpose_geometries(max_in=3))
+def test_conv_transpose2d_gradcheck_drawn(g):
+    x, w, b = g.arrays()
+    params = {"stride": g.stride, "padding": g.padding, "output_padding": g.output_padding}
+    assert gradcheck_op(
+        conv_transpose2d_forward, conv_transpose2d_backward, {"x": x, "w": w, "b": b}, params, max_points=6
+    )
+
+
+def test_functional_conv2d_gradcheck(rng):
+    x, w, b = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    fn = lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1)  # noqa: E731
+    assert gradcheck(fn, x, w, b, names=["x", "w", "b"])
+
+
+def test_functional_conv_transpose2d_gradcheck(rng):
+    x, w, b = rng.standard_normal((2, 2, 3, 2)), rng.standard_normal((2, 3, 3, 2)), rng.standard_normal(3)
+    fn = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=(1, 0), output_padding=1)  # noqa: E731
+    assert gradcheck(fn, x, w, b, names=["x", "w", "b"])
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_first_layer_skips_dx_but_keeps_dw(rng, op):
+    """With a constant input (need_dx=False) dw and db are unchanged and dx is not computed."""
+    fn = getattr(F, op)
+    x = rng.standard_normal((2, 2, 4, 5))
+    w = rng.standard_normal((2, 3, 3, 3) if op == "conv_transpose2d" else (3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    grads = []
+    for x_needs_grad in (True, False):
+        xt = Tensor(x, requires_grad=x_needs_grad)
+        wt, bt = Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+        y = fn(xt, wt, bt, stride=2, padding=1)
+        y.backward(np.arange(y.size, dtype=float).reshape(y.shape) % 7 - 3)
+        assert (xt.grad is not None) == x_needs_grad
+        grads.append((wt.grad, bt.grad))
+    np.testing.assert_allclose(grads[0][0], grads[1][0], **TOL)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], **TOL)
+    _, cache = (conv_transpose2d_forward if op == "conv_transpose2d" else conv2d_forward)(x, w, b, 2, 1)
+    backward = conv_transpose2d_backward if op == "conv_transpose2d" else conv2d_backward
+    y_shape = fn(x, w, b, stride=2, padding=1).shape
+    dx, dw, db = backward(np.ones(y_shape), cache, need_dx=False)
+    assert dx is None and dw.shape == w.shape and db.shape == b.shape
+
+
+# ----------------------------------------------------------------------------- the adjoint identity
+
+
+@given(g=conv_geometries())
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(g):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)> for every x, y (same w, no bias)."""
+    x, w, _ = g.arrays(bias=False)
+    y = g.rng().standard_normal((g.N, g.Cout) + g.out_hw) + 0.5
+    conv_x, _ = conv2d_forward(x, w, None, stride=g.stride, padding=g.padding)
+    # conv_transpose2d reads w (Cout_conv, Cin_conv, kh, kw) as (its Cin, its Cout, kh, kw): same array.
+    convT_y, _ = conv_transpose2d_forward(
+        y, w, None, stride=g.stride, padding=g.padding, output_padding=g.adjoint_output_padding
+    )
+    assert convT_y.shape == x.shape
+    lhs, rhs = np.sum(conv_x * y), np.sum(x * convT_y)
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-11, atol=1e-11 * (1 + np.abs(conv_x).sum()))
+
+
+@given(g=conv_geometries())
+def test_conv2d_input_gradient_is_conv_transpose2d(g):
+    """The same adjoint seen from the backward pass: conv2d's dx == conv_transpose2d(dy, w)."""
+    x, w, b = g.arrays()
+    y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
+    dy = g.rng().standard_normal(y.shape)
+    dx, _, _ = conv2d_backward(dy, cache)
+    expected = naive.conv_transpose2d(dy, w, None, g.stride, g.padding, g.adjoint_output_padding)
+    np.testing.assert_allclose(dx, expected, **TOL)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _a(*shape, dtype=np.float64):
+    return np.zeros(shape, dtype=dtype)
+
+
+BAD_CONV2D = [
+    ("mismatched channels", (_a(1, 3, 5, 5), _a(2, 4, 3, 3), None), {}, r"conv2d.*\(1, 3, 5, 5\).*\(2, 4, 3, 3\)"),
+    ("kernel larger than input", (_a(1, 1, 3, 4), _a(1, 1, 5, 5), None), {}, r"conv2d.*5x5.*3x4"),
+    ("kernel larger than padded input", (_a(1, 1, 2, 2), _a(1, 1, 5, 5), None), {"padding": 1},
+     r"conv2d.*5x5.*4x4.*2x2"),
+    ("stride 0", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": 0}, r"conv2d.*stride.*0"),
+    ("stride (1, 0)", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": (1, 0)}, r"conv2d.*stride.*\(1, 0\)"),
+    ("stride -1", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": -1}, r"conv2d.*stride.*-1"),
+    ("stride 1.5", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": 1.5}, r"conv2d.*stride.*1\.5"),
+    ("stride True", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": True}, r"conv2d.*stride.*True"),
+    ("stride triple", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"stride": (1, 1, 1)}, r"conv2d.*stride.*\(1, 1, 1\)"),
+    ("negative padding", (_a(1, 1, 5, 5), _a(1, 1, 3, 3), None), {"padding": -1}, r"conv2d.*padding.*-1"),
+    ("x rank 3", (_a(3, 5, 5), _a(2, 3, 3, 3), None), {}, r"conv2d.*x.*4.*\(3, 5, 5\)"),
+    ("x rank 5", (_a(1, 1, 3, 5, 5), _a(2, 3, 3, 3), None), {}, r"conv2d.*x.*4.*\(1, 1, 3, 5, 5\)"),
+    ("w rank 3", (_a(1, 3, 5, 5), _a(3, 3, 3), None), {}, r"conv2d.*w.*4.*\(3, 3, 3\)"),
+    ("bias of wrong length", (_a(1, 3, 5, 5), _a(2, 3, 3, 3), _a(3)), {}, r"conv2d.*\(3,\).*2"),
+    ("bias of wrong rank", (_a(1, 3, 5, 5), _a(2, 3, 3, 3), _a(2, 1)), {}, r"conv2d.*b.*\(2, 1\)"),
+    ("x float32, w float64", (_a(1, 3, 5, 5, dtype=np.float32), _a(2, 3, 3, 3), None), {},
+     r"conv2d.*float32.*float64"),
+    ("bias float32", (_a(1, 3, 5, 5), _a(2, 3, 3, 3), _a(2, dtype=np.float32)), {}, r"conv2d.*float32.*float64"),
+    ("integer x", (_a(1, 3, 5, 5, dtype=np.int64), _a(2, 3, 3, 3), None), {}, r"conv2d.*x.*int64"),
+    ("integer w", (_a(1, 3, 5, 5), _a(2, 3, 3, 3, dtype=np.int32), None), {}, r"conv2d.*w.*int32"),
+]
+
+
+@pytest.mark.parametrize("args, kwargs, message", [c[1:] for c in BAD_CONV2D], ids=[c[0] for c in BAD_CONV2D])
+def test_conv2d_bad_input(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        conv2d_forward(*args, **kwargs)
+
+
+BAD_TRANSPOSE = [
+    ("mismatched channels", (_a(1, 3, 4, 4), _a(2, 2, 3, 3), None), {},
+     r"conv_transpose2d.*\(1, 3, 4, 4\).*\(2, 2, 3, 3\)"),
+    ("output_padding == stride", (_a(1, 1, 4, 4), _a(1, 1, 3, 3), None), {"stride": 2, "output_padding": 2},
+     r"conv_transpose2d.*output_padding.*\(2, 2\).*stride.*\(2, 2\)"),
+    ("output_padding > stride on one axis", (_a(1, 1, 4, 4), _a(1, 1, 3, 3), None),
+     {"stride": (2, 1), "output_padding": (1, 1)}, r"conv_transpose2d.*output_padding.*\(1, 1\).*\(2, 1\)"),
+    ("negative output_padding", (_a(1, 1, 4, 4), _a(1, 1, 3, 3), None), {"output_padding": -1},
+     r"conv_transpose2d.*output_padding.*-1"),
+    ("stride 0", (_a(1, 1, 4, 4), _a(1, 1, 3, 3), None), {"stride": 0}, r"conv_transpose2d.*stride.*0"),
+    ("negative padding", (_a(1, 1, 4, 4), _a(1, 1, 3, 3), None), {"padding": (0, -2)},
+     r"conv_transpose2d.*padding.*-2"),
+    ("empty output", (_a(1, 1, 1, 1), _a(1, 1, 1, 1), None), {"padding": 1}, r"conv_transpose2d.*-1x-1.*1x1"),
+    ("x rank 2", (_a(4, 4), _a(1, 1, 3, 3), None), {}, r"conv_transpose2d.*x.*4.*\(4, 4\)"),
+    ("w rank 5", (_a(1, 1, 4, 4), _a(1, 1, 1, 3, 3), None), {}, r"conv_transpose2d.*w.*4.*\(1, 1, 1, 3, 3\)"),
+    ("bias of wrong length", (_a(1, 2, 4, 4), _a(2, 3, 3, 3), _a(2)), {}, r"conv_transpose2d.*\(2,\).*3"),
+    ("mixed dtypes", (_a(1, 2, 4, 4), _a(2, 3, 3, 3, dtype=np.float32), None), {},
+     r"conv_transpose2d.*float32.*float64"),
+    ("integer x", (_a(1, 2, 4, 4, dtype=np.int64), _a(2, 3, 3, 3), None), {}, r"conv_transpose2d.*x.*int64"),
+]
+
+
+@pytest.mark.parametrize("args, kwargs, message", [c[1:] for c in BAD_TRANSPOSE], ids=[c[0] for c in BAD_TRANSPOSE])
+def test_conv_transpose2d_bad_input(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        conv_transpose2d_forward(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- PyTorch cross-check
+
+
+@settings(max_examples=examples(0.3))
+@given(g=conv_geometries())
+def test_conv2d_matches_torch(g):
+    torch = pytest.importorskip("torch")
+    x, w, b = g.arrays()
+    y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=g.stride, padding=g.padding)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    dy = g.rng().standard_normal(y.shape)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs in zip(conv2d_backward(dy, cache), (tx, tw, tb)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=examples(0.3))
+@given(g=conv_transpose_geometries())
+def test_conv_transpose2d_matches_torch(g):
+    torch = pytest.importorskip("torch")
+    x, w, b = g.arrays()
+    kw = dict(stride=g.stride, padding=g.padding, output_padding=g.output_padding)
+    y, cache = conv_transpose2d_forward(x, w, b, **kw)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **kw)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    dy = g.rng().standard_normal(y.shape)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs in zip(conv_transpose2d_backward(dy, cache), (tx, tw, tb)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
