@@ -373,3 +373,45 @@ def test_conv_transpose2d_matches_torch(g):
     ty.backward(torch.tensor(dy))
     for ours, theirs in zip(conv_transpose2d_backward(dy, cache), (tx, tw, tb)):
         np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- both GEMM layouts
+
+
+@pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
+@given(g=conv_geometries(), bias=st.booleans())
+def test_conv2d_both_gemm_layouts_match_naive(fold_below, g, bias):
+    """Small planes fold the batch into one GEMM, large ones use a GEMM per image: force each."""
+    x, w, b = g.arrays(bias=bias)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
+        y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
+        assert cache[-1] is (fold_below > 0)
+        np.testing.assert_allclose(y, naive.conv2d(x, w, b, g.stride, g.padding), **TOL)
+        gradcheck_op(conv2d_forward, conv2d_backward, dict(x=x, w=w, b=b),
+                     dict(stride=g.stride, padding=g.padding), max_points=12)
+
+
+@pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
+@given(g=conv_transpose_geometries(), bias=st.booleans())
+def test_conv_transpose2d_both_gemm_layouts_match_naive(fold_below, g, bias):
+    x, w, b = g.arrays(bias=bias)
+    params = dict(stride=g.stride, padding=g.padding, output_padding=g.output_padding)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
+        y, cache = conv_transpose2d_forward(x, w, b, **params)
+        assert cache[-1] is (fold_below > 0)
+        np.testing.assert_allclose(y, naive.conv_transpose2d(x, w, b, **params), **TOL)
+        gradcheck_op(conv_transpose2d_forward, conv_transpose2d_backward, dict(x=x, w=w, b=b), params,
+                     max_points=12)
+
+
+def test_large_plane_takes_the_per_image_path(rng):
+    """A 70x70 output plane (4900 positions) is above FOLD_BELOW: checked against the oracle."""
+    from minisnn.ops.conv import FOLD_BELOW
+
+    x = rng.standard_normal((2, 2, 70, 70))
+    w = rng.standard_normal((3, 2, 3, 3))
+    y, cache = conv2d_forward(x, w, None, stride=1, padding=1)
+    assert 70 * 70 >= FOLD_BELOW and cache[-1] is False
+    np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), **TOL)

@@ -31,8 +31,15 @@ def _padded(x, ph, pw):
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
-def im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
-    """Reference: ``out (N, C*kh*kw, Ho*Wo)`` <- the (zero-padded) windows of ``x (N, C, H, W)``."""
+def im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out, fold=False):
+    """Reference: ``out (N, C*kh*kw, Ho*Wo)`` <- the (zero-padded) windows of ``x (N, C, H, W)``.
+
+    With ``fold`` the output is laid out ``(C*kh*kw, N, Ho*Wo)`` instead (the batch folded
+    into the columns, for one GEMM over the whole batch).
+    """
+    if fold:
+        im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out.transpose(1, 0, 2))
+        return out
     N, C = x.shape[:2]
     xp = _padded(x, ph, pw)
     s0, s1, s2, s3 = xp.strides
@@ -43,7 +50,7 @@ def im2col_numpy(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
-def _im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+def _im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out, fold=False):
     N, C, H, W = x.shape
     for plane in prange(N * C):
         n = plane // C
@@ -51,7 +58,8 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
         xc = x[n, c]
         for ky in range(kh):
             for kx in range(kw):
-                o = out[n, (c * kh + ky) * kw + kx]
+                row_index = (c * kh + ky) * kw + kx
+                o = out[row_index, n] if fold else out[n, row_index]
                 # output columns whose input column ix = ox*sw - pw + kx lies inside [0, W)
                 ox_lo = min(Wo, max(0, (pw - kx + sw - 1) // sw))
                 ox_hi = max(ox_lo, min(Wo, (W - 1 + pw - kx) // sw + 1))
@@ -77,8 +85,13 @@ im2col_numba = pjit(_im2col)
 im2col_numba_serial = jit(_im2col)  # the same code on one thread, for small inputs
 
 
-def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
-    """Reference adjoint of im2col: ``out (N, C, H, W)`` <- sum of ``cols`` entries per pixel."""
+def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out, fold=False):
+    """Reference adjoint of im2col: ``out (N, C, H, W)`` <- sum of ``cols`` entries per pixel.
+
+    ``cols`` is ``(N, C*kh*kw, Ho*Wo)``, or ``(C*kh*kw, N, Ho*Wo)`` with ``fold``.
+    """
+    if fold:
+        cols = cols.transpose(1, 0, 2)
     N, C, H, W = out.shape
     xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=out.dtype)
     c6 = cols.reshape(N, C, kh, kw, Ho, Wo)
@@ -89,26 +102,31 @@ def col2im_numpy(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
-def _col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out):
+def _col2im(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, out, fold=False):
     N, C, H, W = out.shape
     for plane in prange(N * C):
         n = plane // C
         c = plane % C
-        out[n, c] = 0
+        dst = out[n, c]
+        dst[:, :] = 0
         for ky in range(kh):
             for kx in range(kw):
-                row = (c * kh + ky) * kw + kx
-                ox_lo = max(0, (pw - kx + sw - 1) // sw)
-                ox_hi = min(Wo, (W - 1 + pw - kx) // sw + 1)
+                row_index = (c * kh + ky) * kw + kx
+                src = cols[row_index, n] if fold else cols[n, row_index]
+                ox_lo = min(Wo, max(0, (pw - kx + sw - 1) // sw))
+                ox_hi = max(ox_lo, min(Wo, (W - 1 + pw - kx) // sw + 1))
+                ix0 = ox_lo * sw - pw + kx
                 for oy in range(Ho):
                     iy = oy * sh - ph + ky
                     if iy < 0 or iy >= H:
                         continue
                     base = oy * Wo
-                    ix = ox_lo * sw - pw + kx
-                    for ox in range(ox_lo, ox_hi):
-                        out[n, c, iy, ix] += cols[n, row, base + ox]
-                        ix += sw
+                    if sw == 1:  # contiguous runs: a vectorised add
+                        dst[iy, ix0 : ix0 + ox_hi - ox_lo] += src[base + ox_lo : base + ox_hi]
+                    else:
+                        d = dst[iy]
+                        for k in range(ox_hi - ox_lo):
+                            d[ix0 + k * sw] += src[base + ox_lo + k]
     return out
 
 
@@ -132,7 +150,20 @@ def _example_col2im(rng):
 
 from . import register  # noqa: E402
 
+def _folded(example):
+    def make(rng):
+        args = list(example(rng))
+        args[9] = np.ascontiguousarray(args[9].transpose(1, 0, 2)) if args[9].ndim == 3 else args[9]
+        if args[0].ndim == 3:  # col2im: the columns are the folded input
+            args[0] = np.ascontiguousarray(args[0].transpose(1, 0, 2))
+        return (*args, True)
+
+    return make
+
+
 register("im2col", im2col_numpy, im2col_numba, _example_im2col)
 register("im2col_serial", im2col_numpy, im2col_numba_serial, _example_im2col)
+register("im2col_folded", im2col_numpy, im2col_numba, _folded(_example_im2col))
 register("col2im", col2im_numpy, col2im_numba, _example_col2im)
 register("col2im_serial", col2im_numpy, col2im_numba_serial, _example_col2im)
+register("col2im_folded", col2im_numpy, col2im_numba, _folded(_example_col2im))

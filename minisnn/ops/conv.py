@@ -8,7 +8,9 @@ Semantics and weight layouts are PyTorch's (``torch.nn.functional.conv2d`` and
 
       y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x_pad[n, c, i*sH + u, j*sW + v]
 
-  computed per image as one matrix product ``w.reshape(Cout, Cin*kH*kW) @ im2col(x[n])``.
+  computed as matrix products ``w.reshape(Cout, Cin*kH*kW) @ im2col(x)``: one per image for
+  large planes (the result is NCHW as it comes), or one for the whole batch with the batch
+  folded into the columns for small planes (see :data:`FOLD_BELOW`).
 
 * ``conv_transpose2d``: ``x (N, Cin, H, W)``, ``w (Cin, Cout, kH, kW)``. It is the
   **adjoint of conv2d** with respect to its input: for a conv2d with weight ``w`` (read in
@@ -40,8 +42,35 @@ def _check_bias(op, b, n_out, dtype):
     return b
 
 
-def _weight_grad(a, cols):
-    """sum_n a[n] @ cols[n].T for ``a (N, M, P)``, ``cols (N, K, P)`` -> ``(M, K)``."""
+#: Planes with fewer output positions than this are folded: the whole batch becomes one GEMM
+#: of width N*Ho*Wo.  Per-image GEMMs only a few hundred columns wide starve BLAS (a CAE
+#: decoder layer ran 4x slower that way); wide planes skip the transposes folding costs.
+FOLD_BELOW = 4096
+
+
+def _fold(positions: int) -> bool:
+    return positions < FOLD_BELOW
+
+
+def _rows(a3):
+    """``(N, M, P)`` -> ``(M, N*P)``: the batch folded into the columns (a copy)."""
+    N, M, P = a3.shape
+    return np.ascontiguousarray(a3.transpose(1, 0, 2)).reshape(M, N * P)
+
+
+def _unrows(a2, N):
+    """Inverse of :func:`_rows`: ``(M, N*P)`` -> ``(N, M, P)`` contiguous."""
+    M = a2.shape[0]
+    return np.ascontiguousarray(a2.reshape(M, N, -1).transpose(1, 0, 2))
+
+
+def _per_image(a, cols):
+    """``a (M, K) @ cols[n] (K, P)`` for every image n -> ``(N, M, P)``."""
+    return np.matmul(a, cols)
+
+
+def _summed_outer(a, cols):
+    """``sum_n a[n] (M, P) @ cols[n].T (P, K)`` -> ``(M, K)`` (a weight gradient)."""
     out = a[0] @ cols[0].T
     for n in range(1, a.shape[0]):
         out += a[n] @ cols[n].T
@@ -79,12 +108,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     N, _, H, W = x.shape
     Cout = w.shape[0]
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
-    cols = im2col(x, g)  # (N, K, P)
+    fold = _fold(g.Ho * g.Wo)
+    cols = im2col(x, g, fold)  # (K, N, P) folded, else (N, K, P)
     wm = w.reshape(Cout, -1)
-    y = np.matmul(wm, cols)  # (N, Cout, P): already NCHW, no transpose
+    if fold:
+        y = _unrows(wm @ cols.reshape(wm.shape[1], -1), N)
+    else:
+        y = _per_image(wm, cols)  # (N, Cout, P): already NCHW
     if b is not None:
         y += b[:, None]
-    return y.reshape(N, Cout, g.Ho, g.Wo), (cols, w, b is not None, g, x.shape[1])
+    return y.reshape(N, Cout, g.Ho, g.Wo), (cols, w, b is not None, g, x.shape[1], fold)
 
 
 def conv2d_backward(dy, cache, need_dx=True):
@@ -93,14 +126,19 @@ def conv2d_backward(dy, cache, need_dx=True):
     ``dw = sum_n dy[n] @ cols[n]^T``, ``dx = col2im(w^T @ dy)`` (a transposed convolution),
     ``db = dy.sum over (N, Ho, Wo)``.
     """
-    cols, w, has_bias, g, Cin = cache
+    cols, w, has_bias, g, Cin, fold = cache
     N, Cout = dy.shape[:2]
     dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, g.Ho * g.Wo)
     wm = w.reshape(Cout, -1)
-    dw = _weight_grad(dy3, cols).reshape(w.shape)
     db = dy3.sum(axis=(0, 2)) if has_bias else None
-    dx = col2im(np.matmul(wm.T, dy3), g, N, Cin) if need_dx else None
-    return dx, dw, db
+    if fold:
+        dyr = _rows(dy3)  # (Cout, N*P)
+        dw = dyr @ cols.reshape(wm.shape[1], -1).T
+        dx = col2im(wm.T @ dyr, g, N, Cin, fold=True) if need_dx else None
+    else:
+        dw = _summed_outer(dy3, cols)
+        dx = col2im(_per_image(wm.T, dy3), g, N, Cin) if need_dx else None
+    return dx, dw.reshape(w.shape), db
 
 
 # ----------------------------------------------------------------------------- conv_transpose2d
@@ -145,10 +183,16 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     g = geometry(op, Ho, Wo, (kh, kw), stride, padding)
     assert (g.Ho, g.Wo) == (H, W)
     wm = w.reshape(Cin, -1)
-    y = col2im(np.matmul(wm.T, x.reshape(N, Cin, H * W)), g, N, Cout)
+    fold = _fold(H * W)
+    x3 = x.reshape(N, Cin, H * W)
+    if fold:
+        x3 = _rows(x3)  # (Cin, N*H*W), kept in this layout for the weight gradient
+        y = col2im(wm.T @ x3, g, N, Cout, fold=True)
+    else:
+        y = col2im(_per_image(wm.T, x3), g, N, Cout)
     if b is not None:
         y += b[:, None, None]
-    return y, (x, w, b is not None, g)
+    return y, (x3, x.shape, w, b is not None, g, fold)
 
 
 def conv_transpose2d_backward(dy, cache, need_dx=True):
@@ -156,15 +200,20 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
 
     ``dcols = im2col(dy)``; ``dx = w @ dcols`` (a conv2d of ``dy``), ``dw = sum_n x[n] @ dcols[n]^T``.
     """
-    x, w, has_bias, g = cache
-    N, Cin, H, W = x.shape
+    x3, x_shape, w, has_bias, g, fold = cache
+    N, Cin = x_shape[:2]
+    wm = w.reshape(Cin, -1)
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
-    dcols = im2col(dy, g)  # (N, Cout*kh*kw, H*W)
-    x3 = x.reshape(N, Cin, H * W)
-    dw = _weight_grad(x3, dcols).reshape(w.shape)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    dx = np.matmul(w.reshape(Cin, -1), dcols).reshape(x.shape) if need_dx else None
-    return dx, dw, db
+    dcols = im2col(dy, g, fold)  # (Cout*kh*kw, N, H*W) folded, else (N, Cout*kh*kw, H*W)
+    if fold:
+        dcols = dcols.reshape(wm.shape[1], -1)
+        dw = x3 @ dcols.T
+        dx = _unrows(wm @ dcols, N).reshape(x_shape) if need_dx else None
+    else:
+        dw = _summed_outer(x3, dcols)
+        dx = _per_image(wm, dcols).reshape(x_shape) if need_dx else None
+    return dx, dw.reshape(w.shape), db
 
 
 __all__ = [

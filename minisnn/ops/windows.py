@@ -55,16 +55,22 @@ def geometry(op: str, H: int, W: int, kernel, stride, padding) -> Geometry:
     return Geometry(kh, kw, sh, sw, ph, pw, H, W, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
 
 
-def im2col(x: np.ndarray, g: Geometry) -> np.ndarray:
-    """``x (N, C, H, W)`` -> ``cols (N, C*kh*kw, Ho*Wo)``: every receptive field as a column."""
+def im2col(x: np.ndarray, g: Geometry, fold: bool = False) -> np.ndarray:
+    """``x (N, C, H, W)`` -> every receptive field as a column.
+
+    Returns ``cols (N, C*kh*kw, Ho*Wo)``, or with ``fold`` the batch folded into the columns,
+    ``(C*kh*kw, N, Ho*Wo)``, ready for one GEMM over the whole batch.
+    """
     N, C = x.shape[:2]
-    out = np.empty((N, C * g.kh * g.kw, g.Ho * g.Wo), dtype=x.dtype)
-    kernel = im2col_numba if out.size >= PARALLEL_MIN_SIZE else im2col_numba_serial
-    return kernel(np.ascontiguousarray(x), *g.window, out)
+    K, P = C * g.kh * g.kw, g.Ho * g.Wo
+    cols = np.empty((K, N, P) if fold else (N, K, P), dtype=x.dtype)
+    kernel = im2col_numba if cols.size >= PARALLEL_MIN_SIZE else im2col_numba_serial
+    return kernel(np.ascontiguousarray(x), *g.window, cols, fold)
 
 
-def col2im(cols: np.ndarray, g: Geometry, N: int, C: int) -> np.ndarray:
-    """Adjoint of :func:`im2col`: ``cols (N, C*kh*kw, Ho*Wo)`` summed back into ``(N, C, H, W)``."""
+def col2im(cols: np.ndarray, g: Geometry, N: int, C: int, fold: bool = False) -> np.ndarray:
+    """Adjoint of :func:`im2col`: columns summed back into an ``(N, C, H, W)`` image batch."""
     out = np.empty((N, C, g.H, g.W), dtype=cols.dtype)
+    cols = np.ascontiguousarray(cols).reshape((-1, N, g.Ho * g.Wo) if fold else (N, -1, g.Ho * g.Wo))
     kernel = col2im_numba if cols.size >= PARALLEL_MIN_SIZE else col2im_numba_serial
-    return kernel(np.ascontiguousarray(cols), *g.window, out)
+    return kernel(cols, *g.window, out, fold)

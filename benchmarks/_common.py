@@ -1,0 +1,345 @@
+"""Helpers shared by the benchmark scripts in this folder.
+
+Nothing here imports numpy, numba or torch at module level: a script must be able to call
+:func:`pin_thread_env` (which may re-exec the interpreter) *before* those libraries start
+their thread pools, because OpenBLAS, OpenMP and Numba read their thread counts from the
+environment only once, at load time.
+
+Typical use at the very top of a script::
+
+    import _common as C
+    args = parse_args()
+    C.pin_thread_env(args.threads)   # re-execs once with the *_NUM_THREADS variables set
+    import numpy as np               # only now
+    C.set_threads(args.threads)
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"  # git-ignored
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+_REEXEC_GUARD = "MINISNN_BENCH_REEXEC"
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+def pin_thread_env(n: int) -> None:
+    """Make sure BLAS / OpenMP / Numba were started with ``n`` threads.
+
+    If any of :data:`THREAD_ENV_VARS` differs from ``n`` the interpreter re-executes the
+    current script with them set (once; a guard variable stops loops).  Call this before
+    importing numpy, numba, torch or minisnn.
+    """
+    want = str(int(n))
+    if all(os.environ.get(v) == want for v in THREAD_ENV_VARS):
+        return
+    if os.environ.get(_REEXEC_GUARD) == want:
+        return  # already re-executed once; do not loop
+    loaded = [m for m in ("numpy", "numba", "torch") if m in sys.modules]
+    if loaded:
+        raise RuntimeError(f"pin_thread_env() must run before importing {', '.join(loaded)}")
+    env = dict(os.environ)
+    env.update({v: want for v in THREAD_ENV_VARS})
+    env[_REEXEC_GUARD] = want
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def _blas_threads_via_threadpoolctl(n: int):
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    return [
+        {"internal_api": i.get("internal_api"), "num_threads": i.get("num_threads"), "version": i.get("version")}
+        for i in threadpoolctl.threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+
+
+def set_threads(n: int) -> dict:
+    """Run numba (via minisnn), torch and BLAS on ``n`` threads; returns what was set.
+
+    BLAS is set through ``threadpoolctl`` when it is installed; otherwise the only reliable
+    way is the environment at start-up (``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` /
+    ``MKL_NUM_THREADS``), which :func:`pin_thread_env` takes care of.
+    """
+    info: dict = {"requested": n}
+    try:
+        from minisnn.kernels import get_num_threads, set_num_threads
+
+        set_num_threads(n)
+        info["numba"] = get_num_threads()
+    except Exception as e:  # pragma: no cover - reported, not fatal
+        info["numba"] = f"error: {e}"
+    torch = try_import_torch()
+    if torch is not None:
+        torch.set_num_threads(n)
+        info["torch"] = torch.get_num_threads()
+    else:
+        info["torch"] = "not installed"
+    blas = _blas_threads_via_threadpoolctl(n)
+    if blas is not None:
+        info["blas"] = blas
+    else:
+        env = {v: os.environ.get(v) for v in THREAD_ENV_VARS}
+        ok = all(env[v] == str(n) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
+        info["blas"] = "env " + ("set at start-up" if ok else "NOT set (start with OPENBLAS_NUM_THREADS/OMP_NUM_THREADS)")
+        info["env"] = env
+    return info
+
+
+def try_import_torch():
+    """``torch`` or None when it is not installed (or fails to import)."""
+    try:
+        import torch
+    except Exception:
+        return None
+    return torch
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def time_samples(fn, repeats: int = 5, warmup: int = 1) -> list:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()`` after ``warmup`` untimed calls.
+
+    The garbage collector is collected before and disabled during the timed calls.
+    """
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        out = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return out
+
+
+def interleaved_samples(fns: dict, repeats: int = 5, warmup: int = 1,
+                        min_total_s: float = 0.0, max_repeats: int = 100) -> dict:
+    """Time several callables round-robin: ``{name: [seconds, ...]}``.
+
+    Each round calls every function once, in the dict's order, so on a shared machine a
+    noisy spell hits all of them alike and ratios of their medians stay meaningful.
+    With ``min_total_s`` > 0, cheap functions get more rounds (up to ``max_repeats``) so
+    that the timed rounds take about that long in total; never fewer than ``repeats``.
+    """
+    t0 = time.perf_counter()
+    for _ in range(max(1, warmup)):
+        t0 = time.perf_counter()
+        for fn in fns.values():
+            fn()
+    round_s = time.perf_counter() - t0  # the last warm-up round
+    if min_total_s > 0 and round_s > 0:
+        repeats = max(repeats, min(max_repeats, int(min_total_s / round_s)))
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    out = {k: [] for k in fns}
+    try:
+        for _ in range(max(1, repeats)):
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                out[k].append(time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return out
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 1):
+    """``(median, min)`` wall-clock seconds of ``fn()`` over ``repeats`` timed calls."""
+    s = time_samples(fn, repeats, warmup)
+    return statistics.median(s), min(s)
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_info(np) -> str | None:
+    try:
+        cfg = np.show_config(mode="dicts")  # numpy >= 1.25, cheap (no printing)
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')}".strip()
+    except Exception:
+        return None
+
+
+def machine_info() -> dict:
+    """CPU model, core counts, Python / numpy / numba / torch versions, BLAS, thread env."""
+    info = {
+        "cpu_model": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "thread_env": {v: os.environ.get(v) for v in THREAD_ENV_VARS},
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import numpy as np
+
+        info["numpy"] = np.__version__
+        info["blas"] = _blas_info(np)
+    except ImportError:
+        info["numpy"] = None
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+        try:
+            info["numba_threading_layer"] = numba.threading_layer()
+        except Exception:  # raised until a parallel kernel has run
+            info["numba_threading_layer"] = None
+        info["numba_num_threads"] = numba.get_num_threads()
+    except ImportError:
+        info["numba"] = None
+    torch = try_import_torch()
+    if torch is None:
+        info["torch"] = "not installed"
+    else:
+        info["torch"] = torch.__version__
+        info["torch_num_threads"] = torch.get_num_threads()
+    try:
+        import minisnn
+
+        info["minisnn"] = getattr(minisnn, "__version__", None)
+    except ImportError:
+        info["minisnn"] = None
+    return info
+
+
+def format_machine_info(info: dict) -> str:
+    keys = ("cpu_model", "usable_cpus", "python", "numpy", "blas", "numba", "numba_threading_layer", "torch")
+    return ", ".join(f"{k}={info.get(k)}" for k in keys)
+
+
+def fmt_loadavg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MiB (``ru_maxrss`` is KiB on Linux)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def fmt(v, digits: int = 2) -> str:
+    """Cell text: floats with ``digits`` decimals (3 significant for small ones), None as '-'."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if v != 0 and abs(v) < 0.1:
+            return f"{v:.3g}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def format_table(headers, rows, align=None) -> str:
+    """Plain-text table with aligned columns; ``align`` is a string of 'l'/'r' per column
+    (default: first two left, the rest right).  Cells are formatted with :func:`fmt`."""
+    cells = [[fmt(c) for c in row] for row in rows]
+    ncol = len(headers)
+    if align is None:
+        align = "ll" + "r" * max(0, ncol - 2)
+    width = [len(h) for h in headers]
+    for row in cells:
+        for i, c in enumerate(row):
+            width[i] = max(width[i], len(c))
+
+    def line(row):
+        parts = [c.ljust(width[i]) if align[i] == "l" else c.rjust(width[i]) for i, c in enumerate(row)]
+        return "  ".join(parts).rstrip()
+
+    sep = "  ".join("-" * w for w in width)
+    return "\n".join([line(list(headers)), sep, *(line(r) for r in cells)])
+
+
+def print_table(headers, rows, align=None) -> None:
+    print(format_table(headers, rows, align), flush=True)
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def resolve_out_path(path) -> Path:
+    """A bare file name goes into ``benchmarks/out/``; a path with a folder is used as given."""
+    p = Path(path)
+    if not p.is_absolute() and p.parent == Path("."):
+        p = OUT_DIR / p
+    return p
+
+
+def write_json(path, payload) -> Path:
+    """Write ``payload`` as JSON atomically (temp file in the same folder + ``os.replace``)."""
+    p = resolve_out_path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=_json_default, allow_nan=True)
+            f.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
