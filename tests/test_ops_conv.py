@@ -415,3 +415,20 @@ def test_large_plane_takes_the_per_image_path(rng):
     y, cache = conv2d_forward(x, w, None, stride=1, padding=1)
     assert 70 * 70 >= FOLD_BELOW and cache[-1] is False
     np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), **TOL)
+
+
+def test_results_survive_later_calls(rng):
+    """Temporaries come from reused scratch buffers: no result may alias one."""
+    x = rng.standard_normal((2, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y1, c1 = conv2d_forward(x, w, None, stride=2, padding=1)
+    dx1, dw1, _ = conv2d_backward(np.ones_like(y1), c1)
+    t1, tc1 = conv_transpose2d_forward(y1, w, None, stride=2, padding=1)
+    tdx1, tdw1, _ = conv_transpose2d_backward(np.ones_like(t1), tc1)
+    saved = [a.copy() for a in (y1, dx1, dw1, t1, tdx1, tdw1)]
+    y2, c2 = conv2d_forward(2 * x, w, None, stride=2, padding=1)
+    conv2d_backward(3 * np.ones_like(y2), c2)
+    t2, tc2 = conv_transpose2d_forward(2 * y1, w, None, stride=2, padding=1)
+    conv_transpose2d_backward(3 * np.ones_like(t2), tc2)
+    for a, b in zip((y1, dx1, dw1, t1, tdx1, tdw1), saved):
+        np.testing.assert_array_equal(a, b)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import as_float, common_dtype, pair
+from .scratch import scratch
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -64,9 +65,15 @@ def _unrows(a2, N):
     return np.ascontiguousarray(a2.reshape(M, N, -1).transpose(1, 0, 2))
 
 
-def _per_image(a, cols):
+def _per_image(a, cols, out=None):
     """``a (M, K) @ cols[n] (K, P)`` for every image n -> ``(N, M, P)``."""
-    return np.matmul(a, cols)
+    return np.matmul(a, cols, out=out)
+
+
+def _temp(tag, a, b):
+    """Scratch space for ``a @ b`` (2-D) or ``a @ b[n]`` (3-D), consumed within the op."""
+    shape = (a.shape[0], b.shape[-1]) if b.ndim == 2 else (b.shape[0], a.shape[0], b.shape[2])
+    return scratch(tag, shape, np.result_type(a, b))
 
 
 def _summed_outer(a, cols):
@@ -134,10 +141,10 @@ def conv2d_backward(dy, cache, need_dx=True):
     if fold:
         dyr = _rows(dy3)  # (Cout, N*P)
         dw = dyr @ cols.reshape(wm.shape[1], -1).T
-        dx = col2im(wm.T @ dyr, g, N, Cin, fold=True) if need_dx else None
+        dx = col2im(np.matmul(wm.T, dyr, out=_temp("dcols", wm.T, dyr)), g, N, Cin, fold=True) if need_dx else None
     else:
         dw = _summed_outer(dy3, cols)
-        dx = col2im(_per_image(wm.T, dy3), g, N, Cin) if need_dx else None
+        dx = col2im(_per_image(wm.T, dy3, _temp("dcols", wm.T, dy3)), g, N, Cin) if need_dx else None
     return dx, dw.reshape(w.shape), db
 
 
@@ -187,9 +194,9 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     x3 = x.reshape(N, Cin, H * W)
     if fold:
         x3 = _rows(x3)  # (Cin, N*H*W), kept in this layout for the weight gradient
-        y = col2im(wm.T @ x3, g, N, Cout, fold=True)
+        y = col2im(np.matmul(wm.T, x3, out=_temp("cols", wm.T, x3)), g, N, Cout, fold=True)
     else:
-        y = col2im(_per_image(wm.T, x3), g, N, Cout)
+        y = col2im(_per_image(wm.T, x3, _temp("cols", wm.T, x3)), g, N, Cout)
     if b is not None:
         y += b[:, None, None]
     return y, (x3, x.shape, w, b is not None, g, fold)
@@ -205,7 +212,8 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
     wm = w.reshape(Cin, -1)
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    dcols = im2col(dy, g, fold)  # (Cout*kh*kw, N, H*W) folded, else (N, Cout*kh*kw, H*W)
+    K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
+    dcols = im2col(dy, g, fold, out=scratch("dcols", (K, N, P) if fold else (N, K, P), dy.dtype))
     if fold:
         dcols = dcols.reshape(wm.shape[1], -1)
         dw = x3 @ dcols.T

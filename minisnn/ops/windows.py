@@ -55,15 +55,19 @@ def geometry(op: str, H: int, W: int, kernel, stride, padding) -> Geometry:
     return Geometry(kh, kw, sh, sw, ph, pw, H, W, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
 
 
-def im2col(x: np.ndarray, g: Geometry, fold: bool = False) -> np.ndarray:
+def im2col(x: np.ndarray, g: Geometry, fold: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """``x (N, C, H, W)`` -> every receptive field as a column.
 
     Returns ``cols (N, C*kh*kw, Ho*Wo)``, or with ``fold`` the batch folded into the columns,
-    ``(C*kh*kw, N, Ho*Wo)``, ready for one GEMM over the whole batch.
+    ``(C*kh*kw, N, Ho*Wo)``, ready for one GEMM over the whole batch.  ``out`` may give the
+    (C-contiguous) array to write into.
     """
     N, C = x.shape[:2]
     K, P = C * g.kh * g.kw, g.Ho * g.Wo
-    cols = np.empty((K, N, P) if fold else (N, K, P), dtype=x.dtype)
+    shape = (K, N, P) if fold else (N, K, P)
+    cols = np.empty(shape, dtype=x.dtype) if out is None else out
+    if cols.shape != shape:
+        raise ValueError(f"im2col: out has shape {cols.shape}, expected {shape}")
     kernel = im2col_numba if cols.size >= PARALLEL_MIN_SIZE else im2col_numba_serial
     return kernel(np.ascontiguousarray(x), *g.window, cols, fold)
 
