@@ -52,6 +52,7 @@ class SimResult:
     macs : multiply-accumulates of the equivalent ANN per input
     layer_means : {layer name: (B, ...) each neuron layer's mean (filtered) output over the
         readout window}; only with ``keep_layer_means=True`` (hybrid fine-tuning uses it)
+    sizes : {layer name: neurons per input}
     steps, dt : the presentation
     """
 
@@ -63,14 +64,13 @@ class SimResult:
     steps: int
     dt: float
     layer_means: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
         """Firing rate in Hz averaged over all neurons of all spiking layers."""
-        n = sum(self._sizes.values())
-        return float(sum(self.rates[k] * self._sizes[k] for k in self._sizes) / n) if n else 0.0
-
-    _sizes: dict = field(default_factory=dict, repr=False)
+        n = sum(self.sizes.values())
+        return float(sum(self.rates[k] * self.sizes[k] for k in self.sizes) / n) if n else 0.0
 
 
 def _as_int(name, value, low):
@@ -314,6 +314,6 @@ def simulate(
         steps=steps,
         dt=float(dt),
         layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},
+        sizes=sizes,
     )
-    result._sizes = sizes
     return result

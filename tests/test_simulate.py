@@ -153,3 +153,16 @@ def test_lif_rates_match_lifrate():
     res = simulate(net, J.reshape(12, 1), 2000, keep_layer_means=True, readout_steps=2000)
     expected = LIFRate().rate(J)
     np.testing.assert_allclose(res.layer_means["0"][:, 0], expected, rtol=0.01, atol=1.0)
+
+
+def test_mean_rate_weights_layers_by_their_size():
+    net = ms.Sequential(ms.Dense(2, 3), Neurons(SpikingRectifiedLinear()), ms.Dense(3, 1), Neurons(SpikingRectifiedLinear()))
+    net[0].w.data = np.eye(3, 2, dtype=np.float32)
+    net[0].b.data = np.zeros(3, np.float32)
+    net[2].w.data = np.full((1, 3), 0.5, np.float32)
+    net[2].b.data = np.zeros(1, np.float32)
+    res = simulate(net, np.array([[100.0, 300.0]], np.float32), 1000)
+    assert res.sizes == {"1": 3, "3": 1}
+    assert res.rates["1"] == pytest.approx(400 / 3, abs=1)
+    assert res.rates["3"] == pytest.approx(200, abs=2)
+    assert res.mean_rate == pytest.approx((3 * res.rates["1"] + res.rates["3"]) / 4)
