@@ -293,12 +293,19 @@ def simulate(
                 counts[name] += float(n_spk.sum())
                 synops[name] += float((n_spk * fanouts[name]).sum())
                 if w0 < tc and (keep_layer_means or name == last):
-                    part = out[w0:].reshape(tc - w0, nb, *unit_shapes[name]).sum(axis=0, dtype=np.float64)
-                    sums[name] = part if sums[name] is None else sums[name] + part
+                    # summed in the net's dtype: float64 sums would double this memory
+                    part = out[w0:].reshape(tc - w0, nb, *unit_shapes[name]).sum(axis=0)
+                    if sums[name] is None:
+                        sums[name] = part
+                    else:
+                        sums[name] += part
                 cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
-        readouts.append(_apply(suffix, (sums[last] / window).astype(dtype)))
+        for name in sums:
+            if sums[name] is not None:
+                sums[name] /= window
+        readouts.append(_apply(suffix, sums[last]))
         for name in means:
-            means[name].append((sums[name] / window).astype(dtype))
+            means[name].append(sums[name])
 
     duration = steps * dt
     rates = {name: counts[name] / (B * sizes[name] * duration) for name in counts}

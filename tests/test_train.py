@@ -1,0 +1,131 @@
+"""The training loop (minisnn.train.fit): shuffling, early stopping, NaN stop, callbacks."""
+
+import numpy as np
+import pytest
+
+import minisnn as ms
+from minisnn.layers import Neurons
+from minisnn.neurons import SoftLIFRate
+from minisnn.train import Callback, TrainingStopped, ann_loss, fit, forward_with_activations
+
+
+def small_net(seed=0):
+    rng = np.random.default_rng(seed)
+    return ms.Sequential(ms.Dense(3, 8, rng=rng, dtype=np.float64), Neurons(SoftLIFRate(sigma=0.1, amplitude=0.01)),
+                         ms.Dense(8, 1, rng=rng, dtype=np.float64))
+
+
+def data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 3))
+    return x, x.sum(axis=1, keepdims=True) * 0.3
+
+
+class Recorder(Callback):
+    def __init__(self, model):
+        self.model, self.states, self.batches = model, [], 0
+
+    def on_batch_end(self, info):
+        assert {"epoch", "batch", "n_batches", "loss"} <= set(info)
+        self.batches += 1
+
+    def on_epoch_end(self, history):
+        self.states.append(self.model.state_dict())
+
+
+def test_fit_trains_and_is_deterministic():
+    x, y = data()
+    finals = []
+    for _ in range(2):
+        net = small_net()
+        rec = Recorder(net)
+        hist = fit(net, lambda a, b: ann_loss(net, a, b), (x, y), epochs=5, batch_size=16, lr=0.01, seed=3,
+                   callbacks=[rec])
+        finals.append(net.state_dict())
+        assert rec.batches == 5 * 4 and len(rec.states) == 5
+        assert hist["epochs_run"] == 5 and len(hist["loss"]) == 5 and hist["stopped"] is None
+        assert hist["loss"][-1] < hist["loss"][0]
+    for k in finals[0]:
+        np.testing.assert_array_equal(finals[0][k], finals[1][k])
+
+
+def test_forward_with_activations_matches_the_forward():
+    net = small_net()
+    x, _ = data(5)
+    out, acts = forward_with_activations(net, x)
+    with ms.no_grad():
+        np.testing.assert_array_equal(out.data, net(x).data)
+    assert list(acts) == ["1"] and acts["1"].shape == (5, 8)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    x, y = data()
+    net = small_net()
+    rec = Recorder(net)
+    scores = iter([5.0, 3.0, 1.0, 2.0, 4.0, 0.5, 0.1])  # best at epoch 2, then two worse epochs
+    hist = fit(net, lambda a, b: ann_loss(net, a, b), (x, y), val_fn=lambda: next(scores), epochs=7,
+               batch_size=32, lr=0.01, patience=2, callbacks=[rec])
+    assert hist["stopped"] == "early stopping" and hist["epochs_run"] == 5
+    assert hist["best_epoch"] == 2 and hist["best_val"] == 1.0
+    assert "early stopping" in hist["message"]
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, rec.states[2][k])
+    assert not np.array_equal(net.state_dict()["0.w"], rec.states[-1]["0.w"])
+
+
+def test_mode_max_keeps_the_highest_metric():
+    x, y = data()
+    net = small_net()
+    rec = Recorder(net)
+    scores = iter([0.5, 0.9, 0.7])
+    hist = fit(net, lambda a, b: ann_loss(net, a, b), (x, y), val_fn=lambda: next(scores), epochs=3,
+               mode="max", callbacks=[rec])
+    assert hist["best_epoch"] == 1
+    np.testing.assert_array_equal(net.state_dict()["0.w"], rec.states[1]["0.w"])
+
+
+def test_nan_loss_stops_with_a_message_and_the_last_good_weights():
+    x, y = data()
+    net = small_net()
+    rec = Recorder(net)
+    calls = {"n": 0}
+
+    def step(a, b):
+        calls["n"] += 1
+        loss, info = ann_loss(net, a, b)
+        if calls["n"] == 7:  # epoch 1, batch 2 (4 batches per epoch)
+            loss = loss * np.nan
+        return loss, info
+
+    hist = fit(net, step, (x, y), epochs=5, batch_size=16, lr=0.01, callbacks=[rec])
+    assert hist["stopped"] == "non-finite loss"
+    assert "loss nan" in hist["message"] and "epoch 1, batch 2" in hist["message"]
+    assert hist["epochs_run"] == 1
+    for k, v in net.state_dict().items():  # epoch 0's weights, all finite
+        np.testing.assert_array_equal(v, rec.states[0][k])
+        assert np.isfinite(v).all()
+    calls["n"] = 0
+    with pytest.raises(TrainingStopped, match="non-finite|nan"):
+        fit(net, step, (x, y), epochs=5, batch_size=16, lr=0.01, raise_on_nan=True)
+
+
+def test_inf_loss_in_the_first_batch_restores_the_initial_weights():
+    x, y = data()
+    net = small_net()
+    start = net.state_dict()
+    hist = fit(net, lambda a, b: ann_loss(net, a, b)[0] * np.inf, (x, y), epochs=2)
+    assert hist["stopped"] == "non-finite loss" and "initial weights" in hist["message"]
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, start[k])
+
+
+def test_bad_arguments():
+    x, y = data()
+    net = small_net()
+    step = lambda a, b: ann_loss(net, a, b)  # noqa: E731
+    with pytest.raises(ValueError, match="mode"):
+        fit(net, step, (x, y), mode="best")
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(net, step, (x, y), batch_size=0)
+    with pytest.raises(ValueError, match="targets"):
+        fit(net, step, (x, y[:3]))
