@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from . import functional as F
-from .autodiff import Function, Tensor
+from .autodiff import Function, Tensor, is_grad_enabled
 from .neurons import NeuronType
 
 __all__ = [
@@ -281,19 +281,29 @@ class Flatten(Module):
 
 
 class NeuronsFn(Function):
-    """Rate neurons as an autodiff node: ``y = r(g x)``, ``dy/dx = g r'(g x)``."""
+    """Rate neurons as an autodiff node: ``y = r(g x)``, ``dy/dx = g r'(g x)``.
+
+    Forward computes the rate and its derivative in one fused pass and keeps ``g r'(g x)``
+    (the same size as the current, which is not kept); backward is one multiply.
+    """
 
     def forward(self, x, model, gain):
-        self.model, self.gain = model, gain
-        self.J = x * gain if gain != 1 else x
-        return model.rate(self.J)
+        J = x * gain if gain != 1 else x
+        if not (is_grad_enabled() and self.needs_grad[0]):
+            self.dr = None
+            return model.rate(J)  # evaluation: no derivative needed
+        r, dr = model.rate_and_grad(J)
+        if gain != 1:
+            dr *= gain  # in place: rate_and_grad returns new arrays
+        self.dr = dr
+        return r
 
     def backward(self, dout):
-        return dout * (self.gain * self.model.rate_grad(self.J))
+        return dout * self.dr
 
     def release(self):
         super().release()
-        self.J = None
+        self.dr = None
 
 
 class Neurons(Module):

@@ -9,15 +9,21 @@ A neuron model maps an input current ``J`` (normalised: the LIF threshold is 1) 
   :class:`SpikingRectifiedLinear`, :class:`LIF`.  Averaged over time they fire at the rate of
   their *rate twin*, so ``LIF.rate`` is the ``LIFRate`` formula.
 
-Every model has ``rate(J)`` and its exact derivative ``rate_grad(J) = dr/dJ`` (used by the
-autodiff and by hybrid fine-tuning), ``rate_twin()`` / ``spiking_twin()`` to move between a
-trained rate network and the spiking network it becomes, and ``with_amplitude(amp)`` for
-``scale_firing_rates = s`` (current times ``s``, amplitude divided by ``s``).
+Every model has ``rate(J)``, its exact derivative ``rate_grad(J) = dr/dJ`` (used by the
+autodiff and by hybrid fine-tuning) and both at once, ``rate_and_grad(J) -> (r, dr)``;
+``rate_twin()`` / ``spiking_twin()`` to move between a trained rate network and the spiking
+network it becomes, and ``with_amplitude(amp)`` for ``scale_firing_rates = s`` (current times
+``s``, amplitude divided by ``s``).
 
 The rate functions are safe for every finite current (no NaN, inf, overflow or division
 warnings, also with ``np.errstate(all="raise")``): they compute in float64 and return the
 input's float dtype (float32 stays float32; integer input gives float64).  A NaN current is a
 bug upstream and raises ``ValueError``.
+
+The LIF rates are computed by :mod:`minisnn.kernels.rates`: fused, parallel Numba kernels for
+float32 / float64 currents (one pass, no temporaries; ``rate_and_grad`` costs little more than
+``rate``), the NumPy reference for other dtypes or when Numba is disabled
+(:data:`USE_KERNELS`).  Both agree to ~1e-15 relative.
 
 The per-step update of the spiking models is written once, in :mod:`minisnn.kernels.lif` and
 :mod:`minisnn.kernels.relu` (NumPy reference and Numba time scan side by side); ``step`` calls
@@ -34,6 +40,7 @@ import math
 import numpy as np
 
 from .kernels import lif as _lif_kernels
+from .kernels import rates as _rate_kernels
 from .kernels import relu as _relu_kernels
 
 __all__ = [
@@ -48,7 +55,13 @@ __all__ = [
 #: Currents are clamped to ``1 +- J_CLAMP`` inside the rate formulas.  Beyond it the LIF rates
 #: equal their limits to double precision (with ``tau_ref > 0``); it only keeps intermediate
 #: values finite for absurd inputs (e.g. ``J = 1e300`` with ``tau_ref = 0``).
-J_CLAMP = 1e100
+J_CLAMP = _rate_kernels.J_CLAMP
+
+#: Whether the LIF / SoftLIF rates of float32 and float64 currents use the Numba kernels of
+#: :mod:`minisnn.kernels.rates` (else their NumPy references).  The kernels are faster at every
+#: size (~10 us for one element vs ~50-100 us), so there is no size threshold; under
+#: ``NUMBA_DISABLE_JIT=1`` they would be plain Python loops and this is False.
+USE_KERNELS = _rate_kernels.COMPILED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,33 +96,36 @@ def _current(cls_name, J):
     return J, dtype
 
 
-def _cast(x, dtype):
-    """Cast a float64 result to ``dtype`` without overflow (values are clipped to its range)."""
-    if dtype == np.float64:
-        return x
-    fmax = np.finfo(dtype).max
-    with np.errstate(under="ignore"):
-        return np.clip(x, -fmax, fmax).astype(dtype)
-
-
-#: Elements per chunk in the rate formulas: float64 temporaries stay in cache and the extra
-#: memory is bounded whatever the size of ``J``.
-_CHUNK = 1 << 16
-
-
-def _apply(cls_name, J, fn):
-    """``fn`` (float64 1-D array of currents -> float64 array) applied to ``J`` chunk by chunk.
-
-    Returns an array of J's shape in J's float dtype (float64 for integer input); NaN in
-    ``J`` raises ValueError.  Underflow to 0 inside ``fn`` is expected and silenced.
-    """
+def _float_current(cls_name, J):
+    """``J`` as a float array (integer input as float64), rejecting NaN."""
     J, dtype = _current(cls_name, J)
+    return J if J.dtype == dtype else J.astype(dtype)
+
+
+def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
+    """A rate kernel of :mod:`minisnn.kernels.rates` applied to ``J`` of any shape.
+
+    ``fast`` / ``reference`` take ``(flat J, *params)`` and return ``(*outputs, n_nan)``.  The
+    Numba kernel is used for float32 / float64 currents (if :data:`USE_KERNELS` and
+    ``use_fast``), the NumPy reference otherwise.  Returns the output (or the tuple of
+    outputs) with J's shape, in J's float dtype (float64 for integer input); NaN in ``J``
+    raises ValueError (counted by the kernel itself: no extra pass over ``J``).
+    """
+    J = np.asarray(J)
+    if J.dtype.kind not in "biuf":
+        raise ValueError(f"{cls_name}: J must be a real numeric array, got dtype {J.dtype}")
+    if J.dtype.kind != "f":
+        J = J.astype(np.float64)
     flat = J.reshape(-1)
-    res = np.empty(flat.shape, dtype=dtype)
-    with np.errstate(under="ignore"):
-        for lo in range(0, flat.size, _CHUNK):
-            res[lo:lo + _CHUNK] = _cast(fn(flat[lo:lo + _CHUNK].astype(np.float64)), dtype)
-    return res.reshape(J.shape)
+    if use_fast and USE_KERNELS and J.dtype in (np.float32, np.float64):
+        with np.errstate(all="ignore"):   # (no effect on compiled code; plain-Python mode)
+            *outs, n_nan = fast(flat, *params)
+    else:
+        *outs, n_nan = reference(flat, *params)
+    if n_nan:
+        raise ValueError(f"{cls_name}: J (input current) contains NaN")
+    outs = [out.reshape(J.shape) for out in outs]
+    return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def _check_dt(cls_name, dt):
@@ -122,11 +138,8 @@ def _rng(rng):
     return rng
 
 
-def _lif_q(j):
-    """``log1p(1 / j)`` for ``j > 0`` without overflow for tiny ``j`` (float64 array)."""
-    jj = np.maximum(j, np.finfo(np.float64).tiny)
-    big = jj >= 1.0
-    return np.where(big, np.log1p(1.0 / np.where(big, jj, 1.0)), np.log1p(jj) - np.log(jj))
+#: ``log1p(1 / j)`` for ``j > 0`` without overflow for tiny ``j`` (float64 array).
+_lif_q = _rate_kernels.lif_q_numpy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +151,8 @@ class NeuronType:
     """Base class of the neuron models: parameters, equality, copies and twins.
 
     Subclasses list their constructor parameters in ``_params`` (in constructor order) and
-    implement ``rate(J)`` and ``rate_grad(J)``; spiking ones also ``make_state``, ``step``
-    and ``run``.
+    implement ``rate(J)`` and ``rate_grad(J)`` (and ``rate_and_grad(J)`` when both together
+    are cheaper); spiking ones also ``make_state``, ``step`` and ``run``.
     """
 
     _params: tuple = ()
@@ -197,6 +210,10 @@ class NeuronType:
     def rate_grad(self, J):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def rate_and_grad(self, J):
+        """``(rate(J), rate_grad(J))``; models override it with a single pass."""
+        return self.rate(J), self.rate_grad(J)
+
     def make_state(self, shape, rng=None, dtype=np.float32):
         """State arrays of a population of ``shape`` neurons (rate models have none)."""
         return {}
@@ -232,16 +249,35 @@ class RectifiedLinear(NeuronType):
     def __init__(self, amplitude=1.0):
         self.amplitude = _param(type(self).__name__, "amplitude", amplitude, low=0.0, strict=True)
 
+    # NumPy is as fast as a Numba kernel here (~25 ms for 15 M float32 values, most of it
+    # first-touch page faults of the new output): no temporaries, arithmetic in J's dtype.
+
     def rate(self, J):
         """``amplitude * max(J, 0)``; ``J`` any shape, result in J's float dtype."""
-        J, dtype = _current(type(self).__name__, J)
-        with np.errstate(over="ignore", under="ignore"):  # amplitude * J beyond float range
-            return (np.maximum(J, 0) * self.amplitude).astype(dtype, copy=False)
+        return self._rate(_float_current(type(self).__name__, J))
 
     def rate_grad(self, J):
         """``amplitude * (J > 0)``, same shape and float dtype as ``J``."""
-        J, dtype = _current(type(self).__name__, J)
-        return np.where(J > 0, self.amplitude, 0.0).astype(dtype, copy=False)
+        return self._rate_grad(_float_current(type(self).__name__, J))
+
+    def rate_and_grad(self, J):
+        """``(rate(J), rate_grad(J))`` with one check of ``J``."""
+        J = _float_current(type(self).__name__, J)
+        return self._rate(J), self._rate_grad(J)
+
+    def _rate(self, J):
+        r = np.maximum(J, 0, out=np.empty(J.shape, J.dtype))
+        if self.amplitude != 1.0:
+            with np.errstate(over="ignore", under="ignore"):  # amplitude * J beyond range
+                np.multiply(r, self.amplitude, out=r)
+        return r
+
+    def _rate_grad(self, J):
+        g = np.greater(J, 0, out=np.empty(J.shape, J.dtype))  # 1.0 / 0.0
+        if self.amplitude != 1.0:
+            with np.errstate(over="ignore"):
+                np.multiply(g, J.dtype.type(self.amplitude), out=g)
+        return g
 
     def spiking_twin(self):
         """:class:`SpikingRectifiedLinear` with the same amplitude."""
@@ -380,19 +416,28 @@ class LIFRate(NeuronType):
         self.tau_ref = _param(name, "tau_ref", tau_ref, low=0.0)
         self.amplitude = _param(name, "amplitude", amplitude, low=0.0, strict=True)
 
-    def _rate64(self, J, grad):
-        """Rate (or its derivative) of float64 currents ``J`` (1-D)."""
-        j = np.clip(J - 1.0, -J_CLAMP, J_CLAMP)
-        on = j > 0
-        r = np.where(on, self.amplitude / (self.tau_ref + self.tau_rc * _lif_q(j)), 0.0)
-        if not grad:
-            return r
-        jj = np.where(on, j, 1.0)
-        return np.where(on, (r / jj) * (r / (jj + 1.0)) * (self.tau_rc / self.amplitude), 0.0)
+    #: (fast, reference) kernel pairs of :mod:`minisnn.kernels.rates` for rate, rate_grad and
+    #: rate_and_grad, and the model parameters they take after ``J``.
+    _kernels = (
+        (_rate_kernels.lif_rate_numba, _rate_kernels.lif_rate_numpy),
+        (_rate_kernels.lif_rate_grad_numba, _rate_kernels.lif_rate_grad_numpy),
+        (_rate_kernels.lif_rate_and_grad_numba, _rate_kernels.lif_rate_and_grad_numpy),
+    )
+
+    def _kernel_params(self):
+        return (self.tau_rc, self.tau_ref, self.amplitude)
+
+    def _use_fast(self):
+        return True
+
+    def _rates(self, J, which):
+        fast, reference = self._kernels[which]
+        return _apply_rate_kernel(type(self).__name__, J, fast, reference,
+                                  self._kernel_params(), self._use_fast())
 
     def rate(self, J):
         """Firing rate (Hz times amplitude); ``J`` any shape, result in J's float dtype."""
-        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=False))
+        return self._rates(J, 0)
 
     def rate_grad(self, J):
         """Exact ``dr/dJ`` (0 for ``J <= 1``); same shape and float dtype as ``J``.
@@ -400,7 +445,11 @@ class LIFRate(NeuronType):
         Computed as ``(r / j) * (r / (j + 1)) * (tau_rc / amplitude)`` so that no
         intermediate overflows for tiny or huge ``j``.
         """
-        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=True))
+        return self._rates(J, 1)
+
+    def rate_and_grad(self, J):
+        """``(rate(J), rate_grad(J))`` in one pass (about the cost of ``rate`` alone)."""
+        return self._rates(J, 2)
 
     def spiking_twin(self):
         """:class:`LIF` with the same ``tau_rc``, ``tau_ref`` and ``amplitude``."""
@@ -446,42 +495,30 @@ class SoftLIFRate(LIFRate):
         if self.sigma < np.finfo(np.float64).tiny:  # subnormal: 1 / sigma overflows
             raise ValueError(f"{type(self).__name__}: sigma must be >= 2.2e-308, got {sigma!r}")
 
-    def _rate64(self, J, grad):
-        """Rate (or its derivative) of float64 currents ``J`` (1-D)."""
-        sigma = self.sigma
-        j = np.clip(J - 1.0, -J_CLAMP, J_CLAMP)
-        with np.errstate(over="ignore"):      # j / sigma may overflow for tiny sigma: clipped
-            x = np.clip(j / sigma, -1e300, 1e300)
-        e = np.exp(-np.abs(x))                # in (0, 1]; underflows harmlessly to 0
-        big = x > 30.0                        # softplus(x) = x to double precision
-        very_neg = x < -30.0                  # softplus(x) = e to double precision
-        sp = np.maximum(x, 0.0) + np.log1p(e)                       # softplus(x), stable
-        z = np.where(big, np.where(big, j, 1.0), sigma * sp)         # = sigma * softplus(x)
-        # log z without log(0): log softplus(x) = x - e/2 + O(e^2) far below threshold
-        log_sp = np.where(very_neg, x - 0.5 * e, np.log(np.where(very_neg, 1.0, sp)))
-        log_z = np.where(big, np.log(np.maximum(z, np.finfo(np.float64).tiny)),
-                         math.log(sigma) + log_sp)
-        zbig = z >= 1.0
-        q = np.where(zbig, np.log1p(1.0 / np.where(zbig, z, 1.0)), np.log1p(z) - log_z)
-        r = self.amplitude / (self.tau_ref + self.tau_rc * q)
-        if not grad:
-            return r
-        s = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))       # sigmoid(x), stable
-        # s / z without 0/0 far below threshold: s / softplus(x) -> 1 - e/2 as x -> -inf
-        ratio = np.where(very_neg, 1.0 - 0.5 * e, s / np.where(very_neg, 1.0, sp))
-        s_over_z = np.where(big, s / np.where(big, z, 1.0), ratio / sigma)
-        return (r * s_over_z) * (r / (1.0 + z)) * (self.tau_rc / self.amplitude)
+    # The formulas: minisnn.kernels.rates.softlif_rate64_numpy (reference) and
+    # _softlif_block (Numba kernel).
+    _kernels = (
+        (_rate_kernels.softlif_rate_numba, _rate_kernels.softlif_rate_numpy),
+        (_rate_kernels.softlif_rate_grad_numba, _rate_kernels.softlif_rate_grad_numpy),
+        (_rate_kernels.softlif_rate_and_grad_numba, _rate_kernels.softlif_rate_and_grad_numpy),
+    )
+
+    def _kernel_params(self):
+        return (self.sigma, self.tau_rc, self.tau_ref, self.amplitude)
+
+    def _use_fast(self):
+        return self.sigma >= _rate_kernels.SIGMA_MIN_FAST   # smaller: absurd, NumPy handles it
 
     def rate(self, J):
         """Smoothed firing rate; ``J`` any shape, result in J's float dtype."""
-        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=False))
+        return self._rates(J, 0)
 
     def rate_grad(self, J):
         """Exact ``dr/dJ`` (positive everywhere); same shape and float dtype as ``J``.
 
         Computed as ``(r * s / z) * (r / (1 + z)) * (tau_rc / amplitude)``.
         """
-        return _apply(type(self).__name__, J, lambda x: self._rate64(x, grad=True))
+        return self._rates(J, 1)
 
 
 class LIF(LIFRate):

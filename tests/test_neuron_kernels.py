@@ -1,8 +1,8 @@
 """Neuron and synapse kernels: Numba == NumPy reference, thread-count independence, chunking.
 
-Covers the kernels registered by minisnn/kernels/{lif,relu,lowpass}.py.  (The generic test over
-every registered kernel lives in tests/test_kernels.py.)  Sizes are small so the file also runs
-quickly with NUMBA_DISABLE_JIT=1.
+Covers the kernels registered by minisnn/kernels/{lif,relu,lowpass,rates}.py.  (The generic test
+over every registered kernel lives in tests/test_kernels.py.)  Sizes are small so the file also
+runs quickly with NUMBA_DISABLE_JIT=1.
 """
 
 from __future__ import annotations
@@ -278,3 +278,174 @@ def test_lowpass_in_place_and_passthrough():
     lowpass_run_numba(u, ys, 0.0, out)
     np.testing.assert_array_equal(out, u)                      # a = 0: y = u exactly
     np.testing.assert_array_equal(ys, u[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# rate kernels (minisnn/kernels/rates.py): LIFRate / SoftLIFRate rate, derivative, both
+# ---------------------------------------------------------------------------------------------
+
+from minisnn.kernels import rates as R  # noqa: E402
+
+RATE_NAMES = ["lif_rate", "lif_rate_grad", "lif_rate_and_grad", "softlif_rate",
+              "softlif_rate_grad", "softlif_rate_and_grad"]
+LIF_PARAMS = [(0.02, 0.002, 1.0), (0.02, 0.0, 1.0), (0.05, 0.001, 0.01), (0.1, 0.01, 3.0)]
+SOFT_PARAMS = [(0.005, 0.02, 0.002, 1.0), (1.0, 0.02, 0.002, 1.0), (1e-6, 0.02, 0.002, 1.0),
+               (0.02, 0.02, 0.0, 3.0), (0.005, 0.02, 0.002, 0.001), (1e-200, 0.02, 0.0, 1.0),
+               (1e90, 0.02, 0.002, 1.0)]
+
+
+def rate_grid(sigma, dtype):
+    """Currents over the whole range: bulk, around threshold (in units of sigma), the switch
+    points of the formulas (x = +-30, x = -708), powers of ten, extremes and infinities."""
+    s = sigma
+    f = np.finfo(dtype)
+    near = 1.0 + s * np.array([-30.0, 30.0, -708.0, -745.0, -746.0, -1e5])
+    parts = [
+        np.linspace(-5.0, 30.0, 351),
+        1.0 + s * np.linspace(-50.0, 50.0, 201),
+        near, np.nextafter(near, 2.0), np.nextafter(near, 0.0),
+        1.0 + np.logspace(-16, 2, 37), 1.0 - np.logspace(-16, 2, 37),
+        -np.logspace(-3, 300, 50), np.logspace(-3, 300, 50),
+        [1.0, 0.0, -0.0, 1e-300, -1e-300, 1e30, -1e30, 1e100, -1e100, np.inf, -np.inf],
+    ]
+    J = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+    with np.errstate(over="ignore"):
+        J = J.astype(dtype)
+    one = dtype(1.0)
+    extra = [np.nextafter(one, dtype(2)), np.nextafter(one, dtype(0)), f.max, -f.max, f.tiny,
+             -f.tiny]
+    return np.concatenate([J, np.array(extra, dtype=dtype)])
+
+
+def _rate_tol(dtype):
+    # float64: the kernels' exp / log1p are within 1 ulp of libm's, results within ~1e-15;
+    # float32: the float64 values are rounded once, so 1 float32 ulp at most
+    return dict(rtol=1e-12, atol=0.0) if dtype == np.float64 else dict(rtol=2.4e-7, atol=1e-44)
+
+
+@pytest.mark.parametrize("name", RATE_NAMES)
+def test_rate_kernels_registered_and_example_matches(name):
+    pair = KERNELS[name]
+    args = pair.example(np.random.default_rng(0))
+    assert args[0].shape[0] > R.BLOCK                       # several parallel blocks
+    ref, fast = pair.reference(*args), pair.fast(*args)
+    assert len(ref) == len(fast) and ref[-1] == fast[-1] == 0
+    for a, b in zip(ref[:-1], fast[:-1]):
+        assert a.dtype == b.dtype == args[0].dtype
+        np.testing.assert_allclose(b, a, **_rate_tol(a.dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("params", LIF_PARAMS)
+def test_lif_rate_kernels_equal_reference_on_grid(params, dtype):
+    J = rate_grid(0.005, dtype)
+    r0, d0, n0 = R.lif_rate_and_grad_numpy(J, *params)
+    r1, d1, n1 = R.lif_rate_and_grad_numba(J, *params)
+    assert n0 == n1 == 0 and r1.dtype == d1.dtype == dtype
+    np.testing.assert_allclose(r1, r0, **_rate_tol(dtype))
+    np.testing.assert_allclose(d1, d0, **_rate_tol(dtype))
+    np.testing.assert_array_equal(r1 == 0, J <= 1)          # exactly 0 at and below threshold
+    assert np.all(np.isfinite(r1)) and np.all(np.isfinite(d1)) and np.all(d1 >= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("params", SOFT_PARAMS, ids=str)
+def test_softlif_rate_kernels_equal_reference_on_grid(params, dtype):
+    J = rate_grid(min(params[0], 1e30), dtype)
+    with np.errstate(over="ignore"):                        # the reference's j / 1e-200
+        r0, d0, n0 = R.softlif_rate_and_grad_numpy(J, *params)
+    r1, d1, n1 = R.softlif_rate_and_grad_numba(J, *params)
+    assert n0 == n1 == 0 and r1.dtype == d1.dtype == dtype
+    np.testing.assert_allclose(r1, r0, **_rate_tol(dtype))
+    np.testing.assert_allclose(d1, d0, **_rate_tol(dtype))
+    assert np.all(np.isfinite(r1)) and np.all(np.isfinite(d1)) and np.all(d1 >= 0)
+
+
+@pytest.mark.parametrize("kind", ["lif", "softlif"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rate_kernel_modes_agree_exactly(kind, dtype):
+    """rate_and_grad == (rate, rate_grad) bit for bit (the same arithmetic in each mode)."""
+    J = rate_grid(0.005, dtype)
+    params = (0.02, 0.002, 0.7) if kind == "lif" else (0.005, 0.02, 0.002, 0.7)
+    r, d, n = getattr(R, f"{kind}_rate_and_grad_numba")(J, *params)
+    r_only, n_r = getattr(R, f"{kind}_rate_numba")(J, *params)
+    d_only, n_d = getattr(R, f"{kind}_rate_grad_numba")(J, *params)
+    np.testing.assert_array_equal(r, r_only)
+    np.testing.assert_array_equal(d, d_only)
+    assert n == n_r == n_d == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", RATE_NAMES)
+def test_rate_kernels_count_nan(name, dtype):
+    pair = KERNELS[name]
+    J, *params = pair.example(np.random.default_rng(1))
+    with np.errstate(over="ignore"):                        # float64 max -> float32 inf
+        J = J.astype(dtype)
+    nan_at = [0, 5, R.BLOCK - 1, R.BLOCK, J.size - 1]       # in both blocks, at the edges
+    J[nan_at] = np.nan
+    ok = ~np.isnan(J)
+    for fn in (pair.reference, pair.fast):
+        out = fn(J, *params)
+        assert out[-1] == len(nan_at)
+    ref, fast = pair.reference(J, *params), pair.fast(J, *params)
+    for a, b in zip(ref[:-1], fast[:-1]):
+        np.testing.assert_allclose(b[ok], a[ok], **_rate_tol(dtype))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, R.BLOCK, R.BLOCK + 1])
+def test_rate_kernels_sizes(n):
+    J = np.linspace(-2.0, 12.0, n)
+    for kind, params in [("lif", (0.02, 0.002, 1.0)), ("softlif", (0.005, 0.02, 0.002, 1.0))]:
+        r0, d0, _ = getattr(R, f"{kind}_rate_and_grad_numpy")(J, *params)
+        r1, d1, _ = getattr(R, f"{kind}_rate_and_grad_numba")(J, *params)
+        assert r1.shape == d1.shape == (n,)
+        np.testing.assert_allclose(r1, r0, rtol=1e-12)
+        np.testing.assert_allclose(d1, d0, rtol=1e-12)
+
+
+def test_softlif_kernel_rejects_absurd_sigma():
+    with pytest.raises(ValueError, match="sigma"):
+        R.softlif_rate_numba(np.ones(3), 1e-300, 0.02, 0.002, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["lif", "softlif"])
+def test_rate_kernels_thread_count_independent_many_blocks(kind, restore_threads):
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    J = R.example_currents(np.random.default_rng(3), n=5 * R.BLOCK + 11, dtype=np.float32)
+    params = (0.02, 0.002, 1.0) if kind == "lif" else (0.005, 0.02, 0.002, 1.0)
+    fn = getattr(R, f"{kind}_rate_and_grad_numba")
+    set_num_threads(1)
+    one = fn(J, *params)
+    set_num_threads(2)
+    two = fn(J, *params)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_exp_block_matches_libm():
+    ln2 = np.log(2.0)
+    a = -np.concatenate([np.linspace(0.0, 708.0, 4001), np.logspace(-300, np.log10(708.0), 400),
+                         [0.0, 5e-324, 1e-310, 2.0**-53, 0.5 * ln2, ln2, 1.5 * ln2, 707.999999,
+                          708.0]])
+    out = np.empty_like(a)
+    R._exp_block(a, out)
+    np.testing.assert_allclose(out, np.exp(a), rtol=4.5e-16, atol=0.0)    # <= 2 ulp
+    below = -np.array([708.0000001, 709.0, 745.0, 746.0, 1e5, 1e300])     # flushed to 0
+    out = np.empty_like(below)
+    R._exp_block(below, out)
+    np.testing.assert_array_equal(out, 0.0)
+
+
+def test_log1p_block_matches_libm():
+    b = [2.0**-53, R._SQRT2M1, 1.0, 2.0, 2.0**52, 2.0**53, 2.0**54, 2.0**55]
+    x = np.concatenate([np.linspace(0.0, 5.0, 2001), np.logspace(-320, 300, 1001), b,
+                        np.nextafter(b, 0.0), np.nextafter(b, np.inf), [0.0, 5e-324, 1e-310]])
+    out = np.empty_like(x)
+    R._log1p_block(x, out)
+    np.testing.assert_allclose(out, np.log1p(x), rtol=4.5e-16, atol=0.0)  # <= 2 ulp
+    tiny = x < 2.0**-53
+    np.testing.assert_array_equal(out[tiny], x[tiny])                    # log1p(x) == x

@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
+from minisnn import neurons
+from minisnn.kernels import rates as _rate_kernels
 from minisnn.neurons import (
     LIF,
     LIFRate,
@@ -301,6 +303,9 @@ def test_extreme_currents_no_warnings(model, dtype):
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
             r, g = model.rate(J), model.rate_grad(J)
+            r2, g2 = model.rate_and_grad(J)
+    np.testing.assert_array_equal(r2, r)
+    np.testing.assert_array_equal(g2, g)
     assert r.dtype == dtype and g.dtype == dtype and r.shape == J.shape
     assert np.all(np.isfinite(g)) and np.all(g >= 0)
     if isinstance(model, LIFRate):
@@ -438,3 +443,109 @@ def test_nan_current_in_rate_raises(model):
         model.rate(np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="J"):
         model.rate_grad(np.array([np.nan]))
+    with pytest.raises(ValueError, match="J"):
+        model.rate_and_grad(np.array([np.nan, 2.0]))
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", ALL_MODELS, ids=repr)
+def test_nan_anywhere_in_a_large_current_raises(model, dtype, use_kernels, monkeypatch):
+    """The Numba kernels count NaN as they go (no separate pass): every position is caught."""
+    monkeypatch.setattr(neurons, "USE_KERNELS", use_kernels)
+    J = np.linspace(-3, 12, 2 * 1100, dtype=dtype).reshape(2, 1100)   # 2 kernel blocks
+    for pos in [(0, 3), (1, 1099)]:
+        Jn = J.copy()
+        Jn[pos] = np.nan
+        for fn in (model.rate, model.rate_grad, model.rate_and_grad):
+            with pytest.raises(ValueError, match=r"J \(input current\) contains NaN"):
+                fn(Jn)
+
+
+# ---------------------------------------------------------------------------------------------
+# rate_and_grad; Numba kernels == NumPy references through the models
+# ---------------------------------------------------------------------------------------------
+
+LIF_RATE_MODELS = [m for m in ALL_MODELS if isinstance(m, LIFRate)]
+
+
+def current_grid():
+    """Currents over the range that matters, near threshold for every sigma, and extremes."""
+    parts = [np.linspace(-5, 30, 401), 1 + 0.005 * np.linspace(-60, 60, 121),
+             1 + 1e-6 * np.linspace(-60, 60, 61), 1 + np.logspace(-15, 3, 30),
+             1 - np.logspace(-15, 3, 30), [1.0, 0.0, 1e30, -1e30, 3e38, -3e38]]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", ALL_MODELS, ids=repr)
+def test_rate_and_grad_is_rate_and_rate_grad(model, dtype):
+    J = current_grid().astype(dtype)[-640:].reshape(2, 16, 20)
+    r, g = model.rate_and_grad(J)
+    assert r.shape == g.shape == J.shape and r.dtype == g.dtype == dtype
+    np.testing.assert_array_equal(r, model.rate(J))
+    np.testing.assert_array_equal(g, model.rate_grad(J))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", LIF_RATE_MODELS, ids=repr)
+def test_kernel_path_equals_numpy_path(model, dtype, monkeypatch):
+    J = current_grid().astype(dtype)
+    tol = dict(rtol=1e-12, atol=0) if dtype == np.float64 else dict(rtol=2.4e-7, atol=1e-44)
+    monkeypatch.setattr(neurons, "USE_KERNELS", True)
+    fast = model.rate(J), model.rate_grad(J), *model.rate_and_grad(J)
+    monkeypatch.setattr(neurons, "USE_KERNELS", False)
+    ref = model.rate(J), model.rate_grad(J), *model.rate_and_grad(J)
+    for a, b in zip(fast, ref):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("model", [LIFRate(), SoftLIFRate(0.005)], ids=repr)
+def test_rate_shapes_layouts_and_dtypes(model):
+    J = np.linspace(-2, 12, 120).reshape(4, 5, 6)
+    r, g = model.rate_and_grad(J)
+    for Jx in (J.T, J[:, ::2], np.asfortranarray(J)):           # non-contiguous inputs
+        rx, gx = model.rate_and_grad(Jx)
+        assert rx.shape == Jx.shape
+        np.testing.assert_array_equal(rx, model.rate(np.ascontiguousarray(Jx)))
+        np.testing.assert_array_equal(gx, model.rate_grad(np.ascontiguousarray(Jx)))
+    r0 = model.rate(np.float64(3.0))                             # 0-d
+    assert r0.shape == () and r0 == model.rate(np.array([3.0]))[0]
+    assert model.rate(np.zeros((0, 3))).shape == (0, 3)
+    ri = model.rate(np.arange(-2, 10))                           # integers: float64
+    assert ri.dtype == np.float64
+    np.testing.assert_array_equal(ri, model.rate(np.arange(-2, 10).astype(np.float64)))
+    r16, g16 = model.rate_and_grad(J.astype(np.float16))         # NumPy reference path
+    assert r16.dtype == g16.dtype == np.float16
+    np.testing.assert_allclose(r16, model.rate(J.astype(np.float16).astype(np.float64)),
+                               rtol=1e-3)
+    assert np.all(np.isfinite(model.rate(np.array([np.inf, -np.inf]))))
+
+
+def test_softlif_tiny_sigma_uses_reference():
+    m = SoftLIFRate(sigma=1e-300)                                # below SIGMA_MIN_FAST
+    J = np.linspace(-2, 5, 50)
+    with np.errstate(over="ignore"):
+        r, g = m.rate_and_grad(J)
+    assert np.all(np.isfinite(r)) and np.all(np.isfinite(g))
+    with np.errstate(over="ignore"):
+        ref_r, ref_g, _ = _rate_kernels.softlif_rate_and_grad_numpy(J, 1e-300, 0.02, 0.002, 1.0)
+    np.testing.assert_array_equal(r, ref_r)
+    np.testing.assert_array_equal(g, ref_g)
+    np.testing.assert_allclose(r[J > 1.01], LIFRate().rate(J[J > 1.01]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 0.001, 3.0])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64])
+def test_relu_rate_equals_formula(amplitude, dtype):
+    J = np.array([-1e4, -3.0, -0.0, 0.0, 0.25, 1.0, 7.0, 1000.0]).astype(dtype)
+    m = RectifiedLinear(amplitude)
+    out = np.float64 if dtype == np.int64 else dtype
+    r, g = m.rate_and_grad(J)
+    assert r.dtype == g.dtype == out
+    np.testing.assert_array_equal(r, (np.maximum(J, 0) * amplitude).astype(out))
+    np.testing.assert_array_equal(g, np.where(J > 0, amplitude, 0.0).astype(out))
+    np.testing.assert_array_equal(r, m.rate(J))
+    np.testing.assert_array_equal(g, m.rate_grad(J))
+    assert m.rate(np.float32(2.0)).shape == ()
