@@ -34,13 +34,22 @@ from .scratch import scratch
 from .windows import Geometry, col2im, geometry, im2col
 
 
-def _check_bias(op, b, n_out, dtype):
-    if b is None:
-        return None
-    b = as_float(b, op, "b", ndim=1)
-    if b.shape != (n_out,):
-        raise ValueError(f"{op}: bias shape {b.shape} does not match {n_out} output channels")
-    return b
+def _check_arrays(op, x, w, b, in_axis, out_axis):
+    """Validate ``x (N, C, H, W)``, a 4-D ``w`` whose axis ``in_axis`` holds the input channels
+    and ``out_axis`` the output channels, and ``b`` (one per output channel, or None)."""
+    x = as_float(x, op, "x", ndim=4)
+    w = as_float(w, op, "w", ndim=4)
+    if b is not None:
+        b = as_float(b, op, "b", ndim=1)
+        if b.shape != (w.shape[out_axis],):
+            raise ValueError(f"{op}: bias shape {b.shape} does not match {w.shape[out_axis]} output channels")
+    common_dtype(op, x, w, b)
+    if x.shape[1] != w.shape[in_axis]:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels (x {x.shape}) "
+            f"but the weight expects {w.shape[in_axis]} (w {w.shape})"
+        )
+    return x, w, b
 
 
 #: Planes with fewer output positions than this are folded: the whole batch becomes one GEMM
@@ -103,15 +112,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     cache : what :func:`conv2d_backward` needs
     """
     op = "conv2d"
-    x = as_float(x, op, "x", ndim=4)
-    w = as_float(w, op, "w", ndim=4)
-    b = _check_bias(op, b, w.shape[0], x.dtype)
-    common_dtype(op, x, w, b)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels (x {x.shape}) "
-            f"but the weight expects {w.shape[1]} (w {w.shape})"
-        )
+    x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0)
     N, _, H, W = x.shape
     Cout = w.shape[0]
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
@@ -167,15 +168,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     cache
     """
     op = "conv_transpose2d"
-    x = as_float(x, op, "x", ndim=4)
-    w = as_float(w, op, "w", ndim=4)
-    b = _check_bias(op, b, w.shape[1], x.dtype)
-    common_dtype(op, x, w, b)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels (x {x.shape}) "
-            f"but the weight expects {w.shape[0]} (w {w.shape})"
-        )
+    x, w, b = _check_arrays(op, x, w, b, in_axis=0, out_axis=1)
     (sh, sw) = stride = pair(stride, op, "stride", 1)
     (ph, pw) = padding = pair(padding, op, "padding", 0)
     oph, opw = pair(output_padding, op, "output_padding", 0)
