@@ -40,7 +40,7 @@ import numpy as np
 from .autodiff import Function, Tensor, no_grad
 from .layers import Neurons, Sequential
 from .neurons import NeuronType
-from .simulate import SimResult, _synapse_coefficient, simulate
+from .simulate import SimResult, _synapse_coefficient, initial_state, simulate
 
 __all__ = [
     "SpikingNet",
@@ -354,7 +354,7 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
             model = layer.spiking_model if spiking else snet.grad_models[name]
             if name not in states:
                 n = int(np.prod(cur.shape[1:]))
-                states[name] = model.make_state((B * n,), np.random.default_rng([seed, k]), dtype=dtype)
+                states[name] = initial_state(model, k, n, range(B), seed, dtype)
             k += 1
             u = SpikingStepFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
                                     dt=snet.dt, state=states[name])

@@ -34,7 +34,7 @@ from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Module, 
 from .ops.windows import col2im, geometry, im2col
 from .synapses import Lowpass
 
-__all__ = ["SimResult", "simulate", "ann_macs"]
+__all__ = ["SimResult", "simulate", "ann_macs", "initial_state"]
 
 _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 
@@ -116,6 +116,19 @@ def _unit_shapes(middle, prefix, x1) -> dict:
         else:
             cur = _apply([(name, layer)], cur)
     return shapes
+
+
+def initial_state(model, layer_index: int, units: int, samples, seed: int, dtype) -> dict:
+    """Initial state of a spiking layer for the inputs ``samples`` (indices into the batch).
+
+    Input ``i`` of the ``layer_index``-th neuron layer draws its ``units`` neurons' state from
+    its own generator ``default_rng([seed, layer_index, i])`` (LIF: voltage ~ U(0, 1), as
+    Nengo), so a run gives the same spikes however the batch is chunked, and only the chunk
+    being simulated holds a state.
+    """
+    parts = [model.make_state((units,), np.random.default_rng([seed, layer_index, i]), dtype=dtype)
+             for i in samples]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _apply(layers, x: np.ndarray) -> np.ndarray:
@@ -218,7 +231,7 @@ def simulate(
     readout : ``"mean"`` (average output over the last ``readout_steps`` steps) or
         ``"last"`` (the output at the last step, as NengoDL's default)
     readout_steps : length of the readout window (default: the second half, ``ceil(T/2)``)
-    seed : seeds the neurons' initial voltages (Uniform(0, 1), as Nengo)
+    seed : seeds the neurons' initial voltages (Uniform(0, 1), as Nengo; see :func:`initial_state`)
     time_chunk, batch_chunk : block sizes; memory is proportional to their product
     keep_layer_means : also return each neuron layer's mean output over the readout window
     """
@@ -252,13 +265,6 @@ def simulate(
     for i, (name, layer) in enumerate(middle):
         if isinstance(layer, Neurons):
             fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name]).reshape(1, -1)
-    # Initial states for the whole batch, one generator per layer: the result does not depend
-    # on how the batch is chunked.
-    states = {}
-    for k, (name, layer) in enumerate(neuron_layers):
-        model = layer.spiking_model
-        states[name] = (model.make_state((B * sizes[name],), np.random.default_rng([seed, k]), dtype=dtype),
-                        np.zeros(B * sizes[name], dtype))
     counts = {name: 0.0 for name in sizes}
     synops = {name: 0.0 for name in sizes}
     means: dict = {name: [] for name in sizes} if keep_layer_means else {}
@@ -271,6 +277,11 @@ def simulate(
         nb = xb.shape[0]
         J0 = _apply(prefix, xb)  # the first neuron layer's current: constant in time
         sums = dict.fromkeys(sizes)
+        states = {  # neuron and synapse state of this batch chunk only
+            name: (initial_state(layer.spiking_model, k, sizes[name], range(b0, b0 + nb), seed, dtype),
+                   np.zeros(nb * sizes[name], dtype))
+            for k, (name, layer) in enumerate(neuron_layers)
+        }
         for t0 in range(0, steps, time_chunk):
             tc = min(time_chunk, steps - t0)
             w0 = max(t_window - t0, 0)  # first step of this block inside the readout window
@@ -279,17 +290,14 @@ def simulate(
                 if not isinstance(layer, Neurons):
                     cur = _apply([(name, layer)], cur)
                     continue
-                size = sizes[name]
-                M = nb * size
-                full_state, full_syn = states[name]
-                state = {k: v[b0 * size : b0 * size + M] for k, v in full_state.items()}
+                M = nb * sizes[name]
+                state, syn_state = states[name]
                 J = cur.reshape(1 if static else tc, M)
                 if layer.gain != 1:
                     J = J * np.asarray(layer.gain, dtype)
                 out = np.empty((tc, M), dtype)
-                n_spk = layer.spiking_model.run(
-                    dt, J, out, state, syn_a=syn_a, syn_state=full_syn[b0 * size : b0 * size + M]
-                ).reshape(nb, size)
+                n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=syn_a, syn_state=syn_state)
+                n_spk = n_spk.reshape(nb, sizes[name])
                 counts[name] += float(n_spk.sum())
                 synops[name] += float((n_spk * fanouts[name]).sum())
                 if w0 < tc and (keep_layer_means or name == last):

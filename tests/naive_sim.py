@@ -2,15 +2,16 @@
 
 Every step, every layer: the input goes through the whole network one time step at a time,
 each neuron layer takes one Nengo ``step`` (the NumPy reference) and its output passes
-through the Lowpass ``y = a y + (1 - a) u``.  Initial states come from the same per-layer
-generators as :func:`minisnn.simulate.simulate` (``default_rng([seed, k])`` for the k-th
-neuron layer, drawn for the whole batch), so spike trains must agree exactly.
+through the Lowpass ``y = a y + (1 - a) u``.  Initial states come from
+:func:`minisnn.simulate.initial_state` (one generator per input and layer), as in the
+simulator, so spike trains must agree exactly.
 """
 
 import numpy as np
 
 from minisnn.autodiff import Tensor, no_grad
 from minisnn.layers import Neurons
+from minisnn.simulate import initial_state
 from minisnn.synapses import Lowpass
 
 
@@ -33,7 +34,7 @@ def simulate_time_major(net, x, steps, dt=0.001, synapse=None, window=None, seed
             model = layer.spiking_model
             if i not in states:
                 n = cur[0].size
-                states[i] = model.make_state((B * n,), np.random.default_rng([seed, k]), dtype=cur.dtype)
+                states[i] = initial_state(model, k, n, range(B), seed, cur.dtype)
                 syn[i] = np.zeros(B * n, cur.dtype)
                 spikes[i] = []
                 k += 1
