@@ -436,7 +436,7 @@ class _Timers:
             "dense GEMM + bias (fc1-3)": t.get("dense_forward", 0.0),
             "LIF + synapse time-scan kernel (numba)": t.get("lif_kernel", 0.0),
             "LIF.run argument checks (NaN scan of J)": lif - t.get("lif_kernel", 0.0),
-            "shape inference + ANN MACs (per simulate call)": t.get("unit_shapes", 0.0) + t.get("ann_macs", 0.0),
+            "shape inference + ANN MACs (per simulate call)": t.get("unit_shapes", 0.0),
         }
         cats["simulate bookkeeping (spike counts, synops, readout sums, allocation)"] = total - sum(cats.values())
         per_layer = {}
@@ -449,8 +449,8 @@ def install_timers(nb: int):
     """Wrap the pieces of a minisnn spiking run with wall-clock timers (this process only).
 
     Nothing in minisnn is edited: module attributes that the code looks up at call time are
-    replaced by timed wrappers.  Time spent under ``_unit_shapes`` / ``ann_macs`` (one-image
-    ANN passes that simulate makes for shapes and MAC counts) is kept out of the op timers.
+    replaced by timed wrappers.  Time spent under ``_layer_shapes`` (the one-image
+    ANN pass that simulate makes for shapes and MAC counts) is kept out of the op timers.
     """
     import minisnn.functional as F
     import minisnn.kernels.lif as klif
@@ -521,8 +521,7 @@ def install_timers(nb: int):
     neurons.LIF.run = timed("lif_run_total", neurons.LIF.run,
                             lambda self, dt, J, out, state, **k: lif_layer(J, state["voltage"]))
     klif.lif_run_numba = timed("lif_kernel", klif.lif_run_numba)
-    sim._unit_shapes = overhead("unit_shapes", sim._unit_shapes)
-    sim.ann_macs = overhead("ann_macs", sim.ann_macs)
+    sim._layer_shapes = overhead("unit_shapes", sim._layer_shapes)
     return T
 
 

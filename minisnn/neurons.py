@@ -223,6 +223,40 @@ class NeuronType:
         _check_dt(type(self).__name__, dt)
         output[...] = self.rate(J)
 
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
+        """Spiking models: run ``T = out.shape[0]`` steps with their Numba scan (optional
+        fused Lowpass).
+
+        Parameters
+        ----------
+        dt : float
+        J : ndarray, shape (1, M) or (T, M)
+            Current, constant over time if it has one row.
+        out : ndarray, shape (T, M)
+            Receives the (filtered) output.
+        state : dict
+            From :meth:`make_state` with shape ``(M,)``; updated in place.
+        syn_a : float
+            Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
+        syn_state : ndarray, shape (M,), optional
+            Synapse state (updated in place); zeros if not given.
+
+        Returns
+        -------
+        counts : ndarray of int64, shape (M,)
+            Spikes per neuron during this run.
+        """
+        name = type(self).__name__
+        if not self.spiking:
+            raise ValueError(f"{name} is a rate model: it has no spiking run")
+        dt = _check_dt(name, dt)
+        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
+        return self._run_kernel(J, out, state, dt, syn_a, syn_state)
+
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):  # pragma: no cover - abstract
+        """The model's Numba time scan, called by :meth:`run` after the checks."""
+        raise NotImplementedError
+
 
 # ---------------------------------------------------------------------------------------------
 # rectified linear
@@ -346,33 +380,8 @@ class SpikingRectifiedLinear(RectifiedLinear):
         _check_shapes(name, J, output, voltage)
         return _relu_kernels.relu_step_numpy(dt, J, output, voltage, self.amplitude)
 
-    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
-        """Run ``T = out.shape[0]`` steps with the Numba scan (optional fused Lowpass).
-
-        Parameters
-        ----------
-        dt : float
-        J : ndarray, shape (1, M) or (T, M)
-            Current, constant over time if it has one row.
-        out : ndarray, shape (T, M)
-            Receives the (filtered) output.
-        state : dict
-            From :meth:`make_state` with shape ``(M,)``; updated in place.
-        syn_a : float
-            Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
-        syn_state : ndarray, shape (M,), optional
-            Synapse state (updated in place); zeros if not given.
-
-        Returns
-        -------
-        counts : ndarray of int64, shape (M,)
-            Spikes per neuron during this run.
-        """
-        name = type(self).__name__
-        dt = _check_dt(name, dt)
-        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
-        return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude,
-                                            syn_a, syn_state)
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):
+        return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,31 +615,7 @@ class LIF(LIFRate):
         return _lif_kernels.lif_step_numpy(dt, J, output, voltage, refractory_time, self.tau_rc,
                                            self.tau_ref, self.min_voltage, self.amplitude)
 
-    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
-        """Run ``T = out.shape[0]`` steps with the Numba scan (optional fused Lowpass).
-
-        Parameters
-        ----------
-        dt : float
-        J : ndarray, shape (1, M) or (T, M)
-            Current, constant over time if it has one row.
-        out : ndarray, shape (T, M)
-            Receives the (filtered) output.
-        state : dict
-            From :meth:`make_state` with shape ``(M,)``; updated in place.
-        syn_a : float
-            Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
-        syn_state : ndarray, shape (M,), optional
-            Synapse state (updated in place); zeros if not given.
-
-        Returns
-        -------
-        counts : ndarray of int64, shape (M,)
-            Spikes per neuron during this run.
-        """
-        name = type(self).__name__
-        dt = _check_dt(name, dt)
-        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):
         return _lif_kernels.lif_run_numba(J, state["voltage"], state["refractory_time"], out, dt,
                                           self.tau_rc, self.tau_ref, self.min_voltage,
                                           self.amplitude, syn_a, syn_state)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import Tensor, no_grad
-from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Module, Neurons, Sequential
+from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
 from .ops.windows import col2im, geometry, im2col
 from .synapses import Lowpass
 
@@ -106,15 +106,15 @@ def _split(net: Sequential):
     return named[:first], named[first : last + 1], named[last + 1 :]
 
 
-def _unit_shapes(middle, prefix, x1) -> dict:
-    """Shape (without batch) of every neuron layer's population, from one input."""
-    shapes = {}
-    cur = _apply(prefix, x1)
-    for name, layer in middle:
-        if isinstance(layer, Neurons):
-            shapes[name] = cur.shape[1:]
-        else:
-            cur = _apply([(name, layer)], cur)
+def _layer_shapes(net: Sequential, input_shape) -> list:
+    """``(input shape, output shape)`` of every layer (no batch axis), from one pass on zeros."""
+    shapes = []
+    x = np.zeros((1,) + tuple(input_shape), np.float32)
+    for layer in net:
+        dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
+        y = _apply([("", layer)], x.astype(dtype, copy=False))
+        shapes.append((x.shape[1:], y.shape[1:]))
+        x = y
     return shapes
 
 
@@ -141,21 +141,21 @@ def _apply(layers, x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- fan-out and MACs
 
 
-def _fanout(layers, shape) -> np.ndarray:
-    """Synapses per unit of an input of ``shape`` (no batch) into the linear block ``layers``.
+def _fanout(layers, shape, out_shapes: dict) -> np.ndarray:
+    """Synapses per unit of an input of ``shape`` (no batch) into the linear block ``layers``
+    (``(name, layer)`` pairs; ``out_shapes[name]`` is each layer's output shape).
 
     Only the first weight layer of the block counts (its weights are where a spike is
     multiplied); pooling and flattening before it route each unit to the cells it feeds.
     """
     if not layers:
         return np.zeros(shape)
-    _, layer = layers[0]
+    name, layer = layers[0]
     rest = layers[1:]
     if isinstance(layer, Flatten):
-        return _fanout(rest, (int(np.prod(shape)),)).reshape(shape)
+        return _fanout(rest, (int(np.prod(shape)),), out_shapes).reshape(shape)
     if isinstance(layer, AvgPool2d):
-        out_shape = _apply([("", layer)], np.zeros((1,) + tuple(shape), np.float32)).shape[1:]
-        f_out = _fanout(rest, out_shape)
+        f_out = _fanout(rest, out_shapes[name], out_shapes)
         k = layer.kernel_size
         kh, kw = (k, k) if np.isscalar(k) else k
         s = layer.stride if layer.stride is not None else (kh, kw)
@@ -175,29 +175,29 @@ def _fanout(layers, shape) -> np.ndarray:
         return np.broadcast_to(cover * layer.out_channels, shape).copy()
     if isinstance(layer, ConvTranspose2d):
         C, H, W = shape
-        out = _apply([("", layer)], np.zeros((1,) + tuple(shape), layer.w.dtype))
+        Ho, Wo = out_shapes[name][1:]
         st, pd = layer.stride, layer.padding
-        g = geometry("fanout", out.shape[2], out.shape[3], layer.kernel_size,
+        g = geometry("fanout", Ho, Wo, layer.kernel_size,
                      (st, st) if np.isscalar(st) else st, (pd, pd) if np.isscalar(pd) else pd)
         cover = im2col(np.ones((1, 1, g.H, g.W)), g)[0].sum(axis=0).reshape(H, W)
         return np.broadcast_to(cover * layer.out_channels, shape).copy()
     raise ValueError(f"simulate: cannot count fan-out through {type(layer).__name__}")
 
 
-def ann_macs(net: Sequential, input_shape) -> float:
-    """Multiply-accumulates per input of the network run as an ANN (weight layers only)."""
+def ann_macs(net: Sequential, input_shape, shapes: list | None = None) -> float:
+    """Multiply-accumulates per input of the network run as an ANN (weight layers only).
+
+    ``shapes`` (from one shape pass) saves running the network again.
+    """
+    shapes = _layer_shapes(net, input_shape) if shapes is None else shapes
     macs = 0.0
-    x = np.zeros((1,) + tuple(input_shape), np.float32)
-    for layer in net:
-        dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
-        y = _apply([("", layer)], x.astype(dtype, copy=False))
+    for layer, (in_shape, out_shape) in zip(net, shapes):
         if isinstance(layer, Dense):
             macs += layer.in_features * layer.out_features
         elif isinstance(layer, Conv2d):
-            macs += layer.w.size * y.shape[2] * y.shape[3]
+            macs += layer.w.size * out_shape[1] * out_shape[2]
         elif isinstance(layer, ConvTranspose2d):
-            macs += layer.w.size * x.shape[2] * x.shape[3]
-        x = y
+            macs += layer.w.size * in_shape[1] * in_shape[2]
     return float(macs)
 
 
@@ -259,12 +259,14 @@ def simulate(
     x = x.astype(dtype, copy=False)
 
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
-    unit_shapes = _unit_shapes(middle, prefix, x[:1])
+    shapes = _layer_shapes(net, x.shape[1:])  # the one ANN pass on a single input
+    unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
+    out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
     fanouts = {}
     for i, (name, layer) in enumerate(middle):
         if isinstance(layer, Neurons):
-            fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name]).reshape(1, -1)
+            fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
     counts = {name: 0.0 for name in sizes}
     synops = {name: 0.0 for name in sizes}
     means: dict = {name: [] for name in sizes} if keep_layer_means else {}
@@ -325,7 +327,7 @@ def simulate(
         rates=rates,
         spike_counts=spike_counts,
         synops=synops,
-        macs=ann_macs(net, x.shape[1:]),
+        macs=ann_macs(net, x.shape[1:], shapes),
         steps=steps,
         dt=float(dt),
         layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},

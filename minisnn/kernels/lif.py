@@ -115,6 +115,14 @@ def lif_step_numpy(dt, J, output, voltage, refractory_time, tau_rc, tau_ref, min
 # ---------------------------------------------------------------------------------------------
 
 
+def lowpass_step_numpy(u, y_state, a):
+    """One step of the Lowpass, in place: ``y = a y + (1 - a) u`` in float64, written to both
+    ``y_state`` and ``u`` (``a = 0`` passes ``u`` through exactly)."""
+    y = a * y_state.astype(np.float64) + (1.0 - a) * u.astype(np.float64)
+    y_state[...] = y
+    u[...] = y
+
+
 def lif_run_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
                   syn_a, syn_state):
     """Run ``T = out.shape[0]`` LIF steps, with an optional fused Lowpass (NumPy reference).
@@ -151,12 +159,7 @@ def lif_run_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_vol
         spiked = lif_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, refractory_time,
                                 tau_rc, tau_ref, min_voltage, amplitude)
         counts += spiked
-        if syn_a != 0.0:
-            y = syn_a * syn_state.astype(np.float64) + (1.0 - syn_a) * out[t].astype(np.float64)
-            out[t] = y
-            syn_state[...] = y
-        else:
-            syn_state[...] = out[t]
+        lowpass_step_numpy(out[t], syn_state, syn_a)
     return counts
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._jit import jit, pjit, prange
 
-from .lif import BLOCK, f8
+from .lif import BLOCK, f8, lowpass_step_numpy
 
 
 def lowpass_run_numpy(u, y_state, a, out):
@@ -41,11 +41,9 @@ def lowpass_run_numpy(u, y_state, a, out):
     -------
     out : ndarray, shape (T, M)
     """
-    b = 1.0 - a
     for t in range(u.shape[0]):
-        y = a * y_state.astype(np.float64) + b * u[t].astype(np.float64)
-        y_state[...] = y
-        out[t] = y
+        out[t] = u[t]
+        lowpass_step_numpy(out[t], y_state, a)
     return out
 
 

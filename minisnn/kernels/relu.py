@@ -24,7 +24,7 @@ import numpy as np
 
 from ._jit import jit, pjit, prange
 
-from .lif import BLOCK, _synapse_block, f8
+from .lif import BLOCK, _synapse_block, f8, lowpass_step_numpy
 
 
 def relu_step_numpy(dt, J, output, voltage, amplitude):
@@ -87,12 +87,7 @@ def relu_run_numpy(J, voltage, out, dt, amplitude, syn_a, syn_state):
     for t in range(T):
         n = relu_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude)
         counts += n.astype(np.int64)
-        if syn_a != 0.0:
-            y = syn_a * syn_state.astype(np.float64) + (1.0 - syn_a) * out[t].astype(np.float64)
-            out[t] = y
-            syn_state[...] = y
-        else:
-            syn_state[...] = out[t]
+        lowpass_step_numpy(out[t], syn_state, syn_a)
     return counts
 
 

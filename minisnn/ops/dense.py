@@ -8,7 +8,6 @@ PyTorch's ``torch.nn.functional.linear`` layout: ``x (N, in)``, ``w (out, in)``,
 
 from __future__ import annotations
 
-import numpy as np
 
 from ._checks import as_float, common_dtype
 
