@@ -515,6 +515,10 @@ def install_timers(nb: int):
 
     F.Conv2dFn.forward = timed("conv_forward_total", F.Conv2dFn.forward, conv_layer)
     F.DenseFn.forward = timed("dense_forward", F.DenseFn.forward, dense_layer)
+    # the simulator calls the ops directly for the layers between spiking layers
+    sim.conv2d_forward = timed("conv_forward_total", sim.conv2d_forward,
+                               lambda x, w, *a, **k: conv_layer(None, x, w))
+    sim.dense_forward = timed("dense_forward", sim.dense_forward, lambda x, w, *a, **k: dense_layer(None, x, w))
     conv.im2col = timed("im2col", conv.im2col)
     conv._per_image = timed("conv_gemm_per_image", conv._per_image)
     conv._unrows = timed("conv_unrows", conv._unrows)

@@ -31,12 +31,22 @@ import numpy as np
 
 from .autodiff import Tensor, no_grad
 from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
+from .kernels.lowpass import lowpass_run_numba
+from .ops.conv import conv2d_events, conv2d_forward
+from .ops.dense import dense_forward
 from .ops.windows import col2im, geometry, im2col
 from .synapses import Lowpass
 
 __all__ = ["SimResult", "simulate", "ann_macs", "initial_state"]
 
 _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
+
+#: ``path="auto"``: a convolution fed directly by a spiking layer is computed event by event
+#: (:func:`minisnn.ops.conv.conv2d_events`) when that layer's expected spike density - its
+#: rate twin's mean rate on the first input times ``dt`` - is below this.  Measured on the
+#: LocNet convolutions (``python benchmarks/bench_snn.py --densities``): the event path is
+#: ~1.3-2.7x faster at density 0.02-0.05, even at ~0.1 and ~0.8x at 0.17 (170 Hz, dt = 1 ms).
+EVENT_DENSITY = 0.08
 
 
 @dataclass
@@ -53,6 +63,7 @@ class SimResult:
     layer_means : {layer name: (B, ...) each neuron layer's mean (filtered) output over the
         readout window}; only with ``keep_layer_means=True`` (hybrid fine-tuning uses it)
     sizes : {layer name: neurons per input}
+    paths : {weight layer name: ``"dense"`` or ``"event"``} for the convolutions fed by spikes
     steps, dt : the presentation
     """
 
@@ -65,6 +76,7 @@ class SimResult:
     dt: float
     layer_means: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
@@ -106,14 +118,18 @@ def _split(net: Sequential):
     return named[:first], named[first : last + 1], named[last + 1 :]
 
 
-def _layer_shapes(net: Sequential, input_shape) -> list:
-    """``(input shape, output shape)`` of every layer (no batch axis), from one pass on zeros."""
+def _layer_shapes(net: Sequential, input_shape, x=None, rates: dict | None = None) -> list:
+    """``(input shape, output shape)`` of every layer (no batch axis), from one ANN pass on the
+    single input ``x (1, ...)`` (zeros if None).  If a ``rates`` dict is given it receives each
+    Neurons layer's mean rate-twin firing rate in Hz on ``x``, keyed by the layer's name."""
     shapes = []
-    x = np.zeros((1,) + tuple(input_shape), np.float32)
-    for layer in net:
+    x = np.zeros((1,) + tuple(input_shape), np.float32) if x is None else x
+    for i, layer in enumerate(net):
         dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
         y = _apply([("", layer)], x.astype(dtype, copy=False))
         shapes.append((x.shape[1:], y.shape[1:]))
+        if rates is not None and isinstance(layer, Neurons):
+            rates[str(i)] = float(np.mean(layer.rate_hz(y)))
         x = y
     return shapes
 
@@ -136,6 +152,55 @@ def _apply(layers, x: np.ndarray) -> np.ndarray:
         for _, layer in layers:
             x = layer(Tensor(x)).data
     return x
+
+
+def _buffer(buffers: dict, name: str, shape, dtype) -> np.ndarray:
+    """An uninitialised ``shape`` array backed by the buffer ``buffers[name]``, reused from
+    block to block (grown if needed).  Fresh large arrays are expensive here: the first
+    write to each page faults, which costs ~10x an im2col copy (see :mod:`minisnn.ops.scratch`)."""
+    size = int(np.prod(shape))
+    buf = buffers.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = buffers[name] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+def _linear(name: str, layer, x: np.ndarray, out_shape, buffers: dict) -> np.ndarray:
+    """One linear layer of the spiking part on a block of ``x (R, ...)``; Conv2d and Dense
+    write into a reused buffer, Flatten is a view, the others run as in the ANN."""
+    if isinstance(layer, Flatten):
+        return x.reshape(x.shape[0], -1)
+    if not isinstance(layer, (Conv2d, Dense)):
+        return _apply([(name, layer)], x)
+    out = _buffer(buffers, name, (x.shape[0],) + tuple(out_shape), x.dtype)
+    b = None if layer.b is None else layer.b.data
+    if isinstance(layer, Dense):
+        return dense_forward(x, layer.w.data, b, out=out)[0]
+    return conv2d_forward(x, layer.w.data, b, layer.stride, layer.padding, out=out, keep_cache=False)[0]
+
+
+def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: bool) -> dict:
+    """``{conv name: "dense" | "event"}`` for every Conv2d fed directly by a spiking layer."""
+    paths = {}
+    for i, (name, layer) in enumerate(middle):
+        if isinstance(layer, Conv2d) and i > 0 and isinstance(middle[i - 1][1], Neurons):
+            sparse = expected_hz[middle[i - 1][0]] * dt < EVENT_DENSITY
+            event = not dense_only and (path == "event" or (path == "auto" and sparse))
+            paths[name] = "event" if event else "dense"
+    return paths
+
+
+def _conv_events(name, layer, spikes, out_shape, buffers, syn_a, syn_state, tc) -> np.ndarray:
+    """An event-driven Conv2d on a block of raw spikes ``(tc * nb, C, H, W)``; the Lowpass
+    that the dense path applies to the spikes is applied to the result instead (both linear)."""
+    y = _buffer(buffers, name, (spikes.shape[0],) + tuple(out_shape), spikes.dtype)
+    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y)
+    if syn_a:
+        y2 = y.reshape(tc, -1)
+        lowpass_run_numba(y2, syn_state, syn_a, y2)
+    if layer.b is not None:
+        y += layer.b.data[:, None, None]
+    return y
 
 
 # ----------------------------------------------------------------------------- fan-out and MACs
@@ -217,6 +282,7 @@ def simulate(
     time_chunk: int = 50,
     batch_chunk: int | None = None,
     keep_layer_means: bool = False,
+    path: str = "auto",
 ) -> SimResult:
     """Run ``net`` as a spiking network on the static inputs ``x (B, ...)`` for ``steps`` steps.
 
@@ -234,11 +300,19 @@ def simulate(
     seed : seeds the neurons' initial voltages (Uniform(0, 1), as Nengo; see :func:`initial_state`)
     time_chunk, batch_chunk : block sizes; memory is proportional to their product
     keep_layer_means : also return each neuron layer's mean output over the readout window
+    path : how a Conv2d fed directly by a spiking layer is computed: ``"dense"`` (im2col +
+        GEMM), ``"event"`` (only where spikes occurred; with a synapse the filter then runs
+        on the convolution's output, which is equal because both are linear) or ``"auto"``
+        (event-driven when the expected spike density is below :data:`EVENT_DENSITY`).
+        With a synapse and ``keep_layer_means`` the dense path is used (the filtered layer
+        outputs are needed).  ``SimResult.paths`` records the choice per layer.
     """
     steps = _as_int("steps", steps, 1)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
     if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
         raise ValueError(f"simulate: dt must be > 0, got {dt!r}")
+    if path not in ("auto", "dense", "event"):
+        raise ValueError(f"simulate: path must be 'auto', 'dense' or 'event', got {path!r}")
     if readout not in ("mean", "last"):
         raise ValueError(f"simulate: readout must be 'mean' or 'last', got {readout!r}")
     window = (steps + 1) // 2 if readout_steps is None else _as_int("readout_steps", readout_steps, 1)
@@ -259,7 +333,8 @@ def simulate(
     x = x.astype(dtype, copy=False)
 
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
-    shapes = _layer_shapes(net, x.shape[1:])  # the one ANN pass on a single input
+    expected_hz: dict = {}
+    shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz)  # the one ANN pass, on one input
     unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
     out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
@@ -267,10 +342,13 @@ def simulate(
     for i, (name, layer) in enumerate(middle):
         if isinstance(layer, Neurons):
             fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
+    paths = _choose_paths(middle, path, expected_hz, dt, bool(syn_a) and keep_layer_means)
+    raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
     counts = {name: 0.0 for name in sizes}
     synops = {name: 0.0 for name in sizes}
     means: dict = {name: [] for name in sizes} if keep_layer_means else {}
     readouts = []
+    buffers: dict = {}  # one output buffer per middle layer, reused by every block
     last = neuron_layers[-1][0]
     t_window = steps - window  # first step of the readout window
 
@@ -284,21 +362,29 @@ def simulate(
                    np.zeros(nb * sizes[name], dtype))
             for k, (name, layer) in enumerate(neuron_layers)
         }
+        conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
+            name: np.zeros(nb * int(np.prod(out_shapes[name])), dtype)
+            for name in paths if paths[name] == "event" and syn_a
+        }
         for t0 in range(0, steps, time_chunk):
             tc = min(time_chunk, steps - t0)
             w0 = max(t_window - t0, 0)  # first step of this block inside the readout window
             cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
             for name, layer in middle:
+                if paths.get(name) == "event":
+                    cur = _conv_events(name, layer, cur, out_shapes[name], buffers, syn_a, conv_syn.get(name), tc)
+                    continue
                 if not isinstance(layer, Neurons):
-                    cur = _apply([(name, layer)], cur)
+                    cur = _linear(name, layer, cur, out_shapes[name], buffers)
                     continue
                 M = nb * sizes[name]
                 state, syn_state = states[name]
                 J = cur.reshape(1 if static else tc, M)
                 if layer.gain != 1:
                     J = J * np.asarray(layer.gain, dtype)
-                out = np.empty((tc, M), dtype)
-                n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=syn_a, syn_state=syn_state)
+                out = _buffer(buffers, name, (tc, M), dtype)
+                a = 0.0 if name in raw else syn_a  # raw spikes for an event-driven conv
+                n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
                 n_spk = n_spk.reshape(nb, sizes[name])
                 counts[name] += float(n_spk.sum())
                 synops[name] += float((n_spk * fanouts[name]).sum())
@@ -332,5 +418,6 @@ def simulate(
         dt=float(dt),
         layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},
         sizes=sizes,
+        paths=paths,
     )
     return result

@@ -14,6 +14,7 @@ from minisnn.autodiff import Tensor
 from minisnn.gradcheck import gradcheck, gradcheck_op
 from minisnn.ops import (
     conv2d_backward,
+    conv2d_events,
     conv2d_forward,
     conv_transpose2d_backward,
     conv_transpose2d_forward,
@@ -432,3 +433,28 @@ def test_results_survive_later_calls(rng):
     conv_transpose2d_backward(3 * np.ones_like(t2), tc2)
     for a, b in zip((y1, dx1, dw1, t1, tdx1, tdw1), saved):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (2, 1, 3), ((2, 1), (0, 2), (2, 3)), (3, 0, 1)])
+def test_event_driven_conv_equals_im2col_conv(stride, padding, kernel, dtype):
+    rng = np.random.default_rng(11)
+    kh, kw = (kernel, kernel) if np.isscalar(kernel) else kernel
+    x = ((rng.uniform(size=(3, 4, 9, 10)) < 0.15) * rng.standard_normal((3, 4, 9, 10))).astype(dtype)
+    w = rng.standard_normal((5, 4, kh, kw)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    expected, _ = conv2d_forward(x, w, b, stride, padding)
+    got = conv2d_events(x, w, b, stride, padding)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+    out = np.empty_like(expected)
+    assert conv2d_events(x, w, None, stride, padding, out=out) is out
+    np.testing.assert_allclose(out + b[:, None, None], expected, rtol=tol, atol=tol)
+
+
+def test_event_driven_conv_bad_input():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="channels"):
+        conv2d_events(x, np.zeros((3, 4, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        conv2d_events(x, np.zeros((3, 2, 3, 3), np.float32), out=np.zeros((1, 3, 5, 5), np.float64))

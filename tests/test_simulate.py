@@ -128,6 +128,7 @@ def test_conv_fanout_counts_border_pixels_once_per_window():
         (dict(steps=10, readout_steps=11), "readout_steps"),
         (dict(steps=10, time_chunk=0), "time_chunk"),
         (dict(steps=10, synapse="fast"), "synapse"),
+        (dict(steps=10, path="sparse"), "path"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -166,3 +167,54 @@ def test_mean_rate_weights_layers_by_their_size():
     assert res.rates["1"] == pytest.approx(400 / 3, abs=1)
     assert res.rates["3"] == pytest.approx(200, abs=2)
     assert res.mean_rate == pytest.approx((3 * res.rates["1"] + res.rates["3"]) / 4)
+
+
+def conv_chain_net(neuron, rng):
+    """Convolutions fed straight by spiking layers: the ones the event-driven path can take."""
+    return ms.Sequential(
+        ms.Conv2d(2, 4, 3, padding=1, rng=rng, dtype=np.float64),
+        Neurons(neuron),
+        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng, dtype=np.float64),
+        Neurons(neuron),
+        ms.Conv2d(4, 3, (3, 2), padding=(1, 0), rng=rng, dtype=np.float64),
+        Neurons(neuron),
+        ms.Flatten(),
+        ms.Dense(3 * 4 * 3, 2, rng=rng, dtype=np.float64),
+    )
+
+
+@pytest.mark.parametrize("synapse", [None, 0.005])
+@pytest.mark.parametrize("path", ["dense", "event"])
+def test_event_and_dense_paths_equal_the_time_major_reference(path, synapse):
+    rng = np.random.default_rng(7)
+    net = conv_chain_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
+    x = rng.uniform(0, 2, (3, 2, 8, 7))
+    ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
+    res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
+    assert res.paths == {"2": path, "4": path}
+    np.testing.assert_allclose(res.readout, ref_readout, rtol=1e-9, atol=1e-9)
+    for name, spk in ref_spikes.items():
+        assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"
+        assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
+
+
+def test_auto_path_follows_the_expected_spike_density():
+    # layer 1 fires at 20 Hz (density 0.02 per 1 ms step), layer 3 at 500 Hz (0.5)
+    net = ms.Sequential(ms.Conv2d(1, 2, 1), Neurons(SpikingRectifiedLinear()),
+                        ms.Conv2d(2, 2, 1), Neurons(SpikingRectifiedLinear()),
+                        ms.Conv2d(2, 1, 1), Neurons(SpikingRectifiedLinear()))
+    for conv, bias in ((net[0], 20.0), (net[2], 500.0), (net[4], 100.0)):
+        conv.w.data[...] = 0
+        conv.b.data[...] = bias
+    x = np.ones((2, 1, 3, 3), np.float32)
+    assert simulate(net, x, 50).paths == {"2": "event", "4": "dense"}
+    assert simulate(net, x, 50, path="dense").paths == {"2": "dense", "4": "dense"}
+    # a synapse with layer means needs every layer's filtered output: dense throughout
+    assert simulate(net, x, 50, path="event", synapse=0.005, keep_layer_means=True).paths == {
+        "2": "dense", "4": "dense"}
+    a = simulate(net, x, 50, path="event", synapse=0.005)
+    b = simulate(net, x, 50, path="dense", synapse=0.005)
+    assert a.spike_counts == b.spike_counts
+    np.testing.assert_allclose(a.readout, b.readout, rtol=1e-5)

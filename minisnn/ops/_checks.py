@@ -40,3 +40,13 @@ def common_dtype(op: str, *arrays) -> np.dtype:
 def same_shape(op: str, a, b, names=("pred", "target")) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{op}: {names[0]} shape {a.shape} != {names[1]} shape {b.shape}")
+
+
+def output(op: str, out, shape, dtype) -> np.ndarray:
+    """A new ``empty`` output array, or the caller's ``out`` after checking that it fits."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"{op}: out must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, got {got}")
+    return out

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float, common_dtype, pair
+from ._checks import as_float, common_dtype, output, pair
 from .scratch import scratch
+from ..kernels.events import conv_events_numba
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -56,6 +57,11 @@ def _check_arrays(op, x, w, b, in_axis, out_axis):
 #: of width N*Ho*Wo.  Per-image GEMMs only a few hundred columns wide starve BLAS (a CAE
 #: decoder layer ran 4x slower that way); wide planes skip the transposes folding costs.
 FOLD_BELOW = 4096
+
+#: Largest column buffer (bytes) of an inference convolution (``keep_cache=False``): the batch
+#: goes through im2col + GEMM a group of images at a time, so the columns stay near the L3
+#: cache and a large block (time x batch in the simulator) does not need gigabytes of them.
+COLS_BUDGET = 512 << 20
 
 
 def _fold(positions: int) -> bool:
@@ -96,7 +102,7 @@ def _summed_outer(a, cols):
 # ----------------------------------------------------------------------------- conv2d
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0):
+def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=True):
     """Forward 2-D convolution (cross-correlation), PyTorch semantics.
 
     Parameters
@@ -105,11 +111,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     w : (Cout, Cin, kH, kW) float array
     b : (Cout,) float array or None
     stride, padding : int or (int, int); stride >= 1, padding >= 0 (zeros)
+    out : optional C-contiguous ``(N, Cout, Ho, Wo)`` array of ``x``'s dtype to write ``y`` into
+    keep_cache : False for inference: the columns then live in a reused scratch buffer and
+        the returned cache is None (no backward possible).  With ``out`` this call allocates
+        no large array at all, which matters: on these machines first-touching fresh memory
+        costs ~10x the im2col copy itself (see :mod:`minisnn.ops.scratch`).
 
     Returns
     -------
     y : (N, Cout, Ho, Wo), ``Ho = (H + 2 pH - kH) // sH + 1``
-    cache : what :func:`conv2d_backward` needs
+    cache : what :func:`conv2d_backward` needs (None with ``keep_cache=False``)
     """
     op = "conv2d"
     x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0)
@@ -117,15 +128,47 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     Cout = w.shape[0]
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
     fold = _fold(g.Ho * g.Wo)
-    cols = im2col(x, g, fold)  # (K, N, P) folded, else (N, K, P)
+    K, P = w[0].size, g.Ho * g.Wo
+    y = output(op, out, (N, Cout, g.Ho, g.Wo), x.dtype).reshape(N, Cout, P)
     wm = w.reshape(Cout, -1)
-    if fold:
-        y = _unrows(wm @ cols.reshape(wm.shape[1], -1), N)
-    else:
-        y = _per_image(wm, cols)  # (N, Cout, P): already NCHW
+    # with a cache every column is kept for the backward pass; without, the images go
+    # through a scratch buffer of at most COLS_BUDGET bytes, a group of images at a time
+    group = N if keep_cache else max(1, min(N, COLS_BUDGET // (K * P * x.itemsize)))
+    for n0 in range(0, N, group):
+        xg, yg = x[n0 : n0 + group], y[n0 : n0 + group]
+        ng = xg.shape[0]
+        cols_buf = None if keep_cache else scratch("cols", (K, ng, P) if fold else (ng, K, P), x.dtype)
+        cols = im2col(xg, g, fold, out=cols_buf)  # (K, ng, P) folded, else (ng, K, P)
+        if fold:
+            r = np.matmul(wm, cols.reshape(K, -1), out=_temp("y_rows", wm, cols.reshape(K, -1)))
+            yg[...] = r.reshape(Cout, ng, P).transpose(1, 0, 2)
+        else:
+            _per_image(wm, cols, out=yg)  # (ng, Cout, P): already NCHW
     if b is not None:
         y += b[:, None]
-    return y.reshape(N, Cout, g.Ho, g.Wo), (cols, w, b is not None, g, x.shape[1], fold)
+    cache = (cols, w, b is not None, g, x.shape[1], fold) if keep_cache else None
+    return y.reshape(N, Cout, g.Ho, g.Wo), cache
+
+
+def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None):
+    """:func:`conv2d_forward`'s ``y`` computed event by event: every nonzero of ``x`` adds its
+    weights onto the outputs it reaches (:mod:`minisnn.kernels.events`).
+
+    The work grows with the number of nonzeros, not the size of ``x``: for spike maps with
+    few spikes per step this beats im2col + GEMM (see ``path`` in :func:`minisnn.simulate`).
+    Same arguments and result as :func:`conv2d_forward` up to rounding (the sums run in
+    another order); inference only, no cache.
+    """
+    op = "conv2d_events"
+    x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0)
+    N, _, H, W = x.shape
+    g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
+    y = output(op, out, (N, w.shape[0], g.Ho, g.Wo), x.dtype)
+    wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (Cin, kH, kW, Cout): one tap = one row
+    conv_events_numba(np.ascontiguousarray(x), wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
+    if b is not None:
+        y += b[:, None, None]
+    return y
 
 
 def conv2d_backward(dy, cache, need_dx=True):
@@ -221,6 +264,7 @@ __all__ = [
     "Geometry",
     "conv2d_forward",
     "conv2d_backward",
+    "conv2d_events",
     "conv_transpose2d_forward",
     "conv_transpose2d_backward",
 ]

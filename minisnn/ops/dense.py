@@ -9,11 +9,16 @@ PyTorch's ``torch.nn.functional.linear`` layout: ``x (N, in)``, ``w (out, in)``,
 from __future__ import annotations
 
 
-from ._checks import as_float, common_dtype
+import numpy as np
+
+from ._checks import as_float, common_dtype, output as _output
 
 
-def dense_forward(x, w, b=None):
-    """``y (N, out) = x (N, in) @ w.T (in, out) + b``; returns ``(y, cache)``."""
+def dense_forward(x, w, b=None, *, out=None):
+    """``y (N, out) = x (N, in) @ w.T (in, out) + b``; returns ``(y, cache)``.
+
+    ``out``: optional C-contiguous ``(N, out)`` array of ``x``'s dtype to write ``y`` into.
+    """
     op = "dense"
     x = as_float(x, op, "x", ndim=2)
     w = as_float(w, op, "w", ndim=2)
@@ -24,7 +29,7 @@ def dense_forward(x, w, b=None):
     common_dtype(op, x, w, b)
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"{op}: x has {x.shape[1]} features (x {x.shape}) but w expects {w.shape[1]} (w {w.shape})")
-    y = x @ w.T
+    y = np.matmul(x, w.T, out=_output(op, out, (x.shape[0], w.shape[0]), x.dtype))
     if b is not None:
         y += b
     return y, (x, w, b is not None)
