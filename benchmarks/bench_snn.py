@@ -84,6 +84,9 @@ def parse_args(argv=None):
     p.add_argument("--calib-images", type=int, default=1, help="images for the rate calibration (default 1)")
     p.add_argument("--calib-steps", type=int, default=50, help="T of the calibration runs (default 50)")
     p.add_argument("--rate-aim", type=float, default=170.0, help="calibration aim per layer, Hz (default 170)")
+    p.add_argument("--path", default="auto", choices=["auto", "dense", "event"],
+                   help="minisnn simulate(path=...) for the main runs (default auto); one extra run at the "
+                        "middle T forces the other of dense/event, for the comparison")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="skip snnTorch")
     p.add_argument("--no-mem-probe", action="store_true",
@@ -377,7 +380,8 @@ def worker_minisnn(job):
     wdir = Path(job["wdir"])
     net, names = build_minisnn_net(load_layer_arrays(wdir))
     x = np.ascontiguousarray(np.load(wdir / "images.npy", mmap_mode="r")[: job["batch"]])
-    kw = dict(dt=DT, synapse=SYNAPSE, time_chunk=job["time_chunk"], batch_chunk=job["batch_chunk"])
+    kw = dict(dt=DT, synapse=SYNAPSE, time_chunk=job["time_chunk"], batch_chunk=job["batch_chunk"],
+              path=job.get("path", "auto"))
     simulate(net, x[:1], 1, **kw)  # compile/load kernels, touch the weights
     setup = memory_report()
     if job.get("profile"):
@@ -394,6 +398,7 @@ def worker_minisnn(job):
         "mean_rate_hz": res.mean_rate,
         "synops_per_image": res.synops["total"], "macs_per_image_step": res.macs,
         "readout_mean_abs": float(np.abs(res.readout).mean()),
+        "path": kw["path"], "paths": {names[k]: v for k, v in res.paths.items()},
         "threads": threads, "setup_memory": setup, "memory": memory_report(),
         "loadavg": os.getloadavg(),
     }
@@ -816,12 +821,9 @@ def _main(args, wdir, torch_available, payload, t_start):
               + ("" if args.no_mem_probe else f"; peak RSS at batch {FULL_BATCH} is probed separately below"))
     print(f"minisnn: simulate(..., synapse={SYNAPSE}, time_chunk={tc}, batch_chunk={bc}) - dense path; "
           f"memory ~ time_chunk x batch_chunk (the block) + the whole batch's neuron state")
-    if ev is None:
-        print("minisnn event-driven path: not implemented yet (simulate has no such option); only the dense "
-              "path is measured")
-    else:
-        print(f"minisnn event-driven path: simulate has an option {ev!r}; this benchmark does not drive it yet")
-    payload["event_driven"] = {"option": ev, "measured": False}
+    print(f"minisnn event-driven path: simulate(path=...) - main runs path={args.path!r}; one run at the "
+          f"middle T with the other path for comparison")
+    payload["event_driven"] = {"option": ev, "measured": True, "main_path": args.path}
     payload.update(batch=B, batch_reason=why, estimate_s=est_B, budget_s=budget)
 
     # ---- 3. the configurations ----------------------------------------------------------------------
@@ -829,7 +831,7 @@ def _main(args, wdir, torch_available, payload, t_start):
     for T in args.steps:
         print(f"  .. minisnn batch {B} T {T}", file=sys.stderr, flush=True)
         r = spawn("minisnn", {"threads": args.threads, "batch": B, "steps": T, "time_chunk": tc,
-                              "batch_chunk": bc}, wdir)
+                              "batch_chunk": bc, "path": args.path}, wdir)
         r.setdefault("engine", "minisnn"); r.setdefault("steps", T); r.setdefault("batch", B)
         results.append(r)
         if torch_available:
@@ -860,6 +862,13 @@ def _main(args, wdir, torch_available, payload, t_start):
                                   "batch_chunk": sbc}, wdir)
             r.update(time_chunk=stc, batch_chunk=sbc, steps=T_mid, batch=B, engine="minisnn")
             sweep.append(r)
+    T_mid = middle_T(args.steps)
+    other = "dense" if args.path == "event" else "event"
+    print(f"  .. minisnn path={other} T {T_mid}", file=sys.stderr, flush=True)
+    r = spawn("minisnn", {"threads": args.threads, "batch": B, "steps": T_mid, "time_chunk": tc,
+                          "batch_chunk": bc, "path": other}, wdir)
+    r.update(time_chunk=tc, batch_chunk=bc, steps=T_mid, batch=B, engine="minisnn", path=other)
+    sweep.append(r)
     payload["chunk_sweep"] = sweep
 
     prof = None
@@ -884,6 +893,13 @@ def _main(args, wdir, torch_available, payload, t_start):
     print(f"wrote {os.path.relpath(path)}")
 
 
+def _path_label(r):
+    """``dense`` / ``event`` / ``auto: dense`` (what the convolutions fed by spikes ran as)."""
+    chosen = sorted(set((r.get("paths") or {}).values()))
+    req = r.get("path", "auto")
+    return f"auto: {'+'.join(chosen) or '-'}" if req == "auto" else req
+
+
 def _rss(r):
     return (r.get("memory") or {}).get("ru_maxrss_mb")
 
@@ -897,7 +913,8 @@ def report(args, B, results, probes, sweep, prof, calib, payload, torch_availabl
         if "error" in r:
             return [r.get("engine", "?"), note or "-", r.get("batch"), r.get("steps"), r["error"], None, None, None,
                     None, None, None]
-        cfg = f"block {r['time_chunk']}x{r['batch_chunk']}" if r["engine"] == "minisnn" else "time-major"
+        cfg = (f"block {r['time_chunk']}x{r['batch_chunk']}, {_path_label(r)}" if r["engine"] == "minisnn"
+               else "time-major")
         probe = bool(note)  # short runs: images/s and rates of a 2-10 step run mean little
         return [r["engine"], cfg + note, r["batch"], r["steps"], r["wall_s"], None if probe else r["images_per_s"],
                 r["image_steps_per_s"], r["cpu_s"] / r["wall_s"], _rss(r),
@@ -974,7 +991,7 @@ def report(args, B, results, probes, sweep, prof, calib, payload, torch_availabl
         T_mid = sweep[0]["steps"]
         main = [r for r in results if r.get("engine") == "minisnn" and r.get("steps") == T_mid and "error" not in r]
         rows_sw = sorted(main + sweep, key=lambda r: (r.get("time_chunk", 0) * r.get("batch_chunk", 0)))
-        print(f"\nminisnn block sweep (batch {B}, T={T_mid}; memory and speed against the block size "
+        print(f"\nminisnn block sweep and dense vs event path (batch {B}, T={T_mid}; memory and speed against the block size "
               f"time_chunk x batch_chunk):")
         C.print_table(headers, [row(r) for r in rows_sw], "llrrrrrrrrr")
         if len(rows_sw) >= 2:

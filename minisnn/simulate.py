@@ -44,9 +44,10 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 #: ``path="auto"``: a convolution fed directly by a spiking layer is computed event by event
 #: (:func:`minisnn.ops.conv.conv2d_events`) when that layer's expected spike density - its
 #: rate twin's mean rate on the first input times ``dt`` - is below this.  Measured on the
-#: LocNet convolutions (``python benchmarks/bench_snn.py --densities``): the event path is
-#: ~1.3-2.7x faster at density 0.02-0.05, even at ~0.1 and ~0.8x at 0.17 (170 Hz, dt = 1 ms).
-EVENT_DENSITY = 0.08
+#: LocNet convolutions (``python benchmarks/bench_events.py``, geometric mean over conv2-6):
+#: the event path is 1.9x faster at density 0.02, 1.45x at 0.05, 1.14x at 0.08, 0.95x at
+#: 0.12 and 0.81x at 0.17 (170 Hz with dt = 1 ms).
+EVENT_DENSITY = 0.1
 
 
 @dataclass
