@@ -398,7 +398,7 @@ def worker_minisnn(job):
         "mean_rate_hz": res.mean_rate,
         "synops_per_image": res.synops["total"], "macs_per_image_step": res.macs,
         "readout_mean_abs": float(np.abs(res.readout).mean()),
-        "path": kw["path"], "paths": {names[k]: v for k, v in res.paths.items()},
+        "path": kw["path"], "paths": {names.get(str(int(k) + 1), k): v for k, v in res.paths.items()},  # conv k feeds layer k+1
         "threads": threads, "setup_memory": setup, "memory": memory_report(),
         "loadavg": os.getloadavg(),
     }

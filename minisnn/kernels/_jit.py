@@ -39,5 +39,5 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the parallel kernels use (1 .. NUMBA_NUM_THREADS)."""
-    numba.set_num_threads(n)
+    """Set the number of threads the parallel kernels use (clamped to 1 .. NUMBA_NUM_THREADS)."""
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))

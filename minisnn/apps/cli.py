@@ -1,0 +1,183 @@
+"""The command line: ``minisnn-train loc`` and ``minisnn-eval loc``.
+
+Heavy imports (numpy, numba, the engine) happen inside the commands, after ``--threads`` has
+set the thread-count environment variables that OpenBLAS and Numba read once, at load time.
+Bad input ends with one line on stderr (``error: ...``) and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _set_threads(n: int | None) -> None:
+    if n is None:
+        return
+    if n < 1:
+        raise click.BadParameter(f"must be >= 1, got {n}", param_hint="--threads")
+    if "numpy" in sys.modules:  # too late for BLAS (only in tests); numba can still be told
+        from ..kernels import set_num_threads
+
+        set_num_threads(n)
+        return
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "minisnn"
+
+
+@click.group(help="Train the minisnn applications (ANN -> converted SNN -> hybrid fine-tuned SNN).")
+def train_main():
+    pass
+
+
+@click.group(help="Evaluate saved minisnn models.")
+def eval_main():
+    pass
+
+
+@train_main.command("loc")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Airplanes folder: airplanes.csv + images/, or the Caltech-101 layout "
+                   "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
+                   "Default: a seeded synthetic set, generated in seconds.")
+@click.option("--preset", type=click.Choice(["default", "paper", "tiny"]), default="default", show_default=True,
+              help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
+                   "input and 50 ANN epochs (~90 min); tiny: seconds, for smoke tests.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/loc"),
+              show_default=True, help="Folder for results.json, report.md, checkpoints and figures.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the split, the weights, the shuffling, the augmentation and the initial voltages.")
+@click.option("--epochs", type=int, default=None, help="ANN epochs (preset: default 15, paper 50).")
+@click.option("--hybrid-epochs", type=int, default=None,
+              help="Most hybrid fine-tuning epochs; early stopping on the validation IoU may end sooner.")
+@click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of every SNN evaluation.")
+@click.option("--train-steps", type=int, default=None, help="T of the hybrid training presentations.")
+@click.option("--batch-size", type=int, default=None, help="Training batch size (default 32).")
+@click.option("--lr", type=float, default=None, help="ANN Adam learning rate (preset: default 0.003, paper 0.01).")
+@click.option("--hybrid-lr", type=float, default=None, help="Hybrid fine-tuning learning rate (default 0.001).")
+@click.option("--folds", type=int, default=None,
+              help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
+                   "and report each model's mean IoU over the folds.")
+@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
+@click.option("--cache/--no-cache", default=True, show_default=True,
+              help="Keep decoded images in ~/.cache/minisnn, keyed by the files and the input size.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
+              folds, threads, cache, quiet):
+    """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
+
+    Trains the ANN (soft-LIF neurons, MSE, firing-rate regularizer), converts it to LIF neurons
+    with a 5 ms synapse, evaluates, fine-tunes with the hybrid method, evaluates again, then
+    prints Table 1 (with the constant-box baseline first) and writes results.json, report.md,
+    ann.npz, hybrid_snn.npz and PNG figures to --out.
+    """
+    _set_threads(threads)
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be >= 1, got {steps}")
+    if folds is not None and folds < 2:
+        _fail(f"--folds must be >= 2, got {folds}")
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"--data {data_dir}: no such folder")
+    from . import loc
+    from .loc_data import DataError
+
+    try:
+        cfg = loc.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
+                              steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
+        if steps is not None:
+            cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
+        cache_dir = _default_cache() / "loc" if cache else None
+        click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
+        if folds:
+            results = _run_folds(loc, cfg, out_dir, data_dir, cache_dir, folds, quiet)
+        else:
+            results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
+                              log=lambda m: click.echo(m, err=True))
+    except (DataError, ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    click.echo("")
+    click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
+    click.echo(loc.table1(results["table"]))
+    for name, v in results.get("targets", {}).items():
+        click.echo(f"  target {name}: {'met' if v['met'] else 'MISSED'} ({v['value']:+.4f})")
+    click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints and figures "
+               f"({results['timings_s']['total_s'] / 60:.1f} min)")
+
+
+def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet):
+    from .loc_data import kfold_indices
+
+    data = loc.load_data(cfg, data_dir, cache_dir, quiet)
+    folds = kfold_indices(len(data.images), k, seed=cfg.seed)
+    per_fold = []
+    for i, fold in enumerate(folds):
+        click.echo(f"fold {i + 1}/{k}", err=True)
+        per_fold.append(loc.run(cfg, Path(out_dir) / f"fold{i + 1}", fold=fold, data=data, quiet=quiet,
+                                log=lambda m: click.echo(m, err=True)))
+    import numpy as np
+
+    rows = []
+    for j, row in enumerate(per_fold[0]["table"]):
+        means = np.array([r["table"][j]["mean_iou"] for r in per_fold])
+        merged = dict(row)
+        merged.update(mean_iou=float(means.mean()), sem=float(means.std(ddof=1) / np.sqrt(k)),
+                      hit50=float(np.mean([r["table"][j]["hit50"] for r in per_fold])),
+                      hit75=float(np.mean([r["table"][j]["hit75"] for r in per_fold])))
+        for key in ("rate_hz", "synops", "energy_uj", "energy_vs_ann"):
+            if row.get(key) is not None:
+                merged[key] = float(np.mean([r["table"][j][key] for r in per_fold]))
+        merged["model"] = f"{row['model']} [{k} folds]"
+        rows.append(merged)
+    summary = {"app": "loc", "folds": k, "table": rows, "per_fold": [r["table"] for r in per_fold],
+               "data": dict(per_fold[0]["data"], n_test=sum(r["data"]["n_test"] for r in per_fold)),
+               "timings_s": {"total_s": sum(r["timings_s"]["total_s"] for r in per_fold)}, "targets": {}}
+    from ..io import atomic_write_json
+
+    atomic_write_json(Path(out_dir) / "results.json", summary)
+    return summary
+
+
+@eval_main.command("loc")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="ann.npz or hybrid_snn.npz written by minisnn-train loc.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Airplanes folder (either layout); every image is evaluated. Default: the synthetic set.")
+@click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's).")
+@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_loc(checkpoint, data_dir, steps, threads, quiet):
+    """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
+    _set_threads(threads)
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be >= 1, got {steps}")
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"--data {data_dir}: no such folder")
+    from ..io import CheckpointError
+    from . import loc
+    from .loc_data import DataError
+
+    try:
+        res = loc.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / "loc",
+                                      log=lambda m: click.echo(m, err=True))
+    except (CheckpointError, DataError, ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    click.echo(loc.table1(res["table"]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    train_main()

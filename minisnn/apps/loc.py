@@ -1,0 +1,617 @@
+"""LocNet: bounding-box localization of Caltech-101 airplanes with an ANN, its converted SNN
+and the hybrid fine-tuned SNN - the paper's Table 1, end to end.
+
+The pipeline (:func:`run`):
+
+1. data: the real set (:func:`minisnn.apps.loc_data.load_boxes`) or the seeded synthetic one;
+   a seeded 90/10 train/test split, and 10 % of the training images held out for validation
+   (model selection and early stopping never look at the test images);
+2. the constant-box baseline: the mean training box, scored on the test images;
+3. the ANN: LocNet with SoftLIFRate neurons, MSE on standardized box corners plus the
+   firing-rate regularizer, Adam, horizontal-flip augmentation; the best validation epoch is kept;
+4. conversion to LIF neurons with a Lowpass synapse (:func:`minisnn.hybrid.convert`), evaluated;
+5. hybrid fine-tuning (:func:`minisnn.hybrid.hybrid_loss`: spikes forward, SoftLIF derivative
+   backward) with early stopping on the validation IoU, evaluated;
+6. Table 1, ``results.json``, ``report.md``, checkpoints and figures in ``--out``.
+
+Choices the paper leaves open, and why (see also ``docs``/``README``):
+
+* **Inputs** are standardized per channel and the **box targets** per coordinate with the
+  training set's statistics; the network predicts standardized corners.  With raw [0, 1]
+  targets a LocNet collapses to the mean box (the targets' variance is ~0.001).
+* **Neuron amplitude 0.01** (NengoDL users' usual choice for LIF): a layer outputs
+  ``0.01 x rate`` (0-5 for 0-500 Hz), so He-initialised weights see unit-scale inputs.
+  The regularizer works on rates in Hz, so the amplitude does not change its meaning.
+* **Rate regularizer**: ``0.01 * mean(((rate - 250 Hz) / 250 Hz)^2)`` per hidden layer (the
+  normalized form; on raw Hz^2 the paper's weight 0.01 swamps the box loss at first).
+* **Readout**: the mean output over the second half of the presentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import functional as F
+from ..autodiff import no_grad
+from ..hybrid import SpikingNet, convert, hybrid_loss
+from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from ..layers import Conv2d, Dense, Flatten, Neurons, Sequential
+from ..metrics import box_iou, hit_rate, mean_and_sem
+from ..neurons import SoftLIFRate
+from ..train import RateRegularizer, ann_loss, fit
+from .progress import Bar
+
+#: Energy per operation used for the estimate in Table 1 (45 nm CMOS, 32-bit floating point):
+#: a multiply-accumulate (ANN) = multiply 3.7 pJ + add 0.9 pJ; a synaptic operation (SNN: a
+#: spike adds a weight) = one add, 0.9 pJ.  Source: M. Horowitz, "Computing's energy problem
+#: (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use.
+ENERGY_PJ = {"mac": 4.6, "synop": 0.9,
+             "source": "Horowitz, ISSCC 2014, 45 nm, 32-bit float: add 0.9 pJ, multiply 3.7 pJ"}
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass
+class LocConfig:
+    """Every setting of a LocNet run (a preset plus command-line overrides)."""
+
+    preset: str = "default"
+    size: tuple = (48, 72)              # input (H, W)
+    widths: tuple = (8, 16, 32)         # channels of the three conv stages
+    dense: tuple = (128, 64, 16)        # hidden dense layers; a linear 4-output layer follows
+    epochs: int = 15                    # ANN epochs (the best validation epoch is kept)
+    hybrid_epochs: int = 4              # upper bound; early stopping usually ends sooner
+    patience: int = 2                   # hybrid early stopping
+    batch_size: int = 32
+    lr: float = 0.003                   # ANN Adam learning rate
+    hybrid_lr: float = 0.001
+    steps_train: int = 30               # T of the hybrid training presentations
+    steps_eval: int = 60                # T of the SNN evaluations
+    steps_curve: tuple = (10, 20, 40, 60, 100)  # T values of the IoU-vs-T figure
+    sigma: float = 0.005                # SoftLIFRate smoothing (the paper)
+    amplitude: float = 0.01
+    rate_target: float = 250.0
+    rate_weight: float = 0.01
+    synapse: float = 0.005
+    dt: float = 0.001
+    flip: bool = True
+    n_synthetic: int = 400              # images of the synthetic set (no --data)
+    test_fraction: float = 0.1
+    val_fraction: float = 0.1
+    eval_batch: int = 16                # images per SNN simulation call
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LocConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+        return cls(**kw)
+
+
+PRESETS = {
+    # the whole pipeline in <= 5 minutes on 2 cores (JIT warm-up included)
+    "default": LocConfig(),
+    # the paper's input size and epochs; widths and T chosen to finish within 90 minutes
+    "paper": LocConfig(preset="paper", size=(200, 300), widths=(8, 16, 32), dense=(128, 64, 16), epochs=50,
+                       hybrid_epochs=20, patience=3, lr=0.01, steps_train=40, steps_eval=80,
+                       steps_curve=(10, 20, 40, 80, 120), n_synthetic=800, eval_batch=8),
+    # seconds: for tests and smoke runs
+    "tiny": LocConfig(preset="tiny", size=(24, 36), widths=(4, 8, 8), dense=(32, 16, 8), epochs=2,
+                      hybrid_epochs=1, patience=1, steps_train=8, steps_eval=12, steps_curve=(6, 12),
+                      n_synthetic=48, batch_size=16),
+}
+
+
+def make_config(preset: str = "default", **overrides) -> LocConfig:
+    """A preset with ``overrides`` (None values are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch"):
+        low = 0 if name in ("epochs", "hybrid_epochs") else 1
+        if getattr(cfg, name) < low:
+            raise ValueError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("lr", "hybrid_lr"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    return cfg
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_locnet(cfg: LocConfig, seed: int | None = None) -> Sequential:
+    """LocNet: [conv 3x3 -> stride-2 conv 3x3] x 3, then dense layers; the last one linear, 4 outputs."""
+    rng = np.random.default_rng(cfg.seed if seed is None else seed)
+    layers, cin = [], 3
+    H, W = cfg.size
+
+    def neurons():
+        return Neurons(SoftLIFRate(sigma=cfg.sigma, amplitude=cfg.amplitude))
+
+    for width in cfg.widths:
+        layers += [Conv2d(cin, width, 3, padding=1, rng=rng), neurons(),
+                   Conv2d(width, width, 3, stride=2, padding=1, rng=rng), neurons()]
+        cin, H, W = width, (H - 1) // 2 + 1, (W - 1) // 2 + 1
+    layers.append(Flatten())
+    fan_in = cin * H * W
+    for width in cfg.dense:
+        layers += [Dense(fan_in, width, rng=rng), neurons()]
+        fan_in = width
+    layers.append(Dense(fan_in, 4, rng=rng))
+    return Sequential(*layers)
+
+
+@dataclass
+class Normalizer:
+    """Standardization of inputs (per channel) and box targets (per coordinate), fitted on the
+    training images only."""
+
+    image_mean: np.ndarray
+    image_std: np.ndarray
+    box_mean: np.ndarray
+    box_std: np.ndarray
+
+    @classmethod
+    def fit(cls, images: np.ndarray, boxes: np.ndarray) -> "Normalizer":
+        im_mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
+        im_std = images.std(axis=(0, 2, 3), dtype=np.float64)
+        return cls(im_mean.astype(np.float32), np.maximum(im_std, 1e-3).astype(np.float32),
+                   boxes.mean(axis=0).astype(np.float32), np.maximum(boxes.std(axis=0), 1e-3).astype(np.float32))
+
+    def images(self, x):
+        return ((x - self.image_mean[:, None, None]) / self.image_std[:, None, None]).astype(np.float32)
+
+    def targets(self, boxes):
+        return ((boxes - self.box_mean) / self.box_std).astype(np.float32)
+
+    def boxes(self, z):
+        return (np.asarray(z, np.float64) * self.box_std + self.box_mean).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("image_mean", "image_std", "box_mean", "box_std")}
+
+    @classmethod
+    def from_dict(cls, d) -> "Normalizer":
+        return cls(*(np.asarray(d[k], np.float32) for k in ("image_mean", "image_std", "box_mean", "box_std")))
+
+
+def flip_horizontal(images: np.ndarray, boxes: np.ndarray):
+    """Mirror images left-right and their normalized boxes with them (x1, x2 -> 1 - x2, 1 - x1)."""
+    flipped = boxes.copy()
+    flipped[:, 0], flipped[:, 2] = 1.0 - boxes[:, 2], 1.0 - boxes[:, 0]
+    return np.ascontiguousarray(images[..., ::-1]), flipped
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def predict_ann(net: Sequential, x: np.ndarray, norm: Normalizer, batch: int = 64) -> np.ndarray:
+    """Boxes predicted by the rate network for images ``x`` (unnormalized, in [0, 1])."""
+    out = []
+    with no_grad():
+        for i in range(0, len(x), batch):
+            out.append(net(norm.images(x[i : i + batch])).data)
+    return norm.boxes(np.concatenate(out))
+
+
+@dataclass
+class SpikingEval:
+    """What a spiking evaluation measured, over all images."""
+
+    boxes: np.ndarray
+    rates: dict            # {layer name: Hz}
+    mean_rate: float       # Hz, over all neurons of all spiking layers
+    synops: float          # per image, over the whole presentation
+    first_layer_macs: float
+    steps: int
+    sizes: dict = field(default_factory=dict)
+
+
+def predict_snn(snet: SpikingNet, x: np.ndarray, norm: Normalizer, steps: int, batch: int = 16,
+                label: str = "SNN", quiet: bool = True) -> SpikingEval:
+    """Simulate the spiking network on ``x`` for ``steps`` steps, ``batch`` images at a time."""
+    boxes, n = [], len(x)
+    counts, synops, sizes = {}, 0.0, {}
+    with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
+        for i in range(0, n, batch):
+            xb = norm.images(x[i : i + batch])
+            res = snet.run(xb, steps)
+            boxes.append(norm.boxes(res.readout))
+            sizes = res.sizes
+            for k, r in res.rates.items():
+                counts[k] = counts.get(k, 0.0) + r * len(xb)
+            synops += res.synops["total"] * len(xb)
+            bar.update(1, rate=f"{res.mean_rate:.0f} Hz")
+    rates = {k: v / n for k, v in counts.items()}
+    total = sum(sizes.values())
+    mean_rate = sum(rates[k] * sizes[k] for k in sizes) / total if total else 0.0
+    return SpikingEval(np.concatenate(boxes), rates, float(mean_rate), synops / n,
+                       _first_layer_macs(snet.net, x.shape[1:]), steps, sizes)
+
+
+def _first_layer_macs(net: Sequential, shape) -> float:
+    """MACs of the weight layer before the first spiking layer (the one the SNN computes once
+    per image on the static input, as an ANN would)."""
+    layer = net[0]
+    if isinstance(layer, Conv2d):
+        _, H, W = shape
+        s, p = layer.stride, layer.padding
+        Ho, Wo = (H + 2 * p - 3) // s + 1, (W + 2 * p - 3) // s + 1
+        return float(layer.w.data.size * Ho * Wo)
+    return float(layer.w.data.size) if isinstance(layer, Dense) else 0.0
+
+
+def score(pred: np.ndarray, target: np.ndarray) -> dict:
+    """Mean IoU with its standard error, and the IoU >= 0.5 / 0.75 hit rates."""
+    iou = box_iou(pred, target)
+    mean, sem = mean_and_sem(iou)
+    return {"mean_iou": mean, "sem": sem, "hit50": hit_rate(iou, 0.5), "hit75": hit_rate(iou, 0.75),
+            "iou": iou.tolist()}
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def table1(rows: list) -> str:
+    """Table 1 as aligned text: one row per model (dicts from :func:`_row`)."""
+    headers = ["model", "mean IoU (± s.e.)", "IoU>=0.5", "IoU>=0.75", "avg rate Hz", "SynOps/img",
+               "energy/img uJ", "vs ANN"]
+    body = []
+    for r in rows:
+        body.append([
+            r["model"], f"{r['mean_iou']:.4f} ± {r['sem']:.4f}", f"{r['hit50']:.3f}", f"{r['hit75']:.3f}",
+            "-" if r.get("rate_hz") is None else f"{r['rate_hz']:.1f}",
+            "-" if r.get("synops") is None else f"{r['synops']:.3g}",
+            "-" if r.get("energy_uj") is None else f"{r['energy_uj']:.3g}",
+            "-" if r.get("energy_vs_ann") is None else f"{r['energy_vs_ann']:.2f}x",
+        ])
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def _row(model: str, s: dict, ann_macs: float | None = None, ev: SpikingEval | None = None) -> dict:
+    row = {"model": model, **{k: s[k] for k in ("mean_iou", "sem", "hit50", "hit75")}}
+    if ev is not None:
+        energy = (ev.synops * ENERGY_PJ["synop"] + ev.first_layer_macs * ENERGY_PJ["mac"]) * 1e-6
+        row.update(rate_hz=ev.mean_rate, synops=ev.synops, energy_uj=energy, steps=ev.steps)
+        if ann_macs:
+            row["energy_vs_ann"] = energy / (ann_macs * ENERGY_PJ["mac"] * 1e-6)
+    elif ann_macs is not None:
+        row.update(synops=None, energy_uj=ann_macs * ENERGY_PJ["mac"] * 1e-6, energy_vs_ann=1.0, macs=ann_macs)
+    return row
+
+
+def ann_macs(net: Sequential, shape) -> float:
+    from ..simulate import ann_macs as _macs
+
+    return _macs(net, shape)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _batches_of(n, batch):
+    return (n + batch - 1) // batch
+
+
+class _EpochBar:
+    """fit() callback: one progress bar per epoch with the running loss."""
+
+    def __init__(self, label, epochs, n_batches, quiet, extra=None):
+        self.label, self.epochs, self.n_batches, self.quiet, self.extra = label, epochs, n_batches, quiet, extra
+        self.bar = None
+
+    def on_batch_end(self, info):
+        if self.bar is None:
+            self.bar = Bar(self.n_batches, f"{self.label} epoch {info['epoch'] + 1}/{self.epochs}",
+                           unit="batches", quiet=self.quiet)
+        self.bar.update(1, loss=info["loss"])
+
+    def on_epoch_end(self, history):
+        if self.bar is not None:
+            self.bar.info["val IoU"] = history["val"][-1]
+            if self.extra:
+                self.bar.info.update(self.extra())
+            self.bar.update(0)
+            self.bar.close()
+        self.bar = None
+
+
+def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
+    """Wrap a step function: mirror a random half of each batch (seeded), standardize."""
+    rng = np.random.default_rng([seed, 17])
+
+    def wrapped(xb, yb):
+        if cfg.flip:
+            pick = rng.random(len(xb)) < 0.5
+            if pick.any():
+                xb, yb = xb.copy(), yb.copy()
+                xb[pick], yb[pick] = flip_horizontal(xb[pick], yb[pick])
+        return step(norm.images(xb), norm.targets(yb))
+
+    return wrapped
+
+
+def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=()):
+    reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
+    step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
+    bar = _EpochBar("ANN", cfg.epochs, _batches_of(len(x_train), cfg.batch_size), quiet)
+    return fit(net, step, (x_train, y_train), val_fn=lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"],
+               epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, mode="max",
+               callbacks=[bar, *callbacks])
+
+
+def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True):
+    reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
+    step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train),
+                      cfg, norm, cfg.seed + 1)
+    last = {}
+
+    def val():
+        ev = predict_snn(snet, x_val, norm, cfg.steps_eval, cfg.eval_batch)
+        last["rate"] = ev.mean_rate
+        return score(ev.boxes, y_val)["mean_iou"]
+
+    bar = _EpochBar("hybrid", cfg.hybrid_epochs, _batches_of(len(x_train), cfg.batch_size), quiet,
+                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
+    return fit(snet, step, (x_train, y_train), val_fn=val, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
+               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def load_data(cfg: LocConfig, data_dir=None, cache_dir=None, quiet=True):
+    """The real data in ``data_dir`` or, without it, the seeded synthetic set."""
+    from .loc_data import load_boxes, synthetic_boxes
+
+    if data_dir is None:
+        return synthetic_boxes(cfg.n_synthetic, cfg.size, seed=cfg.seed)
+    bar = Bar(1, "decoding images", quiet=quiet)
+
+    def progress(done, total):
+        bar.total = max(total, 1)
+        bar.update(done - bar.done)
+
+    try:
+        return load_boxes(data_dir, cfg.size, cache_dir=cache_dir, progress=progress)
+    finally:
+        bar.close()
+
+
+def split(cfg: LocConfig, n: int, fold: tuple | None = None):
+    """``(train, val, test)`` index arrays: the seeded test split (or a k-fold fold), then the
+    validation images taken from the training part."""
+    from .loc_data import split_indices
+
+    if fold is None:
+        train, test = split_indices(n, cfg.test_fraction, seed=cfg.seed)
+    else:
+        train, test = fold
+    n_val = max(1, int(round(cfg.val_fraction * len(train)))) if len(train) > 1 else 0
+    rng = np.random.default_rng([cfg.seed, 3])
+    perm = rng.permutation(train)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val]), np.sort(test)
+
+
+def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold=None, data=None,
+        write_files=True, log=print) -> dict:
+    """The whole LocNet experiment; returns the results dict (also written to ``out_dir``)."""
+    out = Path(out_dir)
+    t_start = time.perf_counter()
+    timings = {}
+    t0 = time.perf_counter()
+    data = load_data(cfg, data_dir, cache_dir, quiet) if data is None else data
+    timings["data_s"] = time.perf_counter() - t0
+    n = len(data.images)
+    if n < 3:
+        raise ValueError(f"{data.source}: need at least 3 images, got {n}")
+    tr, va, te = split(cfg, n, fold)
+    x, y = data.images, data.boxes
+    log(f"data: {data.source}: {n} images ({len(data.dropped)} dropped), train {len(tr)} / val {len(va)} / "
+        f"test {len(te)}; input {cfg.size[0]}x{cfg.size[1]}")
+    for d in data.dropped:
+        log(f"  dropped {d}")
+    norm = Normalizer.fit(x[tr], y[tr])
+
+    # baseline: the mean training box
+    const = np.repeat(y[tr].mean(axis=0, keepdims=True), len(te), axis=0)
+    base = score(const, y[te])
+
+    # ANN
+    net = build_locnet(cfg)
+    macs = ann_macs(net, x.shape[1:])
+    t0 = time.perf_counter()
+    hist_ann = train_ann(cfg, net, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
+    timings["ann_train_s"] = time.perf_counter() - t0
+    ann_pred = predict_ann(net, x[te], norm)
+    s_ann = score(ann_pred, y[te])
+    log(f"ANN: test mean IoU {s_ann['mean_iou']:.4f} ({hist_ann['message']})")
+
+    # converted SNN
+    def converted():
+        return convert(net, synapse=cfg.synapse, steps=cfg.steps_eval, dt=cfg.dt, seed=cfg.seed,
+                       time_chunk=50)
+
+    t0 = time.perf_counter()
+    snet = converted()
+    ev_conv = predict_snn(snet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet)
+    s_conv = score(ev_conv.boxes, y[te])
+    timings["converted_eval_s"] = time.perf_counter() - t0
+    log(f"converted SNN: test mean IoU {s_conv['mean_iou']:.4f}, {ev_conv.mean_rate:.1f} Hz")
+
+    # hybrid fine-tuning
+    t0 = time.perf_counter()
+    hnet = converted()
+    hist_hyb = train_hybrid(cfg, hnet, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
+    timings["hybrid_train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet)
+    s_hyb = score(ev_hyb.boxes, y[te])
+    timings["hybrid_eval_s"] = time.perf_counter() - t0
+    log(f"hybrid SNN: test mean IoU {s_hyb['mean_iou']:.4f}, {ev_hyb.mean_rate:.1f} Hz ({hist_hyb['message']})")
+
+    # IoU against T
+    t0 = time.perf_counter()
+    curve = {"steps": list(cfg.steps_curve), "converted": [], "hybrid": []}
+    for T in cfg.steps_curve:
+        for key, model in (("converted", snet), ("hybrid", hnet)):
+            ev = predict_snn(model, x[te], norm, T, cfg.eval_batch)
+            curve[key].append(score(ev.boxes, y[te])["mean_iou"])
+    timings["curve_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+
+    rows = [_row("constant box (train mean)", base), _row("ANN (LocNet)", s_ann, macs),
+            _row("converted SNN", s_conv, macs, ev_conv), _row("hybrid SNN", s_hyb, macs, ev_hyb)]
+    results = {
+        "app": "loc", "config": cfg.to_dict(),
+        "data": {"source": data.source, "n_images": n, "dropped": list(data.dropped),
+                 "n_train": len(tr), "n_val": len(va), "n_test": len(te),
+                 "test_names": [data.names[i] for i in te]},
+        "table": rows, "ann_macs": macs, "energy_pj": ENERGY_PJ,
+        "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates}, "layer_sizes": ev_conv.sizes,
+        "history": {"ann": hist_ann, "hybrid": hist_hyb}, "iou_vs_steps": curve,
+        "normalizer": norm.to_dict(), "timings_s": timings,
+        "targets": _targets(cfg, rows, ev_conv, ev_hyb),
+    }
+    if write_files:
+        _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.boxes, ev_hyb.boxes,
+                       [data.names[i] for i in te])
+    return results
+
+
+def _targets(cfg, rows, ev_conv, ev_hyb) -> dict:
+    base, ann, _, hyb = (r["mean_iou"] for r in rows)
+    t = {"ann_above_constant_box": {"value": ann - base, "met": ann > base}}
+    if cfg.preset == "paper":
+        t = {"ann_at_least_0.03_above_constant_box": {"value": ann - base, "met": ann - base >= 0.03},
+             "hybrid_above_constant_box": {"value": hyb - base, "met": hyb > base},
+             "hybrid_within_0.02_of_ann": {"value": ann - hyb, "met": ann - hyb <= 0.02},
+             "hybrid_rate_not_above_converted": {"value": ev_hyb.mean_rate - ev_conv.mean_rate,
+                                                 "met": ev_hyb.mean_rate <= ev_conv.mean_rate}}
+    return t
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def checkpoint_meta(cfg: LocConfig, norm: Normalizer, kind: str, snet: SpikingNet | None = None) -> dict:
+    meta = {"app": "loc", "kind": kind, "config": cfg.to_dict(), "normalizer": norm.to_dict()}
+    if snet is not None:
+        meta["snn"] = {"synapse": snet.synapse, "steps": snet.steps, "dt": snet.dt, "seed": snet.seed}
+    return meta
+
+
+def _write_outputs(out: Path, cfg, results, net, hnet, norm, x_te, y_te, p_ann, p_conv, p_hyb, names):
+    from . import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "ann.npz", net.state_dict(), checkpoint_meta(cfg, norm, "ann"))
+    save_checkpoint(out / "hybrid_snn.npz", hnet.state_dict(), checkpoint_meta(cfg, norm, "snn", hnet))
+    figs = {}
+    k = min(8, len(x_te))
+    iou = {m: box_iou(p, y_te) for m, p in (("ANN", p_ann), ("converted", p_conv), ("hybrid", p_hyb))}
+    figs["examples"] = "examples.png"
+    plots.image_grid(out / figs["examples"], [x_te[i] for i in range(k)],
+                     [{"truth": y_te[i], "ANN": p_ann[i], "converted SNN": p_conv[i], "hybrid SNN": p_hyb[i]}
+                      for i in range(k)],
+                     colors={"truth": (0, 170, 0), "ANN": (30, 90, 230), "converted SNN": (230, 140, 0),
+                             "hybrid SNN": (220, 0, 0)},
+                     titles=[f"{names[i][:14]} {iou['ANN'][i]:.2f}/{iou['converted'][i]:.2f}/{iou['hybrid'][i]:.2f}"
+                             for i in range(k)])
+    layers = list(results["rates_hz"]["converted"])
+    figs["rates"] = "firing_rates.png"
+    plots.bar_chart(out / figs["rates"], [f"L{name}" for name in layers],
+                    {"converted": [results["rates_hz"]["converted"][k] for k in layers],
+                     "hybrid": [results["rates_hz"]["hybrid"][k] for k in layers]},
+                    title="average firing rate per spiking layer (test images)", ylabel="Hz")
+    h = results["history"]
+    figs["training"] = "training.png"
+    series = {"ANN val IoU": (list(range(1, len(h["ann"]["val"]) + 1)), h["ann"]["val"])}
+    if h["hybrid"]["val"]:
+        e0 = len(h["ann"]["val"])
+        series["hybrid SNN val IoU"] = (list(range(e0 + 1, e0 + len(h["hybrid"]["val"]) + 1)), h["hybrid"]["val"])
+    plots.line_chart(out / figs["training"], series, title="validation mean IoU per epoch (ANN, then hybrid)",
+                     xlabel="epoch", ylabel="mean IoU")
+    c = results["iou_vs_steps"]
+    figs["iou_vs_steps"] = "iou_vs_steps.png"
+    plots.line_chart(out / figs["iou_vs_steps"], {"converted SNN": (c["steps"], c["converted"]),
+                                                  "hybrid SNN": (c["steps"], c["hybrid"])},
+                     title="test mean IoU against the presentation length T", xlabel="T (steps of 1 ms)",
+                     ylabel="mean IoU")
+    results["figures"] = figs
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "report.md", report_markdown(results))
+
+
+def report_markdown(results: dict) -> str:
+    cfg, d, t = results["config"], results["data"], results["timings_s"]
+    lines = [
+        f"# LocNet results ({cfg['preset']} preset)", "",
+        f"Data: {d['source']}: {d['n_images']} images, train {d['n_train']} / validation {d['n_val']} / "
+        f"test {d['n_test']}" + (f"; dropped: {', '.join(d['dropped'])}" if d["dropped"] else ""), "",
+        "```", table1(results["table"]), "```", "",
+        f"SNNs: LIF neurons, Lowpass synapse {cfg['synapse']} s, T = {cfg['steps_eval']} steps of "
+        f"{cfg['dt'] * 1000:g} ms, readout = mean over the last {(cfg['steps_eval'] + 1) // 2} steps. "
+        f"Energy: {results['energy_pj']['mac']} pJ per MAC, {results['energy_pj']['synop']} pJ per synaptic "
+        f"operation ({results['energy_pj']['source']}); the SNN's first layer is counted as MACs on the "
+        "static image, computed once.", "",
+        "Targets:", "",
+    ]
+    for name, v in results["targets"].items():
+        lines.append(f"- {name}: {'met' if v['met'] else 'MISSED'} ({v['value']:+.4f})")
+    lines += ["", f"Wall time: {t['total_s'] / 60:.1f} min (ANN training {t['ann_train_s']:.0f} s, hybrid "
+              f"training {t['hybrid_train_s']:.0f} s).", ""]
+    for key, title in (("examples", "Test images: truth and predicted boxes"),
+                       ("rates", "Firing rates per layer"), ("training", "Training curves"),
+                       ("iou_vs_steps", "Mean IoU against T")):
+        if key in results.get("figures", {}):
+            lines += [f"## {title}", "", f"![{title}]({results['figures'][key]})", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- evaluation of a checkpoint
+
+
+def evaluate_checkpoint(path, data_dir=None, steps: int | None = None, *, quiet=True, cache_dir=None,
+                        log=print) -> dict:
+    """Evaluate a saved LocNet (``ann.npz`` or ``hybrid_snn.npz``) on every image of a data folder:
+    the constant box of its training set, the rate network and the spiking network."""
+    state, meta = load_checkpoint(path)
+    if meta.get("app") != "loc":
+        raise ValueError(f"{path}: not a LocNet checkpoint (app {meta.get('app')!r})")
+    cfg = LocConfig.from_dict(meta["config"])
+    norm = Normalizer.from_dict(meta["normalizer"])
+    net = build_locnet(cfg)
+    net.load_state_dict(state)
+    data = load_data(cfg, data_dir, cache_dir, quiet)
+    x, y = data.images, data.boxes
+    log(f"data: {data.source}: {len(x)} images ({len(data.dropped)} dropped); checkpoint {path} ({meta['kind']})")
+    T = steps if steps is not None else cfg.steps_eval
+    snn = meta.get("snn", {})
+    snet = convert(net, synapse=snn.get("synapse", cfg.synapse), steps=T, dt=snn.get("dt", cfg.dt),
+                   seed=snn.get("seed", cfg.seed))
+    macs = ann_macs(net, x.shape[1:])
+    const = np.repeat(norm.box_mean[None, :], len(x), axis=0)
+    ev = predict_snn(snet, x, norm, T, cfg.eval_batch, "SNN", quiet)
+    kind = "hybrid SNN" if meta["kind"] == "snn" else "converted SNN"
+    rows = [_row("constant box (checkpoint's train mean)", score(const, y)),
+            _row("rate network (these weights)", score(predict_ann(net, x, norm), y), macs),
+            _row(f"{kind} (T={T})", score(ev.boxes, y), macs, ev)]
+    return {"table": rows, "steps": T, "checkpoint": str(path), "data": data.source}
+
+
+__all__ = ["LocConfig", "PRESETS", "make_config", "build_locnet", "Normalizer", "run", "evaluate_checkpoint",
+           "table1", "score", "predict_ann", "predict_snn", "flip_horizontal", "ENERGY_PJ"]
