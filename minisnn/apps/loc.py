@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
-from ..autodiff import no_grad
+from ..autodiff import Tensor, no_grad
 from ..hybrid import SpikingNet, convert, hybrid_loss
 from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from ..layers import Conv2d, Dense, Flatten, Neurons, Sequential
@@ -69,7 +69,7 @@ class LocConfig:
     hybrid_epochs: int = 4              # upper bound; early stopping usually ends sooner
     patience: int = 2                   # hybrid early stopping
     batch_size: int = 32
-    lr: float = 0.003                   # ANN Adam learning rate
+    lr: float = 0.001                   # ANN Adam learning rate
     hybrid_lr: float = 0.001
     steps_train: int = 30               # T of the hybrid training presentations
     steps_eval: int = 60                # T of the SNN evaluations
@@ -149,6 +149,38 @@ def build_locnet(cfg: LocConfig, seed: int | None = None) -> Sequential:
         fan_in = width
     layers.append(Dense(fan_in, 4, rng=rng))
     return Sequential(*layers)
+
+
+def data_init(net: Sequential, x: np.ndarray, j_mean: float = 2.5, j_std: float = 1.5,
+              out_std: float = 0.1) -> None:
+    """Data-dependent initialization (as LSUV, Mishkin & Matas 2016), layer by layer on a batch.
+
+    Every weight layer that feeds neurons is rescaled so that its output varies with the
+    input by ``j_std`` (the standard deviation over the batch and positions, averaged over
+    channels) and gets per-channel biases that centre the current at ``j_mean``: LIF neurons
+    fire only above J = 1, and with zero biases and He weights the signal died within three
+    layers (measured on LocNet: 25 %, then 2 %, then 0 % of the neurons active).  J = 2.5 +-
+    1.5 starts ~85 % of the neurons at ~80 Hz.  The last (linear) layer is scaled so that
+    the predictions vary by ``out_std`` around the mean box: a large initial output variance
+    made the first Adam steps shrink every output and the net collapsed onto the mean box.
+    """
+    layers = list(net)
+    with no_grad():
+        for i, layer in enumerate(layers):
+            feeds_neurons = i + 1 < len(layers) and isinstance(layers[i + 1], Neurons)
+            if isinstance(layer, (Conv2d, Dense)) and feeds_neurons and layer.b is not None:
+                layer.b.data[...] = 0
+                z = layer(Tensor(x)).data
+                axes = (0, 2, 3) if z.ndim == 4 else (0,)
+                scale = j_std / max(float(z.std(axis=axes).mean()), 1e-12)
+                layer.w.data *= scale
+                layer.b.data[...] = j_mean - scale * z.mean(axis=axes)
+            elif i == len(layers) - 1 and isinstance(layer, (Conv2d, Dense)):
+                z = layer(Tensor(x)).data
+                layer.w.data *= out_std / max(float(z.std(axis=0).mean()), 1e-12)
+                if layer.b is not None:
+                    layer.b.data[...] = 0
+            x = layer(Tensor(x)).data
 
 
 @dataclass
@@ -432,6 +464,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
     # ANN
     net = build_locnet(cfg)
+    data_init(net, norm.images(x[tr[:64]]))
     macs = ann_macs(net, x.shape[1:])
     t0 = time.perf_counter()
     hist_ann = train_ann(cfg, net, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
