@@ -68,7 +68,7 @@ def eval_main():
 @click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of every SNN evaluation.")
 @click.option("--train-steps", type=int, default=None, help="T of the hybrid training presentations.")
 @click.option("--batch-size", type=int, default=None, help="Training batch size (default 32).")
-@click.option("--lr", type=float, default=None, help="ANN Adam learning rate (preset: default 0.001, paper 0.01).")
+@click.option("--lr", type=float, default=None, help="ANN Adam learning rate (default 0.001; the paper used 0.01, which collapses onto the mean box here).")
 @click.option("--hybrid-lr", type=float, default=None, help="Hybrid fine-tuning learning rate (default 0.001).")
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
