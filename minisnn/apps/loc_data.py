@@ -66,10 +66,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +77,8 @@ from typing import Callable
 import numpy as np
 import scipy.io
 from PIL import Image, ImageDraw
+
+from ..io import atomic_write_bytes
 
 __all__ = [
     "BoxData",
@@ -519,20 +520,11 @@ def _read_cache(path: Path, key: str, size):
 
 
 def _write_cache(path: Path, key: str, pixels, boxes, names, dropped) -> None:
-    """Write the cache file atomically: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=np.array(key), pixels=pixels, boxes=boxes,
-                     names=np.array(names, dtype=str), dropped=np.array(dropped, dtype=str))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write the cache file atomically (:func:`minisnn.io.atomic_write_bytes`)."""
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), pixels=pixels, boxes=boxes,
+             names=np.array(names, dtype=str), dropped=np.array(dropped, dtype=str))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- synthetic data
