@@ -55,6 +55,12 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 #: Hence 0.2: event-driven up to 200 Hz at dt = 1 ms.
 EVENT_DENSITY = 0.2
 
+#: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
+#: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
+#: LocNet of ``bench_snn.py`` needs ~36 MiB per input-step, so the whole batch of 32 at
+#: time_chunk 50 would have needed ~57 GiB.
+BLOCK_BYTES = 1 << 30
+
 
 @dataclass
 class SimResult:
@@ -305,7 +311,9 @@ def simulate(
         ``"last"`` (the output at the last step, as NengoDL's default)
     readout_steps : length of the readout window (default: the second half, ``ceil(T/2)``)
     seed : seeds the neurons' initial voltages (Uniform(0, 1), as Nengo; see :func:`initial_state`)
-    time_chunk, batch_chunk : block sizes; memory is proportional to their product
+    time_chunk, batch_chunk : block sizes; memory is proportional to their product.
+        ``batch_chunk=None`` picks the largest chunk whose block buffers fit in
+        :data:`BLOCK_BYTES` (at least one input), so a large batch never runs out of memory
     keep_layer_means : also return each neuron layer's mean output over the readout window
     path : how a Conv2d fed directly by a spiking layer is computed: ``"dense"`` (im2col +
         GEMM), ``"event"`` (only where spikes occurred; with a synapse the filter then runs
@@ -333,7 +341,8 @@ def simulate(
     if not np.all(np.isfinite(x)):
         raise ValueError("simulate: x contains NaN or inf")
     B = x.shape[0]
-    batch_chunk = B if batch_chunk is None else _as_int("batch_chunk", batch_chunk, 1)
+    if batch_chunk is not None:
+        batch_chunk = _as_int("batch_chunk", batch_chunk, 1)
     syn_a = _synapse_coefficient(synapse, dt)
     prefix, middle, suffix = _split(net)
     dtype = next((p.dtype for p in net.parameters()), x.dtype)
@@ -351,6 +360,9 @@ def simulate(
             fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
     paths = _choose_paths(middle, path, expected_hz, dt, bool(syn_a) and keep_layer_means)
     raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
+        per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(dtype).itemsize
+        batch_chunk = max(1, min(B, BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
     counts = {name: 0.0 for name in sizes}
     synops = {name: 0.0 for name in sizes}
     means: dict = {name: [] for name in sizes} if keep_layer_means else {}

@@ -218,3 +218,27 @@ def test_auto_path_follows_the_expected_spike_density():
     b = simulate(net, x, 50, path="dense", synapse=0.005)
     assert a.spike_counts == b.spike_counts
     np.testing.assert_allclose(a.readout, b.readout, rtol=1e-5)
+
+
+def test_automatic_batch_chunk_bounds_memory_without_changing_results(monkeypatch):
+    import minisnn.simulate as sim
+
+    rng = np.random.default_rng(9)
+    net = conv_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = p.data * 3
+    x = rng.uniform(0, 3, (4, 2, 8, 8))
+    whole = simulate(net, x, 30, synapse=0.005, batch_chunk=4)
+    monkeypatch.setattr(sim, "BLOCK_BYTES", 1)  # forces one input per chunk
+    chunks = []
+    real_initial_state = sim.initial_state
+
+    def spy(model, k, units, samples, seed, dtype):
+        chunks.append(len(samples))
+        return real_initial_state(model, k, units, samples, seed, dtype)
+
+    monkeypatch.setattr(sim, "initial_state", spy)
+    auto = simulate(net, x, 30, synapse=0.005)
+    assert chunks and set(chunks) == {1}  # every batch chunk held a single input
+    assert auto.spike_counts == whole.spike_counts
+    np.testing.assert_allclose(auto.readout, whole.readout, rtol=1e-12)
