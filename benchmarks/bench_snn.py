@@ -1000,9 +1000,10 @@ def report(args, B, results, probes, sweep, prof, calib, payload, torch_availabl
             if n_hi > n_lo:
                 slope = (_rss(hi) - _rss(lo)) / (n_hi - n_lo)
                 payload["block_mib_per_image_step"] = slope
-                print(f"  ~{slope:.0f} MiB of peak RSS per image-step in the block; simulate's defaults "
-                      f"(time_chunk=50, batch_chunk=None = the whole batch) would hold 50 x {FULL_BATCH} image-steps "
-                      f"at batch {FULL_BATCH}: ~{slope * 50 * FULL_BATCH / 1024:.0f} GiB more (not run)")
+                print(f"  ~{slope:.0f} MiB of peak RSS per image-step in the block; simulate's default "
+                      f"batch_chunk=None picks the batch chunk that keeps the block's buffers under "
+                      f"minisnn.simulate.BLOCK_BYTES (1 GiB), so the whole batch of {FULL_BATCH} at time_chunk 50 "
+                      f"(~{slope * 50 * FULL_BATCH / 1024:.0f} GiB) is never held at once")
 
     # firing rates
     print(f"\nmeasured firing rates, Hz (average over neurons, images and all steps; target band "
