@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +42,20 @@ from ..hybrid import SpikingNet, convert, hybrid_loss
 from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from ..layers import Conv2d, Dense, Flatten, Neurons, Sequential
 from ..metrics import box_iou, hit_rate, mean_and_sem
+from ..simulate import ann_macs
 from ..neurons import SoftLIFRate
 from ..train import RateRegularizer, ann_loss, fit
+from .common import (
+    ENERGY_PJ,
+    EpochBar,
+    SpikingEval,
+    batches_of,
+    energy_fields,
+    fmt_or_dash,
+    format_table,
+    run_snn,
+)
 from .progress import Bar
-
-#: Energy per operation used for the estimate in Table 1 (45 nm CMOS, 32-bit floating point):
-#: a multiply-accumulate (ANN) = multiply 3.7 pJ + add 0.9 pJ; a synaptic operation (SNN: a
-#: spike adds a weight) = one add, 0.9 pJ.  Source: M. Horowitz, "Computing's energy problem
-#: (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use.
-ENERGY_PJ = {"mac": 4.6, "synop": 0.9,
-             "source": "Horowitz, ISSCC 2014, 45 nm, 32-bit float: add 0.9 pJ, multiply 3.7 pJ"}
-
 
 # ----------------------------------------------------------------------------- settings
 
@@ -238,51 +241,12 @@ def predict_ann(net: Sequential, x: np.ndarray, norm: Normalizer, batch: int = 6
     return norm.boxes(np.concatenate(out))
 
 
-@dataclass
-class SpikingEval:
-    """What a spiking evaluation measured, over all images."""
-
-    boxes: np.ndarray
-    rates: dict            # {layer name: Hz}
-    mean_rate: float       # Hz, over all neurons of all spiking layers
-    synops: float          # per image, over the whole presentation
-    first_layer_macs: float
-    steps: int
-    sizes: dict = field(default_factory=dict)
-
-
 def predict_snn(snet: SpikingNet, x: np.ndarray, norm: Normalizer, steps: int, batch: int = 16,
                 label: str = "SNN", quiet: bool = True) -> SpikingEval:
-    """Simulate the spiking network on ``x`` for ``steps`` steps, ``batch`` images at a time."""
-    boxes, n = [], len(x)
-    counts, synops, sizes = {}, 0.0, {}
-    with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
-        for i in range(0, n, batch):
-            xb = norm.images(x[i : i + batch])
-            res = snet.run(xb, steps)
-            boxes.append(norm.boxes(res.readout))
-            sizes = res.sizes
-            for k, r in res.rates.items():
-                counts[k] = counts.get(k, 0.0) + r * len(xb)
-            synops += res.synops["total"] * len(xb)
-            bar.update(1, rate=f"{res.mean_rate:.0f} Hz")
-    rates = {k: v / n for k, v in counts.items()}
-    total = sum(sizes.values())
-    mean_rate = sum(rates[k] * sizes[k] for k in sizes) / total if total else 0.0
-    return SpikingEval(np.concatenate(boxes), rates, float(mean_rate), synops / n,
-                       _first_layer_macs(snet.net, x.shape[1:]), steps, sizes)
-
-
-def _first_layer_macs(net: Sequential, shape) -> float:
-    """MACs of the weight layer before the first spiking layer (the one the SNN computes once
-    per image on the static input, as an ANN would)."""
-    layer = net[0]
-    if isinstance(layer, Conv2d):
-        _, H, W = shape
-        s, p = layer.stride, layer.padding
-        Ho, Wo = (H + 2 * p - 3) // s + 1, (W + 2 * p - 3) // s + 1
-        return float(layer.w.data.size * Ho * Wo)
-    return float(layer.w.data.size) if isinstance(layer, Dense) else 0.0
+    """Simulate the spiking network on images ``x``; ``outputs`` are boxes in [0, 1] coordinates."""
+    ev = run_snn(snet, x, steps, batch, prepare=norm.images, label=label, quiet=quiet)
+    ev.outputs = norm.boxes(ev.outputs)
+    return ev
 
 
 def score(pred: np.ndarray, target: np.ndarray) -> dict:
@@ -300,67 +264,21 @@ def table1(rows: list) -> str:
     """Table 1 as aligned text: one row per model (dicts from :func:`_row`)."""
     headers = ["model", "mean IoU (± s.e.)", "IoU>=0.5", "IoU>=0.75", "avg rate Hz", "SynOps/img",
                "energy/img uJ", "vs ANN"]
-    body = []
-    for r in rows:
-        body.append([
-            r["model"], f"{r['mean_iou']:.4f} ± {r['sem']:.4f}", f"{r['hit50']:.3f}", f"{r['hit75']:.3f}",
-            "-" if r.get("rate_hz") is None else f"{r['rate_hz']:.1f}",
-            "-" if r.get("synops") is None else f"{r['synops']:.3g}",
-            "-" if r.get("energy_uj") is None else f"{r['energy_uj']:.3g}",
-            "-" if r.get("energy_vs_ann") is None else f"{r['energy_vs_ann']:.2f}x",
-        ])
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *body)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(b) for b in body])
+    body = [[r["model"], f"{r['mean_iou']:.4f} ± {r['sem']:.4f}", f"{r['hit50']:.3f}", f"{r['hit75']:.3f}",
+             fmt_or_dash(r.get("rate_hz"), ".1f"), fmt_or_dash(r.get("synops"), ".3g"),
+             fmt_or_dash(r.get("energy_uj"), ".3g"),
+             "-" if r.get("energy_vs_ann") is None else f"{r['energy_vs_ann']:.2f}x"] for r in rows]
+    return format_table(headers, body)
 
 
-def _row(model: str, s: dict, ann_macs: float | None = None, ev: SpikingEval | None = None) -> dict:
+def _row(model: str, s: dict, macs: float | None = None, ev: SpikingEval | None = None) -> dict:
     row = {"model": model, **{k: s[k] for k in ("mean_iou", "sem", "hit50", "hit75")}}
-    if ev is not None:
-        energy = (ev.synops * ENERGY_PJ["synop"] + ev.first_layer_macs * ENERGY_PJ["mac"]) * 1e-6
-        row.update(rate_hz=ev.mean_rate, synops=ev.synops, energy_uj=energy, steps=ev.steps)
-        if ann_macs:
-            row["energy_vs_ann"] = energy / (ann_macs * ENERGY_PJ["mac"] * 1e-6)
-    elif ann_macs is not None:
-        row.update(synops=None, energy_uj=ann_macs * ENERGY_PJ["mac"] * 1e-6, energy_vs_ann=1.0, macs=ann_macs)
+    if macs is not None:
+        row.update(energy_fields(macs, ev))
     return row
 
 
-def ann_macs(net: Sequential, shape) -> float:
-    from ..simulate import ann_macs as _macs
-
-    return _macs(net, shape)
-
-
 # ----------------------------------------------------------------------------- training
-
-
-def _batches_of(n, batch):
-    return (n + batch - 1) // batch
-
-
-class _EpochBar:
-    """fit() callback: one progress bar per epoch with the running loss."""
-
-    def __init__(self, label, epochs, n_batches, quiet, extra=None):
-        self.label, self.epochs, self.n_batches, self.quiet, self.extra = label, epochs, n_batches, quiet, extra
-        self.bar = None
-
-    def on_batch_end(self, info):
-        if self.bar is None:
-            self.bar = Bar(self.n_batches, f"{self.label} epoch {info['epoch'] + 1}/{self.epochs}",
-                           unit="batches", quiet=self.quiet)
-        self.bar.update(1, loss=info["loss"])
-
-    def on_epoch_end(self, history):
-        if self.bar is not None:
-            self.bar.info["val IoU"] = history["val"][-1]
-            if self.extra:
-                self.bar.info.update(self.extra())
-            self.bar.update(0)
-            self.bar.close()
-        self.bar = None
 
 
 def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
@@ -381,7 +299,7 @@ def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
 def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=()):
     reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
     step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
-    bar = _EpochBar("ANN", cfg.epochs, _batches_of(len(x_train), cfg.batch_size), quiet)
+    bar = EpochBar("ANN", cfg.epochs, batches_of(len(x_train), cfg.batch_size), quiet, "val IoU")
     return fit(net, step, (x_train, y_train), val_fn=lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"],
                epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, mode="max",
                callbacks=[bar, *callbacks])
@@ -396,10 +314,10 @@ def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True):
     def val():
         ev = predict_snn(snet, x_val, norm, cfg.steps_eval, cfg.eval_batch)
         last["rate"] = ev.mean_rate
-        return score(ev.boxes, y_val)["mean_iou"]
+        return score(ev.outputs, y_val)["mean_iou"]
 
-    bar = _EpochBar("hybrid", cfg.hybrid_epochs, _batches_of(len(x_train), cfg.batch_size), quiet,
-                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
+    bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(x_train), cfg.batch_size), quiet, "val IoU",
+                   extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, (x_train, y_train), val_fn=val, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
                lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
 
@@ -483,7 +401,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     t0 = time.perf_counter()
     snet = converted()
     ev_conv = predict_snn(snet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet)
-    s_conv = score(ev_conv.boxes, y[te])
+    s_conv = score(ev_conv.outputs, y[te])
     timings["converted_eval_s"] = time.perf_counter() - t0
     log(f"converted SNN: test mean IoU {s_conv['mean_iou']:.4f}, {ev_conv.mean_rate:.1f} Hz")
 
@@ -494,7 +412,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     timings["hybrid_train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet)
-    s_hyb = score(ev_hyb.boxes, y[te])
+    s_hyb = score(ev_hyb.outputs, y[te])
     timings["hybrid_eval_s"] = time.perf_counter() - t0
     log(f"hybrid SNN: test mean IoU {s_hyb['mean_iou']:.4f}, {ev_hyb.mean_rate:.1f} Hz ({hist_hyb['message']})")
 
@@ -504,7 +422,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     for T in cfg.steps_curve:
         for key, model in (("converted", snet), ("hybrid", hnet)):
             ev = predict_snn(model, x[te], norm, T, cfg.eval_batch)
-            curve[key].append(score(ev.boxes, y[te])["mean_iou"])
+            curve[key].append(score(ev.outputs, y[te])["mean_iou"])
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -522,7 +440,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
         "targets": _targets(cfg, rows, ev_conv, ev_hyb),
     }
     if write_files:
-        _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.boxes, ev_hyb.boxes,
+        _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.outputs, ev_hyb.outputs,
                        [data.names[i] for i in te])
     return results
 
@@ -644,7 +562,7 @@ def evaluate_checkpoint(path, data_dir=None, steps: int | None = None, *, quiet=
     kind = "hybrid SNN" if meta["kind"] == "snn" else "converted SNN"
     rows = [_row("constant box (checkpoint's train mean)", score(const, y)),
             _row("rate network (these weights)", score(predict_ann(net, x, norm), y), macs),
-            _row(f"{kind} (T={T})", score(ev.boxes, y), macs, ev)]
+            _row(f"{kind} (T={T})", score(ev.outputs, y), macs, ev)]
     return {"table": rows, "steps": T, "checkpoint": str(path), "data": data.source}
 
 

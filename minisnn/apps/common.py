@@ -1,0 +1,121 @@
+"""What every application shares: spiking evaluation in batches, the energy estimate, the
+epoch progress bar of the training loop, and a plain-text table.
+
+The task modules (:mod:`minisnn.apps.loc`, ...) add their data, metric and figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..hybrid import SpikingNet
+from ..layers import Sequential
+from ..simulate import ann_macs
+from .progress import Bar
+
+#: Energy per operation used for the estimates in the tables (45 nm CMOS, 32-bit floating
+#: point): a multiply-accumulate (ANN) = multiply 3.7 pJ + add 0.9 pJ; a synaptic operation
+#: (SNN: a spike adds a weight) = one add, 0.9 pJ.  Source: M. Horowitz, "Computing's energy
+#: problem (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use.
+ENERGY_PJ = {"mac": 4.6, "synop": 0.9,
+             "source": "Horowitz, ISSCC 2014, 45 nm, 32-bit float: add 0.9 pJ, multiply 3.7 pJ"}
+
+
+@dataclass
+class SpikingEval:
+    """What a spiking evaluation measured, over all inputs."""
+
+    outputs: np.ndarray    # the readouts, (N, ...)
+    rates: dict            # {layer name: Hz}
+    mean_rate: float       # Hz, over all neurons of all spiking layers
+    synops: float          # per input, over the whole presentation
+    first_layer_macs: float
+    steps: int
+    sizes: dict = field(default_factory=dict)
+
+
+def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
+            prepare: Callable[[np.ndarray], np.ndarray] | None = None, label: str = "SNN",
+            quiet: bool = True) -> SpikingEval:
+    """Simulate ``snet`` on ``x`` for ``steps`` steps, ``batch`` inputs at a time; ``prepare``
+    maps a slice of ``x`` to the network's input (e.g. standardization)."""
+    outputs, n = [], len(x)
+    counts, synops, sizes = {}, 0.0, {}
+    with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
+        for i in range(0, n, batch):
+            xb = x[i : i + batch] if prepare is None else prepare(x[i : i + batch])
+            res = snet.run(xb, steps)
+            outputs.append(res.readout)
+            sizes = res.sizes
+            for k, r in res.rates.items():
+                counts[k] = counts.get(k, 0.0) + r * len(xb)
+            synops += res.synops["total"] * len(xb)
+            bar.update(1, rate=f"{res.mean_rate:.0f} Hz")
+    rates = {k: v / n for k, v in counts.items()}
+    total = sum(sizes.values())
+    mean_rate = sum(rates[k] * sizes[k] for k in sizes) / total if total else 0.0
+    return SpikingEval(np.concatenate(outputs), rates, float(mean_rate), synops / n,
+                       first_layer_macs(snet.net, x.shape[1:]), steps, sizes)
+
+
+def first_layer_macs(net: Sequential, shape) -> float:
+    """MACs of the first layer: the SNN computes it once per input on the static input, as an
+    ANN would, and it then drives the first spiking layer with a constant current."""
+    return ann_macs(Sequential(net[0]), shape)
+
+
+def energy_fields(macs: float, ev: SpikingEval | None = None) -> dict:
+    """Table columns for the energy estimate: the ANN's (``ev`` None) or an SNN's."""
+    ann_uj = macs * ENERGY_PJ["mac"] * 1e-6
+    if ev is None:
+        return {"synops": None, "energy_uj": ann_uj, "energy_vs_ann": 1.0, "macs": macs}
+    energy = (ev.synops * ENERGY_PJ["synop"] + ev.first_layer_macs * ENERGY_PJ["mac"]) * 1e-6
+    return {"rate_hz": ev.mean_rate, "synops": ev.synops, "energy_uj": energy, "steps": ev.steps,
+            "energy_vs_ann": energy / ann_uj if ann_uj else None}
+
+
+def format_table(headers: list, rows: list) -> str:
+    """Aligned plain text: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def fmt_or_dash(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+class EpochBar:
+    """A :func:`minisnn.train.fit` callback: one progress bar per epoch with the running loss,
+    closed with the validation metric (and ``extra()`` fields, e.g. the SNN's rate)."""
+
+    def __init__(self, label: str, epochs: int, n_batches: int, quiet: bool, metric: str = "val",
+                 extra: Callable[[], dict] | None = None):
+        self.label, self.epochs, self.n_batches, self.quiet = label, epochs, n_batches, quiet
+        self.metric, self.extra, self.bar = metric, extra, None
+
+    def on_batch_end(self, info):
+        if self.bar is None:
+            self.bar = Bar(self.n_batches, f"{self.label} epoch {info['epoch'] + 1}/{self.epochs}",
+                           unit="batches", quiet=self.quiet)
+        self.bar.update(1, loss=info["loss"])
+
+    def on_epoch_end(self, history):
+        if self.bar is not None:
+            self.bar.info[self.metric] = history["val"][-1]
+            if self.extra:
+                self.bar.info.update(self.extra())
+            self.bar.update(0)
+            self.bar.close()
+        self.bar = None
+
+
+def batches_of(n: int, batch: int) -> int:
+    return (n + batch - 1) // batch
