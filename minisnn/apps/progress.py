@@ -4,8 +4,9 @@ On a terminal the bar redraws one line in place::
 
     ANN epoch 3/15  [########........]  12/23 batches  loss 0.412  1.9 s
 
-When stderr is not a terminal (CI logs, files) it prints a plain line at every quarter, so
-logs stay short.  ``quiet=True`` silences it.
+When stderr is not a terminal (CI logs, files) it prints a plain line at every quarter (and
+once more when figures are added to a finished bar, e.g. the validation score), so logs stay
+short.  ``quiet=True`` silences it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Bar:
         if self.tty:
             self.stream.write("\r" + self._line())
             self.stream.flush()
+        elif n == 0 and self.done >= self.total:  # final figures added to a finished bar
+            self.stream.write(self._line() + "\n")
         elif self.done * 4 >= self._next_quarter * self.total:
             while self.done * 4 >= self._next_quarter * self.total:
                 self._next_quarter += 1
