@@ -1,4 +1,4 @@
-"""The command line: ``minisnn-train loc`` and ``minisnn-eval loc``.
+"""The command line: ``minisnn-train loc|seg`` and ``minisnn-eval loc|seg``.
 
 Heavy imports (numpy, numba, the engine) happen inside the commands, after ``--threads`` has
 set the thread-count environment variables that OpenBLAS and Numba read once, at load time.
@@ -50,33 +50,63 @@ def eval_main():
     pass
 
 
+def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, lr_help: str, hybrid_lr_help: str,
+                 metric: str):
+    """The options every ``minisnn-train`` command shares (help texts per app)."""
+    options = [
+        click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=data_help),
+        click.option("--preset", type=click.Choice(["default", "paper", "tiny"]), default="default",
+                     show_default=True, help=preset_help),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(f"runs/{app}"),
+                     show_default=True, help="Folder for results.json, report.md, checkpoints and figures."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the split, the weights, the shuffling, the augmentation and the initial voltages."),
+        click.option("--epochs", type=int, default=None, help=epochs_help),
+        click.option("--hybrid-epochs", type=int, default=None,
+                     help=f"Most hybrid fine-tuning epochs; early stopping on the validation {metric} may end sooner."),
+        click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of every SNN evaluation."),
+        click.option("--train-steps", type=int, default=None, help="T of the hybrid training presentations."),
+        click.option("--batch-size", type=int, default=None, help="Training batch size (default 32)."),
+        click.option("--lr", type=float, default=None, help=lr_help),
+        click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
+        click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
+        click.option("--cache/--no-cache", default=True, show_default=True,
+                     help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _check_common(steps, data_dir):
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be >= 1, got {steps}")
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"--data {data_dir}: no such folder")
+
+
 @train_main.command("loc")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Airplanes folder: airplanes.csv + images/, or the Caltech-101 layout "
-                   "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
-                   "Default: a seeded synthetic set, generated in seconds.")
-@click.option("--preset", type=click.Choice(["default", "paper", "tiny"]), default="default", show_default=True,
-              help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
-                   "input and 50 ANN epochs (~90 min); tiny: seconds, for smoke tests.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/loc"),
-              show_default=True, help="Folder for results.json, report.md, checkpoints and figures.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds the split, the weights, the shuffling, the augmentation and the initial voltages.")
-@click.option("--epochs", type=int, default=None, help="ANN epochs (preset: default 15, paper 50).")
-@click.option("--hybrid-epochs", type=int, default=None,
-              help="Most hybrid fine-tuning epochs; early stopping on the validation IoU may end sooner.")
-@click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of every SNN evaluation.")
-@click.option("--train-steps", type=int, default=None, help="T of the hybrid training presentations.")
-@click.option("--batch-size", type=int, default=None, help="Training batch size (default 32).")
-@click.option("--lr", type=float, default=None, help="ANN Adam learning rate (default 0.001; the paper used 0.01, which collapses onto the mean box here).")
-@click.option("--hybrid-lr", type=float, default=None, help="Hybrid fine-tuning learning rate (default 0.001).")
+@_run_options(
+    "loc",
+    data_help="Airplanes folder: airplanes.csv + images/, or the Caltech-101 layout "
+              "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
+              "Default: a seeded synthetic set, generated in seconds.",
+    preset_help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
+                "input and 50 ANN epochs (~90 min); tiny: seconds, for smoke tests.",
+    epochs_help="ANN epochs (preset: default 15, paper 50).",
+    lr_help="ANN Adam learning rate (default 0.001; the paper used 0.01, which collapses onto the mean box here).",
+    hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.001).",
+    metric="IoU",
+)
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
-@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
-@click.option("--cache/--no-cache", default=True, show_default=True,
-              help="Keep decoded images in ~/.cache/minisnn, keyed by the files and the input size.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
               folds, threads, cache, quiet):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
@@ -87,12 +117,9 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     ann.npz, hybrid_snn.npz and PNG figures to --out.
     """
     _set_threads(threads)
-    if steps is not None and steps < 1:
-        _fail(f"--steps must be >= 1, got {steps}")
+    _check_common(steps, data_dir)
     if folds is not None and folds < 2:
         _fail(f"--folds must be >= 2, got {folds}")
-    if data_dir is not None and not data_dir.is_dir():
-        _fail(f"--data {data_dir}: no such folder")
     from . import loc
     from .loc_data import DataError
 
@@ -163,10 +190,7 @@ def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet):
 def eval_loc(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
     _set_threads(threads)
-    if steps is not None and steps < 1:
-        _fail(f"--steps must be >= 1, got {steps}")
-    if data_dir is not None and not data_dir.is_dir():
-        _fail(f"--data {data_dir}: no such folder")
+    _check_common(steps, data_dir)
     from ..io import CheckpointError
     from . import loc
     from .loc_data import DataError
@@ -177,6 +201,77 @@ def eval_loc(checkpoint, data_dir, steps, threads, quiet):
     except (CheckpointError, DataError, ValueError, OSError) as e:
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     click.echo(loc.table1(res["table"]))
+
+
+@train_main.command("seg")
+@_run_options(
+    "seg",
+    data_help="NIfTI folder in the Decathlon layout: imagesTr/ + labelsTr/ (or images/ + labels/). "
+              "Default: seeded synthetic volumes, written and read as NIfTI.",
+    preset_help="default: widths 8-16-32, ~5 min on 2 cores; paper: lr 1e-5, 100 ANN epochs, hybrid until early "
+                "stopping; tiny: seconds, for smoke tests.",
+    epochs_help="ANN epochs (preset: default 6, paper 100).",
+    lr_help="ANN Adam learning rate (default 0.001; the paper's 1e-5 in --preset paper).",
+    hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.0001).",
+    metric="volume Dice",
+)
+def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
+              threads, cache, quiet):
+    """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
+
+    Trains the ANN (rectified-linear neurons, scale_firing_rates 1000, 0.5 BCE + 0.5 Dice),
+    converts it to spiking rectified-linear neurons with a 5 ms synapse, evaluates, fine-tunes
+    with the hybrid method, evaluates again, then prints Table 2 (constant prior mask first)
+    and writes results.json, report.md, checkpoints, PNG figures and the test subjects'
+    predicted masks as NIfTI to --out.
+    """
+    _set_threads(threads)
+    _check_common(steps, data_dir)
+    from . import seg
+    from .seg_data import DataError
+
+    try:
+        cfg = seg.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
+                              steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
+        if steps is not None:
+            cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
+        click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
+        results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
+                          quiet=quiet, log=lambda m: click.echo(m, err=True))
+    except (DataError, ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    click.echo("")
+    click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
+               f"({results['table_metric']})")
+    click.echo(seg.table2(results["table"]))
+    if results.get("recovered_fraction") is not None:
+        click.echo(f"  hybrid fine-tuning recovered {results['recovered_fraction']:.0%} of the conversion loss")
+    click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints, figures and predictions/ "
+               f"({results['timings_s']['total_s'] / 60:.1f} min)")
+
+
+@eval_main.command("seg")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="ann.npz or hybrid_snn.npz written by minisnn-train seg.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="NIfTI folder (Decathlon layout); every subject is evaluated. Default: the synthetic set.")
+@click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's).")
+@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_seg(checkpoint, data_dir, steps, threads, quiet):
+    """Evaluate a saved CAE: rate network and SNN on every subject of --data."""
+    _set_threads(threads)
+    _check_common(steps, data_dir)
+    from ..io import CheckpointError
+    from . import seg
+    from .seg_data import DataError
+
+    try:
+        res = seg.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / "seg",
+                                      log=lambda m: click.echo(m, err=True))
+    except (CheckpointError, DataError, ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    click.echo(seg.table2(res["table"]))
 
 
 if __name__ == "__main__":  # pragma: no cover
