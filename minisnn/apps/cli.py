@@ -121,7 +121,6 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     if folds is not None and folds < 2:
         _fail(f"--folds must be >= 2, got {folds}")
     from . import loc
-    from .loc_data import DataError
 
     try:
         cfg = loc.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
@@ -135,7 +134,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
         else:
             results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
                               log=lambda m: click.echo(m, err=True))
-    except (DataError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     click.echo("")
     click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
@@ -189,18 +188,23 @@ def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_loc(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
+    _evaluate("loc", "table1", checkpoint, data_dir, steps, threads, quiet)
+
+
+def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet):
+    """The body of every ``minisnn-eval`` command: checks, the app's evaluate_checkpoint, the table.
+    (Checkpoint and data errors are ValueErrors with one-line messages naming the file.)"""
+    import importlib
+
     _set_threads(threads)
     _check_common(steps, data_dir)
-    from ..io import CheckpointError
-    from . import loc
-    from .loc_data import DataError
-
+    module = importlib.import_module(f"{__package__}.{app}")
     try:
-        res = loc.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / "loc",
-                                      log=lambda m: click.echo(m, err=True))
-    except (CheckpointError, DataError, ValueError, OSError) as e:
+        res = module.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / app,
+                                         log=lambda m: click.echo(m, err=True))
+    except (ValueError, OSError) as e:
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    click.echo(loc.table1(res["table"]))
+    click.echo(getattr(module, table)(res["table"]))
 
 
 @train_main.command("seg")
@@ -228,7 +232,6 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     _set_threads(threads)
     _check_common(steps, data_dir)
     from . import seg
-    from .seg_data import DataError
 
     try:
         cfg = seg.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
@@ -238,7 +241,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
         click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
         results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
                           quiet=quiet, log=lambda m: click.echo(m, err=True))
-    except (DataError, ValueError, OSError) as e:
+    except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     click.echo("")
     click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
@@ -260,18 +263,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_seg(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved CAE: rate network and SNN on every subject of --data."""
-    _set_threads(threads)
-    _check_common(steps, data_dir)
-    from ..io import CheckpointError
-    from . import seg
-    from .seg_data import DataError
-
-    try:
-        res = seg.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / "seg",
-                                      log=lambda m: click.echo(m, err=True))
-    except (CheckpointError, DataError, ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    click.echo(seg.table2(res["table"]))
+    _evaluate("seg", "table2", checkpoint, data_dir, steps, threads, quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ The task modules (:mod:`minisnn.apps.loc`, ...) add their data, metric and figur
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -119,3 +120,31 @@ class EpochBar:
 
 def batches_of(n: int, batch: int) -> int:
     return (n + batch - 1) // batch
+
+
+class Config:
+    """Mixin for an app's settings dataclass: plain-data round trip for results and checkpoints."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+
+
+def make_config(presets: dict, preset: str, overrides: dict):
+    """``presets[preset]`` with the non-None ``overrides``, checked: epochs >= 0, batch sizes and
+    step counts >= 1, learning rates > 0 (errors name the command-line option)."""
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
+    cfg = dataclasses.replace(presets[preset], **{k: v for k, v in overrides.items() if v is not None})
+    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch"):
+        low = 0 if name in ("epochs", "hybrid_epochs") else 1
+        if getattr(cfg, name) < low:
+            raise ValueError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("lr", "hybrid_lr"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    return cfg

@@ -29,7 +29,6 @@ Choices the paper leaves open, and why (see also ``docs``/``README``):
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from ..neurons import SoftLIFRate
 from ..train import RateRegularizer, ann_loss, fit
 from .common import (
     ENERGY_PJ,
+    Config,
     EpochBar,
     SpikingEval,
     batches_of,
@@ -55,13 +55,14 @@ from .common import (
     format_table,
     run_snn,
 )
+from .common import make_config as _make_config
 from .progress import Bar
 
 # ----------------------------------------------------------------------------- settings
 
 
 @dataclass
-class LocConfig:
+class LocConfig(Config):
     """Every setting of a LocNet run (a preset plus command-line overrides)."""
 
     preset: str = "default"
@@ -90,14 +91,6 @@ class LocConfig:
     eval_batch: int = 16                # images per SNN simulation call
     seed: int = 0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LocConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
-        return cls(**kw)
 
 
 PRESETS = {
@@ -117,18 +110,8 @@ PRESETS = {
 
 
 def make_config(preset: str = "default", **overrides) -> LocConfig:
-    """A preset with ``overrides`` (None values are ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch"):
-        low = 0 if name in ("epochs", "hybrid_epochs") else 1
-        if getattr(cfg, name) < low:
-            raise ValueError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
-    for name in ("lr", "hybrid_lr"):
-        if not getattr(cfg, name) > 0:
-            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
-    return cfg
+    """A preset with ``overrides`` (None values are ignored), checked."""
+    return _make_config(PRESETS, preset, overrides)
 
 
 # ----------------------------------------------------------------------------- model

@@ -24,7 +24,6 @@ readout averages logits), readout over the second half of the presentation.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +39,22 @@ from ..metrics import dice, mean_and_sem
 from ..neurons import RectifiedLinear
 from ..simulate import ann_macs
 from ..train import fit
-from .common import ENERGY_PJ, EpochBar, SpikingEval, batches_of, energy_fields, fmt_or_dash, format_table, run_snn
+from .common import (
+    ENERGY_PJ,
+    Config,
+    EpochBar,
+    SpikingEval,
+    batches_of,
+    energy_fields,
+    fmt_or_dash,
+    format_table,
+    run_snn,
+)
+from .common import make_config as _make_config
 
 
 @dataclass
-class SegConfig:
+class SegConfig(Config):
     """Every setting of a segmentation run (a preset plus command-line overrides)."""
 
     preset: str = "default"
@@ -68,13 +78,6 @@ class SegConfig:
     eval_batch: int = 64
     seed: int = 0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SegConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
 
 
 PRESETS = {
@@ -87,17 +90,8 @@ PRESETS = {
 
 
 def make_config(preset: str = "default", **overrides) -> SegConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    cfg = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch"):
-        low = 0 if name in ("epochs", "hybrid_epochs") else 1
-        if getattr(cfg, name) < low:
-            raise ValueError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
-    for name in ("lr", "hybrid_lr"):
-        if not getattr(cfg, name) > 0:
-            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
-    return cfg
+    """A preset with ``overrides`` (None values are ignored), checked."""
+    return _make_config(PRESETS, preset, overrides)
 
 
 # ----------------------------------------------------------------------------- model
