@@ -7,6 +7,7 @@ The task modules (:mod:`minisnn.apps.loc`, ...) add their data, metric and figur
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 from ..hybrid import SpikingNet
 from ..layers import Sequential
 from ..simulate import ann_macs
+from ..train import fit
 from .progress import Bar
 
 #: Energy per operation used for the estimates in the tables (45 nm CMOS, 32-bit floating
@@ -148,3 +150,52 @@ def make_config(presets: dict, preset: str, overrides: dict):
         if not getattr(cfg, name) > 0:
             raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
     return cfg
+
+
+@contextmanager
+def loading_bar(label: str, quiet: bool):
+    """A progress bar for a loader: yields the ``progress(done, total)`` callback to pass it."""
+    bar = Bar(1, label, quiet=quiet)
+
+    def progress(done, total):
+        bar.total = max(total, 1)
+        bar.update(done - bar.done)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet: bool, callbacks=()) -> dict:
+    """Train the rate network for ``cfg.epochs``, keeping the epoch with the best ``val()``."""
+    bar = EpochBar("ANN", cfg.epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}")
+    return fit(net, step, train, val_fn=val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+               seed=cfg.seed, mode="max", callbacks=[bar, *callbacks])
+
+
+def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[SpikingEval], float], metric: str,
+               quiet: bool, prepare=None) -> dict:
+    """Hybrid fine-tuning with early stopping on ``val(SpikingEval of the validation inputs)``,
+    the spiking net simulated for ``cfg.steps_eval`` steps after every epoch."""
+    last = {}
+
+    def val_fn():
+        ev = run_snn(snet, x_val, cfg.steps_eval, cfg.eval_batch, prepare=prepare)
+        last["rate"] = ev.mean_rate
+        return val(ev)
+
+    bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}",
+                   extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
+    return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
+               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
+
+
+def metric_vs_steps(steps, models: dict, x, measure: Callable[[SpikingEval], float], batch: int,
+                    prepare=None) -> dict:
+    """``{"steps": [...], name: [metric at each T]}`` for every spiking model in ``models``."""
+    curve = {"steps": list(steps), **{name: [] for name in models}}
+    for T in steps:
+        for name, model in models.items():
+            curve[name].append(measure(run_snn(model, x, T, batch, prepare=prepare)))
+    return curve

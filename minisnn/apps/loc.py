@@ -41,22 +41,23 @@ from ..hybrid import SpikingNet, convert, hybrid_loss
 from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from ..layers import Conv2d, Dense, Flatten, Neurons, Sequential
 from ..metrics import box_iou, hit_rate, mean_and_sem
-from ..simulate import ann_macs
 from ..neurons import SoftLIFRate
-from ..train import RateRegularizer, ann_loss, fit
+from ..simulate import ann_macs
+from ..train import RateRegularizer, ann_loss
 from .common import (
     ENERGY_PJ,
     Config,
-    EpochBar,
     SpikingEval,
-    batches_of,
     energy_fields,
+    fit_ann,
+    fit_hybrid,
     fmt_or_dash,
     format_table,
+    loading_bar,
+    metric_vs_steps,
     run_snn,
 )
 from .common import make_config as _make_config
-from .progress import Bar
 
 # ----------------------------------------------------------------------------- settings
 
@@ -282,27 +283,16 @@ def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
 def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=()):
     reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
     step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
-    bar = EpochBar("ANN", cfg.epochs, batches_of(len(x_train), cfg.batch_size), quiet, "val IoU")
-    return fit(net, step, (x_train, y_train), val_fn=lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"],
-               epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, mode="max",
-               callbacks=[bar, *callbacks])
+    return fit_ann(cfg, net, step, (x_train, y_train),
+                   lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks)
 
 
 def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True):
     reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train),
                       cfg, norm, cfg.seed + 1)
-    last = {}
-
-    def val():
-        ev = predict_snn(snet, x_val, norm, cfg.steps_eval, cfg.eval_batch)
-        last["rate"] = ev.mean_rate
-        return score(ev.outputs, y_val)["mean_iou"]
-
-    bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(x_train), cfg.batch_size), quiet, "val IoU",
-                   extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
-    return fit(snet, step, (x_train, y_train), val_fn=val, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
-               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
+    return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
+                      lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images)
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -314,16 +304,8 @@ def load_data(cfg: LocConfig, data_dir=None, cache_dir=None, quiet=True):
 
     if data_dir is None:
         return synthetic_boxes(cfg.n_synthetic, cfg.size, seed=cfg.seed)
-    bar = Bar(1, "decoding images", quiet=quiet)
-
-    def progress(done, total):
-        bar.total = max(total, 1)
-        bar.update(done - bar.done)
-
-    try:
+    with loading_bar("decoding images", quiet) as progress:
         return load_boxes(data_dir, cfg.size, cache_dir=cache_dir, progress=progress)
-    finally:
-        bar.close()
 
 
 def split(cfg: LocConfig, n: int, fold: tuple | None = None):
@@ -401,11 +383,9 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
     # IoU against T
     t0 = time.perf_counter()
-    curve = {"steps": list(cfg.steps_curve), "converted": [], "hybrid": []}
-    for T in cfg.steps_curve:
-        for key, model in (("converted", snet), ("hybrid", hnet)):
-            ev = predict_snn(model, x[te], norm, T, cfg.eval_batch)
-            curve[key].append(score(ev.outputs, y[te])["mean_iou"])
+    curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x[te],
+                            lambda ev: score(norm.boxes(ev.outputs), y[te])["mean_iou"], cfg.eval_batch,
+                            prepare=norm.images)
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 

@@ -38,13 +38,14 @@ from ..layers import AvgPool2d, Conv2d, ConvTranspose2d, Neurons, Sequential
 from ..metrics import dice, mean_and_sem
 from ..neurons import RectifiedLinear
 from ..simulate import ann_macs
-from ..train import fit
 from .common import (
     ENERGY_PJ,
     Config,
-    EpochBar,
     SpikingEval,
-    batches_of,
+    fit_ann,
+    fit_hybrid,
+    loading_bar,
+    metric_vs_steps,
     energy_fields,
     fmt_or_dash,
     format_table,
@@ -187,47 +188,26 @@ def _subsample(cfg, x, y, seed):
 
 
 def train_ann(cfg, net, x_tr, y_tr, x_va, y_va, depth, quiet=True):
-    bar = EpochBar("ANN", cfg.epochs, batches_of(len(x_tr), cfg.batch_size), quiet, "val Dice")
-    return fit(net, lambda xb, yb: seg_loss(net(xb), yb), (x_tr, y_tr),
-               val_fn=lambda: score(predict_ann(net, x_va), y_va, depth)["dice_volume"],
-               epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, mode="max", callbacks=[bar])
+    return fit_ann(cfg, net, lambda xb, yb: seg_loss(net(xb), yb), (x_tr, y_tr),
+                   lambda: score(predict_ann(net, x_va), y_va, depth)["dice_volume"], "Dice", quiet)
 
 
 def train_hybrid(cfg, snet, x_tr, y_tr, x_va, y_va, depth, quiet=True):
-    x_h, y_h = _subsample(cfg, x_tr, y_tr, cfg.seed)
-    last = {}
-
-    def val():
-        ev = predict_snn(snet, x_va, cfg.steps_eval, cfg.eval_batch)
-        last["rate"] = ev.mean_rate
-        return score(ev.outputs, y_va, depth)["dice_volume"]
-
-    bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(x_h), cfg.batch_size), quiet, "val Dice",
-                   extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train)  # noqa: E731
-    return fit(snet, step, (x_h, y_h), val_fn=val, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
-               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
+    return fit_hybrid(cfg, snet, step, _subsample(cfg, x_tr, y_tr, cfg.seed), x_va,
+                      lambda ev: score(_sigmoid(ev.outputs), y_va, depth)["dice_volume"], "Dice", quiet)
 
 
 # ----------------------------------------------------------------------------- the pipeline
 
 
 def load_data(cfg: SegConfig, data_dir=None, cache_dir=None, quiet=True):
-    from .progress import Bar
     from .seg_data import load_volumes, synthetic_volumes
 
     if data_dir is None:
         return synthetic_volumes(cfg.n_synthetic, seed=cfg.seed)
-    bar = Bar(1, "reading volumes", quiet=quiet)
-
-    def progress(done, total):
-        bar.total = max(total, 1)
-        bar.update(done - bar.done)
-
-    try:
+    with loading_bar("reading volumes", quiet) as progress:
         return load_volumes(data_dir, cache_dir=cache_dir, progress=progress)
-    finally:
-        bar.close()
 
 
 def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, log=print) -> dict:
@@ -282,10 +262,8 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
         f"({hist_hyb['message']})")
 
     t0 = time.perf_counter()
-    curve = {"steps": list(cfg.steps_curve), "converted": [], "hybrid": []}
-    for T in cfg.steps_curve:
-        for key, model in (("converted", snet), ("hybrid", hnet)):
-            curve[key].append(score(predict_snn(model, x_te, T, cfg.eval_batch).outputs, y_te, depth)["dice_volume"])
+    curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x_te,
+                            lambda ev: score(_sigmoid(ev.outputs), y_te, depth)["dice_volume"], cfg.eval_batch)
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
