@@ -199,3 +199,29 @@ def metric_vs_steps(steps, models: dict, x, measure: Callable[[SpikingEval], flo
         for name, model in models.items():
             curve[name].append(measure(run_snn(model, x, T, batch, prepare=prepare)))
     return curve
+
+
+def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str) -> dict:
+    """The figures both apps draw: firing rates per layer (converted vs hybrid), validation
+    ``metric`` per epoch (ANN, then hybrid) and the test ``metric`` against T.  Returns
+    ``{figure key: file name}``."""
+    from . import plots
+
+    figs = {"rates": "firing_rates.png", "training": "training.png", curve_key: f"{curve_key}.png"}
+    rates = results["rates_hz"]
+    layers = list(rates["converted"])
+    plots.bar_chart(out / figs["rates"], [f"L{k}" for k in layers],
+                    {name: [rates[name][k] for k in layers] for name in ("converted", "hybrid")},
+                    title=f"average firing rate per spiking layer (test {inputs})", ylabel="Hz")
+    ann, hyb = results["history"]["ann"]["val"], results["history"]["hybrid"]["val"]
+    series = {f"ANN val {metric}": (list(range(1, len(ann) + 1)), ann)}
+    if hyb:
+        series[f"hybrid SNN val {metric}"] = (list(range(len(ann) + 1, len(ann) + len(hyb) + 1)), hyb)
+    plots.line_chart(out / figs["training"], series, title=f"validation {metric} per epoch (ANN, then hybrid)",
+                     xlabel="epoch", ylabel=metric)
+    c = results[curve_key]
+    plots.line_chart(out / figs[curve_key], {"converted SNN": (c["steps"], c["converted"]),
+                                             "hybrid SNN": (c["steps"], c["hybrid"])},
+                     title=f"test {metric} against the presentation length T", xlabel="T (steps of 1 ms)",
+                     ylabel=metric)
+    return figs

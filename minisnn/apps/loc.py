@@ -56,6 +56,7 @@ from .common import (
     loading_bar,
     metric_vs_steps,
     run_snn,
+    write_figures,
 )
 from .common import make_config as _make_config
 
@@ -447,26 +448,7 @@ def _write_outputs(out: Path, cfg, results, net, hnet, norm, x_te, y_te, p_ann, 
                              "hybrid SNN": (220, 0, 0)},
                      titles=[f"{names[i][:14]} {iou['ANN'][i]:.2f}/{iou['converted'][i]:.2f}/{iou['hybrid'][i]:.2f}"
                              for i in range(k)])
-    layers = list(results["rates_hz"]["converted"])
-    figs["rates"] = "firing_rates.png"
-    plots.bar_chart(out / figs["rates"], [f"L{name}" for name in layers],
-                    {"converted": [results["rates_hz"]["converted"][k] for k in layers],
-                     "hybrid": [results["rates_hz"]["hybrid"][k] for k in layers]},
-                    title="average firing rate per spiking layer (test images)", ylabel="Hz")
-    h = results["history"]
-    figs["training"] = "training.png"
-    series = {"ANN val IoU": (list(range(1, len(h["ann"]["val"]) + 1)), h["ann"]["val"])}
-    if h["hybrid"]["val"]:
-        e0 = len(h["ann"]["val"])
-        series["hybrid SNN val IoU"] = (list(range(e0 + 1, e0 + len(h["hybrid"]["val"]) + 1)), h["hybrid"]["val"])
-    plots.line_chart(out / figs["training"], series, title="validation mean IoU per epoch (ANN, then hybrid)",
-                     xlabel="epoch", ylabel="mean IoU")
-    c = results["iou_vs_steps"]
-    figs["iou_vs_steps"] = "iou_vs_steps.png"
-    plots.line_chart(out / figs["iou_vs_steps"], {"converted SNN": (c["steps"], c["converted"]),
-                                                  "hybrid SNN": (c["steps"], c["hybrid"])},
-                     title="test mean IoU against the presentation length T", xlabel="T (steps of 1 ms)",
-                     ylabel="mean IoU")
+    figs.update(write_figures(out, results, "mean IoU", "iou_vs_steps", "images"))
     results["figures"] = figs
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", report_markdown(results))

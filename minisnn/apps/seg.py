@@ -50,6 +50,7 @@ from .common import (
     fmt_or_dash,
     format_table,
     run_snn,
+    write_figures,
 )
 from .common import make_config as _make_config
 
@@ -315,26 +316,7 @@ def _write_outputs(out: Path, cfg, results, net, hnet, data, te, x_te, y_te, p_a
             titles.append(name)
     figs["examples"] = "examples.png"
     plots.image_grid(out / figs["examples"], tiles, [{} for _ in tiles], colors={}, titles=titles, cols=5, scale=3)
-    layers = list(results["rates_hz"]["converted"])
-    figs["rates"] = "firing_rates.png"
-    plots.bar_chart(out / figs["rates"], [f"L{k}" for k in layers],
-                    {"converted": [results["rates_hz"]["converted"][k] for k in layers],
-                     "hybrid": [results["rates_hz"]["hybrid"][k] for k in layers]},
-                    title="average firing rate per spiking layer (test slices)", ylabel="Hz")
-    h = results["history"]
-    series = {"ANN val Dice": (list(range(1, len(h["ann"]["val"]) + 1)), h["ann"]["val"])}
-    if h["hybrid"]["val"]:
-        e0 = len(h["ann"]["val"])
-        series["hybrid SNN val Dice"] = (list(range(e0 + 1, e0 + len(h["hybrid"]["val"]) + 1)), h["hybrid"]["val"])
-    figs["training"] = "training.png"
-    plots.line_chart(out / figs["training"], series, title="validation volume Dice per epoch (ANN, then hybrid)",
-                     xlabel="epoch", ylabel="Dice")
-    c = results["dice_vs_steps"]
-    figs["dice_vs_steps"] = "dice_vs_steps.png"
-    plots.line_chart(out / figs["dice_vs_steps"], {"converted SNN": (c["steps"], c["converted"]),
-                                                   "hybrid SNN": (c["steps"], c["hybrid"])},
-                     title="test volume Dice against the presentation length T", xlabel="T (steps of 1 ms)",
-                     ylabel="volume Dice")
+    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices"))
     # the hybrid SNN's test predictions in each subject's own geometry
     pred_dir = out / "predictions"
     for s, i in enumerate(te):
