@@ -97,3 +97,20 @@ def test_help_explains_every_option():
     for opt in ("--data", "--preset", "--out", "--seed", "--epochs", "--hybrid-epochs", "--steps", "--batch-size",
                 "--lr", "--threads", "--folds"):
         assert opt in text
+
+
+def test_k_fold_cross_validation_reports_the_mean_over_folds(tmp_path):
+    result = CliRunner().invoke(train_main, ["loc", "--preset", "tiny", "--out", str(tmp_path), "--quiet",
+                                             "--no-cache", "--folds", "2", "--hybrid-epochs", "0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["folds"] == 2 and len(res["per_fold"]) == 2
+    for j, row in enumerate(res["table"]):
+        folds = [fold[j]["mean_iou"] for fold in res["per_fold"]]
+        assert row["mean_iou"] == pytest.approx(sum(folds) / 2)
+        assert row["model"].endswith("[2 folds]")
+    assert (tmp_path / "fold1" / "results.json").is_file() and (tmp_path / "fold2" / "ann.npz").is_file()
+    # the two folds test disjoint images that together cover the data set
+    names = [set(json.loads((tmp_path / f"fold{k}" / "results.json").read_text())["data"]["test_names"])
+             for k in (1, 2)]
+    assert not names[0] & names[1] and len(names[0] | names[1]) == res["data"]["n_test"]
