@@ -116,6 +116,10 @@ class TrainingStopped(RuntimeError):
     """Raised by :func:`fit` with ``raise_on_nan=True`` when the loss becomes NaN or inf."""
 
 
+def _which(best_epoch) -> str:
+    return "the initial weights" if best_epoch is None or best_epoch < 0 else f"epoch {best_epoch}"
+
+
 def _finite_grads(params) -> bool:
     return all(p.grad is None or bool(np.isfinite(p.grad).all()) for p in params)
 
@@ -136,6 +140,7 @@ def fit(
     callbacks=(),
     raise_on_nan: bool = False,
     verbose: bool = False,
+    validate_first: bool = False,
 ) -> dict:
     """Train ``model`` with ``step_fn`` on ``train_data``; returns the history dict.
 
@@ -155,6 +160,9 @@ def fit(
     mode : ``"min"`` (loss-like metric) or ``"max"`` (IoU, Dice)
     callbacks : objects with ``on_batch_end(info)`` / ``on_epoch_end(history)``
     raise_on_nan : raise :class:`TrainingStopped` instead of returning on a NaN/inf loss
+    validate_first : score the initial weights with ``val_fn`` before training and let them
+        compete with the epochs: fine-tuning (the hybrid step) then keeps the starting point
+        unless an epoch beats it (``best_epoch`` is -1 for the initial weights)
 
     Returns
     -------
@@ -179,6 +187,10 @@ def fit(
                "best_epoch": None, "best_val": None, "epochs_run": 0, "stopped": None, "message": ""}
     best_state = model.state_dict()  # the initial weights are the fallback
     since_best = 0
+    if validate_first and val_fn is not None:
+        history["val_initial"] = float(val_fn())
+        if math.isfinite(history["val_initial"]):
+            history["best_val"], history["best_epoch"] = history["val_initial"], -1
 
     def restore_best():
         model.load_state_dict(best_state)
@@ -199,8 +211,7 @@ def fit(
             if not math.isfinite(value) or not _finite_grads(params):
                 what = f"loss {value}" if not math.isfinite(value) else "a non-finite gradient"
                 restore_best()
-                where = (f"epoch {history['best_epoch']}" if history["best_epoch"] is not None
-                         else "the initial weights")
+                where = _which(history["best_epoch"])
                 msg = (f"training stopped: {what} at epoch {epoch}, batch {b}; "
                        f"restored the last good weights ({where})")
                 history.update(stopped="non-finite loss", message=msg)
@@ -239,10 +250,10 @@ def fit(
         if patience is not None and since_best >= patience:
             history["stopped"] = "early stopping"
             history["message"] = (f"early stopping at epoch {epoch}: no improvement for {since_best} epochs; "
-                                  f"restored epoch {history['best_epoch']} (val {history['best_val']:.6g})")
+                                  f"restored {_which(history['best_epoch'])} (val {history['best_val']:.6g})")
             break
     restore_best()
     if not history["message"]:
-        history["message"] = (f"finished {history['epochs_run']} epochs; restored epoch {history['best_epoch']}"
+        history["message"] = (f"finished {history['epochs_run']} epochs; restored {_which(history['best_epoch'])}"
                               if history["best_epoch"] is not None else "finished")
     return history

@@ -129,3 +129,23 @@ def test_bad_arguments():
         fit(net, step, (x, y), batch_size=0)
     with pytest.raises(ValueError, match="targets"):
         fit(net, step, (x, y[:3]))
+
+
+def test_validate_first_keeps_the_initial_weights_when_no_epoch_beats_them():
+    x, y = data()
+    net = small_net()
+    start = net.state_dict()
+    with ms.no_grad():
+        ref = net(x).data.copy()
+
+    def val():  # closeness to the initial outputs: any training makes it worse
+        with ms.no_grad():
+            return -float(((net(x).data - ref) ** 2).mean())
+
+    hist = fit(net, lambda xb, yb: ann_loss(net, xb, yb), (x, y + 5.0), val_fn=val, epochs=3, lr=0.05,
+               mode="max", validate_first=True, patience=2)
+    assert hist["val_initial"] == 0.0 and hist["best_epoch"] == -1
+    assert all(v < 0 for v in hist["val"])  # the epochs did move the net
+    assert "the initial weights" in hist["message"]
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, start[k])

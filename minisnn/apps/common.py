@@ -177,7 +177,8 @@ def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet:
 def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[SpikingEval], float], metric: str,
                quiet: bool, prepare=None) -> dict:
     """Hybrid fine-tuning with early stopping on ``val(SpikingEval of the validation inputs)``,
-    the spiking net simulated for ``cfg.steps_eval`` steps after every epoch."""
+    the spiking net simulated for ``cfg.steps_eval`` steps before training (the converted
+    net is the one to beat: it is kept if no epoch improves on it) and after every epoch."""
     last = {}
 
     def val_fn():
@@ -188,7 +189,8 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
     bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}",
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
-               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar])
+               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar],
+               validate_first=True)
 
 
 def metric_vs_steps(steps, models: dict, x, measure: Callable[[SpikingEval], float], batch: int,

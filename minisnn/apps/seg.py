@@ -67,8 +67,12 @@ class SegConfig(Config):
     batch_size: int = 32
     lr: float = 1e-3
     hybrid_lr: float = 1e-4
-    hybrid_fraction: float = 0.25       # share of the training slices seen per hybrid epoch
-    steps_train: int = 10
+    hybrid_fraction: float = 0.1        # share of the training slices seen per hybrid epoch
+    # T of the hybrid presentations: a signal crosses 10 synapses of 5 ms on its way to the
+    # readout, so short presentations only see the transient.  At T = 10 the hybrid step
+    # pushed the rates up to make the transient match and the T = 40 evaluation collapsed
+    # (Dice 0.82 -> 0.00, 880 -> 3820 Hz, measured on the real data).
+    steps_train: int = 40
     steps_eval: int = 40
     steps_curve: tuple = (10, 20, 40, 80)
     scale: float = 1000.0               # scale_firing_rates of every neuron layer (the paper)
