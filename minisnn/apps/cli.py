@@ -75,13 +75,31 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
+    return _stack(options)
 
+
+def _stack(options):
+    """One decorator applying click options in the order listed (as stacked ``@`` lines would)."""
     def decorate(f):
         for option in reversed(options):
             f = option(f)
         return f
 
     return decorate
+
+
+def _eval_options(app: str, data_help: str):
+    """The options every ``minisnn-eval`` command shares."""
+    options = [
+        click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                     help=f"ann.npz or hybrid_snn.npz written by minisnn-train {app}."),
+        click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=data_help),
+        click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's)."),
+        click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    return _stack(options)
 
 
 def _check_common(steps, data_dir):
@@ -179,13 +197,7 @@ def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet):
 
 
 @eval_main.command("loc")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="ann.npz or hybrid_snn.npz written by minisnn-train loc.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Airplanes folder (either layout); every image is evaluated. Default: the synthetic set.")
-@click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's).")
-@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_eval_options("loc", "Airplanes folder (either layout); every image is evaluated. Default: the synthetic set.")
 def eval_loc(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
     _evaluate("loc", "table1", checkpoint, data_dir, steps, threads, quiet)
@@ -254,13 +266,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 
 
 @eval_main.command("seg")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="ann.npz or hybrid_snn.npz written by minisnn-train seg.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="NIfTI folder (Decathlon layout); every subject is evaluated. Default: the synthetic set.")
-@click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's).")
-@click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_eval_options("seg", "NIfTI folder (Decathlon layout); every subject is evaluated. Default: the synthetic set.")
 def eval_seg(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved CAE: rate network and SNN on every subject of --data."""
     _evaluate("seg", "table2", checkpoint, data_dir, steps, threads, quiet)

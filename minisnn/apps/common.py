@@ -227,3 +227,12 @@ def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str) 
                      title=f"test {metric} against the presentation length T", xlabel="T (steps of 1 ms)",
                      ylabel=metric)
     return figs
+
+
+def figure_sections(results: dict, titles: dict) -> list:
+    """Markdown lines embedding the written figures, ``titles = {figure key: heading}``."""
+    lines = []
+    for key, title in titles.items():
+        if key in results.get("figures", {}):
+            lines += [f"## {title}", "", f"![{title}]({results['figures'][key]})", ""]
+    return lines

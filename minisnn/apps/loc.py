@@ -51,6 +51,7 @@ from .common import (
     energy_fields,
     fit_ann,
     fit_hybrid,
+    figure_sections,
     fmt_or_dash,
     format_table,
     loading_bar,
@@ -472,11 +473,9 @@ def report_markdown(results: dict) -> str:
         lines.append(f"- {name}: {'met' if v['met'] else 'MISSED'} ({v['value']:+.4f})")
     lines += ["", f"Wall time: {t['total_s'] / 60:.1f} min (ANN training {t['ann_train_s']:.0f} s, hybrid "
               f"training {t['hybrid_train_s']:.0f} s).", ""]
-    for key, title in (("examples", "Test images: truth and predicted boxes"),
-                       ("rates", "Firing rates per layer"), ("training", "Training curves"),
-                       ("iou_vs_steps", "Mean IoU against T")):
-        if key in results.get("figures", {}):
-            lines += [f"## {title}", "", f"![{title}]({results['figures'][key]})", ""]
+    lines += figure_sections(results, {"examples": "Test images: truth and predicted boxes",
+                                       "rates": "Firing rates per layer", "training": "Training curves",
+                                       "iou_vs_steps": "Mean IoU against T"})
     return "\n".join(lines)
 
 

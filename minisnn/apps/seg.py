@@ -47,6 +47,7 @@ from .common import (
     loading_bar,
     metric_vs_steps,
     energy_fields,
+    figure_sections,
     fmt_or_dash,
     format_table,
     run_snn,
@@ -349,11 +350,9 @@ def report_markdown(results: dict) -> str:
         "The converted SNN lost nothing to recover.", "",
         f"Wall time: {t['total_s'] / 60:.1f} min.", "",
     ]
-    for key, title in (("examples", "Test slices: input, truth, ANN, converted and hybrid SNN"),
-                       ("rates", "Firing rates per layer"), ("training", "Training curves"),
-                       ("dice_vs_steps", "Dice against T")):
-        if key in results.get("figures", {}):
-            lines += [f"## {title}", "", f"![{title}]({results['figures'][key]})", ""]
+    lines += figure_sections(results, {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
+                                       "rates": "Firing rates per layer", "training": "Training curves",
+                                       "dice_vs_steps": "Dice against T"})
     return "\n".join(lines)
 
 
