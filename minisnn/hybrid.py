@@ -86,8 +86,10 @@ class SpikingNet:
 
     # -- evaluation
     def run(self, x, steps: int | None = None, *, keep_layer_means: bool = False, seed: int | None = None,
-            readout_steps: int | None = None) -> SimResult:
-        """Simulate on ``x (B, ...)`` (spikes, no graph); see :func:`minisnn.simulate.simulate`."""
+            readout_steps: int | None = None, also_at=(), first_index: int = 0) -> SimResult:
+        """Simulate on ``x (B, ...)`` (spikes, no graph); see :func:`minisnn.simulate.simulate`
+        (``also_at``: shorter presentation lengths whose readouts the same run also returns;
+        ``first_index``: where ``x`` starts in a set simulated batch by batch)."""
         steps = self.steps if steps is None else steps
         window = self.readout_steps if readout_steps is None else readout_steps
         if window is not None and steps is not None and window > steps:
@@ -95,7 +97,8 @@ class SpikingNet:
         return simulate(
             self.net, x, steps, dt=self.dt, synapse=self.synapse, readout_steps=window,
             seed=self.seed if seed is None else seed, time_chunk=self.time_chunk,
-            batch_chunk=self.batch_chunk, keep_layer_means=keep_layer_means,
+            batch_chunk=self.batch_chunk, keep_layer_means=keep_layer_means, also_at=also_at,
+            first_index=first_index,
         )
 
     def window(self, steps: int | None = None) -> int:

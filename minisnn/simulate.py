@@ -77,6 +77,8 @@ class SimResult:
         readout window}; only with ``keep_layer_means=True`` (hybrid fine-tuning uses it)
     sizes : {layer name: neurons per input}
     paths : {weight layer name: ``"dense"`` or ``"event"``} for the convolutions fed by spikes
+    readouts_at : {T': (B, ...)} the readout a presentation of only ``T'`` steps would have
+        given (its own window at its own end), for every ``T'`` of ``simulate(also_at=...)``
     steps, dt : the presentation
     """
 
@@ -90,6 +92,7 @@ class SimResult:
     layer_means: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     paths: dict = field(default_factory=dict)
+    readouts_at: dict = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
@@ -296,6 +299,8 @@ def simulate(
     batch_chunk: int | None = None,
     keep_layer_means: bool = False,
     path: str = "auto",
+    also_at=(),
+    first_index: int = 0,
 ) -> SimResult:
     """Run ``net`` as a spiking network on the static inputs ``x (B, ...)`` for ``steps`` steps.
 
@@ -321,6 +326,14 @@ def simulate(
         (event-driven when the expected spike density is below :data:`EVENT_DENSITY`).
         With a synapse and ``keep_layer_means`` the dense path is used (the filtered layer
         outputs are needed).  ``SimResult.paths`` records the choice per layer.
+    also_at : shorter presentation lengths ``T' <= steps`` whose readouts to return as well
+        (``SimResult.readouts_at``).  The simulation is causal and its initial state does not
+        depend on ``steps``, so the first ``T'`` steps of this run *are* a run of ``T'``
+        steps: a metric-against-T curve costs one run at the longest T, not one run per T.
+        Each ``T'`` uses its own window (same ``readout`` and ``readout_steps`` rule).
+    first_index : the index of ``x[0]`` in a larger set that is simulated piece by piece:
+        input ``i`` draws its initial state from ``(seed, layer, first_index + i)``, so the
+        results do not depend on how the caller splits the set into batches.
     """
     steps = _as_int("steps", steps, 1)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
@@ -335,12 +348,21 @@ def simulate(
         window = 1
     if window > steps:
         raise ValueError(f"simulate: readout_steps ({window}) exceeds steps ({steps})")
+    # the readout windows [start, end) of the last neuron layer: None = this run's own
+    windows = {None: (steps - window, steps)}
+    for T in also_at:
+        T = _as_int("also_at", T, 1)
+        if T > steps:
+            raise ValueError(f"simulate: also_at holds {T}, more than steps ({steps})")
+        w = 1 if readout == "last" else min((T + 1) // 2 if readout_steps is None else readout_steps, T)
+        windows[T] = (T - w, T)
     x = np.asarray(x)
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"simulate: x must be a float array (B, ...), got {x.dtype} of shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("simulate: x contains NaN or inf")
     B = x.shape[0]
+    first_index = _as_int("first_index", first_index, 0)
     if batch_chunk is not None:
         batch_chunk = _as_int("batch_chunk", batch_chunk, 1)
     syn_a = _synapse_coefficient(synapse, dt)
@@ -369,15 +391,15 @@ def simulate(
     readouts = []
     buffers: dict = {}  # one output buffer per middle layer, reused by every block
     last = neuron_layers[-1][0]
-    t_window = steps - window  # first step of the readout window
+    extra = {T: [] for T in windows if T is not None}
 
     for b0 in range(0, B, batch_chunk):
         xb = x[b0 : b0 + batch_chunk]
         nb = xb.shape[0]
         J0 = _apply(prefix, xb)  # the first neuron layer's current: constant in time
-        sums = dict.fromkeys(sizes)
+        sums: dict = {}  # {(layer name, window key): summed output over the window so far}
         states = {  # neuron and synapse state of this batch chunk only
-            name: (initial_state(layer.spiking_model, k, sizes[name], range(b0, b0 + nb), seed, dtype),
+            name: (initial_state(layer.spiking_model, k, sizes[name], range(first_index + b0, first_index + b0 + nb), seed, dtype),
                    np.zeros(nb * sizes[name], dtype))
             for k, (name, layer) in enumerate(neuron_layers)
         }
@@ -387,7 +409,6 @@ def simulate(
         }
         for t0 in range(0, steps, time_chunk):
             tc = min(time_chunk, steps - t0)
-            w0 = max(t_window - t0, 0)  # first step of this block inside the readout window
             cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
             for name, layer in middle:
                 if paths.get(name) == "event":
@@ -407,20 +428,26 @@ def simulate(
                 n_spk = n_spk.reshape(nb, sizes[name])
                 counts[name] += float(n_spk.sum())
                 synops[name] += float((n_spk * fanouts[name]).sum())
-                if w0 < tc and (keep_layer_means or name == last):
-                    # summed in the net's dtype: float64 sums would double this memory
-                    part = out[w0:].reshape(tc - w0, nb, *unit_shapes[name]).sum(axis=0)
-                    if sums[name] is None:
-                        sums[name] = part
-                    else:
-                        sums[name] += part
+                for key, (start, end) in windows.items():
+                    if not (name == last or (keep_layer_means and key is None)):
+                        continue
+                    lo, hi = max(start - t0, 0), min(end - t0, tc)  # the window inside this block
+                    if lo < hi:
+                        # summed in the net's dtype: float64 sums would double this memory
+                        part = out[lo:hi].reshape(hi - lo, nb, *unit_shapes[name]).sum(axis=0)
+                        if (name, key) in sums:
+                            sums[name, key] += part
+                        else:
+                            sums[name, key] = part
                 cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
-        for name in sums:
-            if sums[name] is not None:
-                sums[name] /= window
-        readouts.append(_apply(suffix, sums[last]))
+        for (name, key), total in sums.items():
+            start, end = windows[key]
+            total /= end - start
+        readouts.append(_apply(suffix, sums[last, None]))
+        for T in extra:
+            extra[T].append(_apply(suffix, sums[last, T]))
         for name in means:
-            means[name].append(sums[name])
+            means[name].append(sums[name, None])
 
     duration = steps * dt
     rates = {name: counts[name] / (B * sizes[name] * duration) for name in counts}
@@ -438,5 +465,6 @@ def simulate(
         layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},
         sizes=sizes,
         paths=paths,
+        readouts_at={T: np.concatenate(v, axis=0) for T, v in extra.items()},
     )
     return result

@@ -129,6 +129,9 @@ def test_conv_fanout_counts_border_pixels_once_per_window():
         (dict(steps=10, time_chunk=0), "time_chunk"),
         (dict(steps=10, synapse="fast"), "synapse"),
         (dict(steps=10, path="sparse"), "path"),
+        (dict(steps=10, also_at=(11,)), "also_at"),
+        (dict(steps=10, also_at=(0,)), "also_at"),
+        (dict(steps=10, first_index=-1), "first_index"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -198,6 +201,26 @@ def test_event_and_dense_paths_equal_the_time_major_reference(path, synapse):
     for name, spk in ref_spikes.items():
         assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"
         assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
+
+
+@pytest.mark.parametrize("readout", ["mean", "last"])
+@pytest.mark.parametrize("path", ["dense", "event"])
+def test_readouts_at_shorter_T_equal_runs_of_that_length(path, readout):
+    """One long run gives every shorter presentation's readout: the first T' steps of a run
+    are a run of T' steps (same initial state, causal dynamics), whatever the block sizes."""
+    rng = np.random.default_rng(11)
+    net = conv_chain_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
+    x = rng.uniform(0, 2, (3, 2, 8, 7))
+    kw = dict(synapse=0.005, seed=2, path=path, readout=readout)
+    long = simulate(net, x, 30, time_chunk=7, batch_chunk=2, also_at=(1, 9, 14, 30), **kw)
+    assert sorted(long.readouts_at) == [1, 9, 14, 30]
+    np.testing.assert_allclose(long.readouts_at[30], long.readout, rtol=1e-12, atol=1e-12)
+    for T in (1, 9, 14):
+        short = simulate(net, x, T, time_chunk=5, **kw)
+        np.testing.assert_allclose(long.readouts_at[T], short.readout, rtol=1e-9, atol=1e-9)
+    assert not np.allclose(long.readouts_at[9], long.readout), "the windows must differ to prove anything"
 
 
 def test_auto_path_follows_the_expected_spike_density():

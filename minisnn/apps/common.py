@@ -38,20 +38,30 @@ class SpikingEval:
     first_layer_macs: float
     steps: int
     sizes: dict = field(default_factory=dict)
+    outputs_at: dict = field(default_factory=dict)  # {T: raw readouts of a T-step run}, T = steps too
+
+
+def _steps_below(steps, T) -> list:
+    return sorted({int(t) for t in steps if t < T})
 
 
 def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
             prepare: Callable[[np.ndarray], np.ndarray] | None = None, label: str = "SNN",
-            quiet: bool = True) -> SpikingEval:
+            quiet: bool = True, also_at=()) -> SpikingEval:
     """Simulate ``snet`` on ``x`` for ``steps`` steps, ``batch`` inputs at a time; ``prepare``
-    maps a slice of ``x`` to the network's input (e.g. standardization)."""
+    maps a slice of ``x`` to the network's input (e.g. standardization).  The readouts of the
+    shorter presentations ``also_at`` come from the same run (``SpikingEval.outputs_at``)."""
+    also_at = _steps_below(also_at, steps)
     outputs, n = [], len(x)
+    at: dict = {T: [] for T in also_at}
     counts, synops, sizes = {}, 0.0, {}
     with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
         for i in range(0, n, batch):
             xb = x[i : i + batch] if prepare is None else prepare(x[i : i + batch])
-            res = snet.run(xb, steps)
+            res = snet.run(xb, steps, also_at=also_at, first_index=i)  # same spikes for any batch size
             outputs.append(res.readout)
+            for T in also_at:
+                at[T].append(res.readouts_at[T])
             sizes = res.sizes
             for k, r in res.rates.items():
                 counts[k] = counts.get(k, 0.0) + r * len(xb)
@@ -60,8 +70,11 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     rates = {k: v / n for k, v in counts.items()}
     total = sum(sizes.values())
     mean_rate = sum(rates[k] * sizes[k] for k in sizes) / total if total else 0.0
-    return SpikingEval(np.concatenate(outputs), rates, float(mean_rate), synops / n,
-                       first_layer_macs(snet.net, x.shape[1:]), steps, sizes)
+    outputs = np.concatenate(outputs)
+    outputs_at = {T: np.concatenate(v) for T, v in at.items()}
+    outputs_at[steps] = outputs
+    return SpikingEval(outputs, rates, float(mean_rate), synops / n, first_layer_macs(snet.net, x.shape[1:]),
+                       steps, sizes, outputs_at)
 
 
 def first_layer_macs(net: Sequential, shape) -> float:
@@ -193,13 +206,20 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
                validate_first=True)
 
 
-def metric_vs_steps(steps, models: dict, x, measure: Callable[[SpikingEval], float], batch: int,
-                    prepare=None) -> dict:
-    """``{"steps": [...], name: [metric at each T]}`` for every spiking model in ``models``."""
-    curve = {"steps": list(steps), **{name: [] for name in models}}
-    for T in steps:
-        for name, model in models.items():
-            curve[name].append(measure(run_snn(model, x, T, batch, prepare=prepare)))
+def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], float], batch: int,
+                    prepare=None, evals: dict | None = None) -> dict:
+    """``{"steps": [...], name: [metric at each T]}`` for every spiking model in ``models``;
+    ``measure`` scores raw readouts.  The readouts come from ``evals[name].outputs_at`` (runs
+    already made on the same ``x``) where they hold that T, the others from one more run at
+    the longest missing T (a run of T steps also gives every shorter run's readout)."""
+    steps = sorted({int(T) for T in steps})
+    curve = {"steps": steps}
+    for name, model in models.items():
+        have = dict(evals[name].outputs_at) if evals and name in evals else {}
+        missing = [T for T in steps if T not in have]
+        if missing:
+            have.update(run_snn(model, x, missing[-1], batch, prepare=prepare, also_at=missing).outputs_at)
+        curve[name] = [measure(have[T]) for T in steps]
     return curve
 
 

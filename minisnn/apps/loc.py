@@ -228,9 +228,10 @@ def predict_ann(net: Sequential, x: np.ndarray, norm: Normalizer, batch: int = 6
 
 
 def predict_snn(snet: SpikingNet, x: np.ndarray, norm: Normalizer, steps: int, batch: int = 16,
-                label: str = "SNN", quiet: bool = True) -> SpikingEval:
-    """Simulate the spiking network on images ``x``; ``outputs`` are boxes in [0, 1] coordinates."""
-    ev = run_snn(snet, x, steps, batch, prepare=norm.images, label=label, quiet=quiet)
+                label: str = "SNN", quiet: bool = True, also_at=()) -> SpikingEval:
+    """Simulate the spiking network on images ``x``; ``outputs`` are boxes in [0, 1] coordinates
+    (``outputs_at``, the readouts at the shorter presentations ``also_at``, stay raw)."""
+    ev = run_snn(snet, x, steps, batch, prepare=norm.images, label=label, quiet=quiet, also_at=also_at)
     ev.outputs = norm.boxes(ev.outputs)
     return ev
 
@@ -367,7 +368,8 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
     t0 = time.perf_counter()
     snet = converted()
-    ev_conv = predict_snn(snet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet)
+    ev_conv = predict_snn(snet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet,
+                          also_at=cfg.steps_curve)
     s_conv = score(ev_conv.outputs, y[te])
     timings["converted_eval_s"] = time.perf_counter() - t0
     log(f"converted SNN: test mean IoU {s_conv['mean_iou']:.4f}, {ev_conv.mean_rate:.1f} Hz")
@@ -378,7 +380,8 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     hist_hyb = train_hybrid(cfg, hnet, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
     timings["hybrid_train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet)
+    ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet,
+                         also_at=cfg.steps_curve)
     s_hyb = score(ev_hyb.outputs, y[te])
     timings["hybrid_eval_s"] = time.perf_counter() - t0
     log(f"hybrid SNN: test mean IoU {s_hyb['mean_iou']:.4f}, {ev_hyb.mean_rate:.1f} Hz ({hist_hyb['message']})")
@@ -386,8 +389,8 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     # IoU against T
     t0 = time.perf_counter()
     curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x[te],
-                            lambda ev: score(norm.boxes(ev.outputs), y[te])["mean_iou"], cfg.eval_batch,
-                            prepare=norm.images)
+                            lambda out: score(norm.boxes(out), y[te])["mean_iou"], cfg.eval_batch,
+                            prepare=norm.images, evals={"converted": ev_conv, "hybrid": ev_hyb})
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 

@@ -144,8 +144,9 @@ def predict_ann(net, x, batch=128) -> np.ndarray:
     return _sigmoid(np.concatenate(out))
 
 
-def predict_snn(snet: SpikingNet, x, steps, batch=64, label="SNN", quiet=True) -> SpikingEval:
-    ev = run_snn(snet, x, steps, batch, label=label, quiet=quiet)
+def predict_snn(snet: SpikingNet, x, steps, batch=64, label="SNN", quiet=True, also_at=()) -> SpikingEval:
+    """Simulate on slices ``x``; ``outputs`` are probabilities (``outputs_at`` stay logits)."""
+    ev = run_snn(snet, x, steps, batch, label=label, quiet=quiet, also_at=also_at)
     ev.outputs = _sigmoid(ev.outputs)
     return ev
 
@@ -253,7 +254,8 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
     t0 = time.perf_counter()
     snet = converted()
-    ev_conv = predict_snn(snet, x_te, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet)
+    ev_conv = predict_snn(snet, x_te, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet,
+                          also_at=cfg.steps_curve)
     s_conv = score(ev_conv.outputs, y_te, depth)
     timings["converted_eval_s"] = time.perf_counter() - t0
     log(f"converted SNN: test volume Dice {s_conv['dice_volume']:.4f}, {ev_conv.mean_rate:.1f} Hz")
@@ -262,14 +264,16 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     hnet = converted()
     hist_hyb = train_hybrid(cfg, hnet, x_tr, y_tr, x_va, y_va, depth, quiet)
     timings["hybrid_train_s"] = time.perf_counter() - t0
-    ev_hyb = predict_snn(hnet, x_te, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet)
+    ev_hyb = predict_snn(hnet, x_te, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet,
+                         also_at=cfg.steps_curve)
     s_hyb = score(ev_hyb.outputs, y_te, depth)
     log(f"hybrid SNN: test volume Dice {s_hyb['dice_volume']:.4f}, {ev_hyb.mean_rate:.1f} Hz "
         f"({hist_hyb['message']})")
 
     t0 = time.perf_counter()
     curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x_te,
-                            lambda ev: score(_sigmoid(ev.outputs), y_te, depth)["dice_volume"], cfg.eval_batch)
+                            lambda out: score(_sigmoid(out), y_te, depth)["dice_volume"], cfg.eval_batch,
+                            evals={"converted": ev_conv, "hybrid": ev_hyb})
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
