@@ -53,6 +53,7 @@ class no_grad:
 
 
 def is_grad_enabled() -> bool:
+    """True unless inside ``with no_grad():`` (then Functions record no graph)."""
     return _grad_enabled
 
 
@@ -190,9 +191,11 @@ class Tensor:
         return Sigmoid.apply(self)
 
     def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (all axes if None), as ``ndarray.sum``; one :class:`Sum` node."""
         return Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis`` (all axes if None), as ``ndarray.mean``; one :class:`Mean` node."""
         return Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape):
@@ -251,6 +254,13 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
+        """Run ``forward`` on the inputs' arrays and, if any input needs a gradient (and
+        recording is on), return a Tensor whose ``creator`` is this node: one step of the tape.
+
+        ``inputs`` : Tensors, arrays, numbers or None, passed to ``forward`` in order (Tensors as
+        their ``.data``); ``params`` : keyword constants for ``forward``.  The output has the
+        shape ``forward`` returns; ``backward`` later receives a gradient of that shape.
+        """
         # Constants (numbers, arrays, None) are passed through as they are: wrapping a Python
         # float in a float64 array would silently promote float32 tensors to float64.
         fn = cls()
@@ -299,6 +309,8 @@ def op_function(name: str, forward: Callable, backward: Callable, *, skips_dx: b
 
 
 class Add(Function):
+    """``a + b``: d/da = d/db = 1 (broadcast axes are summed back by ``Tensor.backward``)."""
+
     def forward(self, a, b):
         return a + b
 
@@ -307,6 +319,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    """``a - b``: d/da = 1, d/db = -1."""
+
     def forward(self, a, b):
         return a - b
 
@@ -315,6 +329,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """``a * b`` elementwise: d/da = b, d/db = a."""
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -328,6 +344,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    """``a / b`` elementwise: d/da = 1 / b, d/db = -a / b^2."""
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -356,6 +374,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    """``y = exp(x)``: dy/dx = y (the output is kept, not the input)."""
+
     def forward(self, x):
         self.y = np.exp(x)
         return self.y
@@ -369,6 +389,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """``y = log(x)``: dy/dx = 1 / x."""
+
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -397,6 +419,9 @@ class Sigmoid(Function):
 
 
 class Sum(Function):
+    """``y = x.sum(axis, keepdims)``: every summed entry gets the upstream gradient,
+    ``dx = broadcast(dy)`` back to ``x.shape``."""
+
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
         return np.sum(x, axis=axis, keepdims=keepdims)
@@ -408,6 +433,8 @@ class Sum(Function):
 
 
 class Mean(Sum):
+    """``y = x.mean(axis, keepdims)`` over ``n`` entries per output: ``dx = broadcast(dy) / n``."""
+
     def forward(self, x, axis=None, keepdims=False):
         out = super().forward(x, axis=axis, keepdims=keepdims)
         self.count = x.size // max(out.size, 1) if x.size else 1
@@ -418,6 +445,8 @@ class Mean(Sum):
 
 
 class Reshape(Function):
+    """``y = x.reshape(shape)``: ``dx = dy.reshape(x.shape)`` (no arithmetic)."""
+
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)

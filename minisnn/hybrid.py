@@ -102,6 +102,7 @@ class SpikingNet:
         )
 
     def window(self, steps: int | None = None) -> int:
+        """Readout window in steps: ``readout_steps`` (at most ``steps``), else ``ceil(steps / 2)``."""
         steps = self.steps if steps is None else steps
         w = (steps + 1) // 2 if self.readout_steps is None else min(self.readout_steps, steps)
         return int(w)
@@ -134,6 +135,7 @@ class SpikingNet:
         }
 
     def neuron_layers(self):
+        """``[(layer name, Neurons layer), ...]`` in network order; names are indices as strings."""
         return [(str(i), layer) for i, layer in enumerate(self.net) if isinstance(layer, Neurons)]
 
 

@@ -77,6 +77,13 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's rule: ``b <- momentum b + g``, ``p <- p - lr b``
+    (``b = g`` on the first step; ``g += weight_decay p`` first).
+
+    Parameters: ``params`` (Parameters with ``.grad``), ``lr > 0``, ``momentum >= 0``,
+    ``weight_decay >= 0``.
+    """
+
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
         _check("momentum", momentum, 0.0)
@@ -97,6 +104,16 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam``: at step ``t``, for each parameter ``p`` with gradient ``g``::
+
+        m <- beta1 m + (1 - beta1) g          v <- beta2 v + (1 - beta2) g^2
+        p <- p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    Parameters: ``params``, ``lr`` (default 1e-3), ``betas = (beta1, beta2)`` (0.9, 0.999),
+    ``eps`` (1e-8), ``weight_decay`` (L2 added to ``g``, default 0).  ``m`` and ``v`` have each
+    parameter's shape.
+    """
+
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         b1, b2 = betas

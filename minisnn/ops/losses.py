@@ -34,12 +34,15 @@ def _pair(op, pred, target):
 
 
 def mse_forward(pred, target):
+    """``loss = mean((pred - target)^2)`` (a 0-d array) for ``pred`` and ``target`` of one shape;
+    returns ``(loss, cache)``."""
     pred, target = _pair("mse", pred, target)
     diff = pred - target
     return np.asarray(np.mean(diff * diff, dtype=pred.dtype)), diff
 
 
 def mse_backward(dloss, cache):
+    """``dpred = dloss * 2 (pred - target) / pred.size``, the shape of ``pred``."""
     diff = cache
     return (2.0 * dloss / diff.size * diff).astype(diff.dtype, copy=False)
 
@@ -51,6 +54,8 @@ _EPS = 1e-12  # ... and its gradient's denominator at 1e-12
 
 
 def bce_forward(p, target):
+    """``loss = -mean(t log p + (1 - t) log(1 - p))`` on probabilities ``p`` (logs clamped at
+    -100, as PyTorch); ``p`` and ``target`` of one shape.  Returns ``(loss, cache)``."""
     p, t = _pair("bce", p, target)
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(p), _LOG_MIN)
@@ -59,17 +64,21 @@ def bce_forward(p, target):
 
 
 def bce_backward(dloss, cache):
+    """``dp = dloss * (p - t) / (p (1 - p)) / p.size`` (denominator clamped at 1e-12)."""
     p, t = cache
     return (dloss / p.size * (p - t) / np.maximum(p * (1 - p), _EPS)).astype(p.dtype, copy=False)
 
 
 def bce_with_logits_forward(z, target):
+    """BCE of ``sigmoid(z)``, stably: ``loss = mean(max(z, 0) - z t + log1p(exp(-|z|)))``;
+    ``z`` and ``target`` of one shape.  Returns ``(loss, cache)``."""
     z, t = _pair("bce_with_logits", z, target)
     loss = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
     return np.asarray(np.mean(loss, dtype=z.dtype)), (z, t)
 
 
 def bce_with_logits_backward(dloss, cache):
+    """``dz = dloss * (sigmoid(z) - t) / z.size``."""
     z, t = cache
     sig = 0.5 * (1 + np.tanh(0.5 * z))  # sigmoid without overflow
     return (dloss / z.size * (sig - t)).astype(z.dtype, copy=False)
@@ -93,6 +102,8 @@ def dice_forward(p, target, smooth=1.0):
 
 
 def dice_backward(dloss, cache):
+    """Per sample ``n``, with ``I = sum(p t)``, ``D = sum p + sum t + s``:
+    ``dp = -dloss (2 t D - (2 I + s)) / D^2 / N`` (``N = p.shape[0]``), the shape of ``p``."""
     p, t, inter, denom, smooth = cache
     shape = (-1,) + (1,) * (p.ndim - 1)
     num = (2 * inter + smooth).reshape(shape)

@@ -22,6 +22,10 @@ PARALLEL_MIN_SIZE = 1 << 15
 
 
 class Geometry(NamedTuple):
+    """How a ``kh x kw`` window with stride ``(sh, sw)`` and zero padding ``(ph, pw)`` walks an
+    ``H x W`` plane: ``Ho = (H + 2 ph - kh) // sh + 1`` positions down, ``Wo`` across (the
+    columns of :func:`im2col`: ``Ho * Wo`` per image)."""
+
     kh: int
     kw: int
     sh: int
