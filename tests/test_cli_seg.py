@@ -72,3 +72,14 @@ def test_bad_options_and_data_give_one_line_errors(tmp_path):
     assert result.exit_code == 2 and str(empty) in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(eval_main, ["seg", "--checkpoint", str(tmp_path / "missing.npz")])
     assert result.exit_code == 2 and "missing.npz" in result.output
+
+
+def test_subjects_takes_a_seeded_subset_split_by_subject(tmp_path):
+    result = CliRunner().invoke(train_main, ["seg", "--preset", "tiny", "--out", str(tmp_path), "--quiet",
+                                             "--no-cache", "--subjects", "4", "--epochs", "0", "--hybrid-epochs", "0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    d = json.loads((tmp_path / "results.json").read_text())["data"]
+    assert (d["n_subjects"], d["n_available"]) == (4, 6)
+    assert d["n_train"] + d["n_val"] + d["n_test"] == 4
+    result = CliRunner().invoke(train_main, ["seg", "--preset", "tiny", "--out", str(tmp_path), "--subjects", "2"])
+    assert result.exit_code == 2 and "--subjects must be 0 (all) or >= 3" in result.output

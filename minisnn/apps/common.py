@@ -229,18 +229,22 @@ def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str) 
     ``{figure key: file name}``."""
     from . import plots
 
-    figs = {"rates": "firing_rates.png", "training": "training.png", curve_key: f"{curve_key}.png"}
+    figs = {"rates": "firing_rates.png", curve_key: f"{curve_key}.png"}
     rates = results["rates_hz"]
     layers = list(rates["converted"])
     plots.bar_chart(out / figs["rates"], [f"L{k}" for k in layers],
                     {name: [rates[name][k] for k in layers] for name in ("converted", "hybrid")},
                     title=f"average firing rate per spiking layer (test {inputs})", ylabel="Hz")
     ann, hyb = results["history"]["ann"]["val"], results["history"]["hybrid"]["val"]
-    series = {f"ANN val {metric}": (list(range(1, len(ann) + 1)), ann)}
+    series = {}
+    if ann:
+        series[f"ANN val {metric}"] = (list(range(1, len(ann) + 1)), ann)
     if hyb:
         series[f"hybrid SNN val {metric}"] = (list(range(len(ann) + 1, len(ann) + len(hyb) + 1)), hyb)
-    plots.line_chart(out / figs["training"], series, title=f"validation {metric} per epoch (ANN, then hybrid)",
-                     xlabel="epoch", ylabel=metric)
+    if series:  # nothing to draw with --epochs 0 --hybrid-epochs 0
+        figs["training"] = "training.png"
+        plots.line_chart(out / figs["training"], series, title=f"validation {metric} per epoch (ANN, then hybrid)",
+                         xlabel="epoch", ylabel=metric)
     c = results[curve_key]
     plots.line_chart(out / figs[curve_key], {"converted SNN": (c["steps"], c["converted"]),
                                              "hybrid SNN": (c["steps"], c["hybrid"])},

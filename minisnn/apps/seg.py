@@ -80,6 +80,9 @@ class SegConfig(Config):
     synapse: float = 0.005
     dt: float = 0.001
     n_synthetic: int = 40
+    # a seeded subset of the subjects (None = all): the default preset's 5-minute budget
+    # cannot pay for a spiking evaluation of 26 test subjects x 32 slices x T steps per model
+    subjects: int | None = None
     test_fraction: float = 0.1
     val_fraction: float = 0.1
     eval_batch: int = 64
@@ -208,6 +211,13 @@ def train_hybrid(cfg, snet, x_tr, y_tr, x_va, y_va, depth, quiet=True):
 # ----------------------------------------------------------------------------- the pipeline
 
 
+def subject_pool(cfg: SegConfig, n: int) -> np.ndarray:
+    """The subjects a run uses: all ``n``, or a seeded subset of ``cfg.subjects`` of them."""
+    if cfg.subjects is None or cfg.subjects >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([cfg.seed, 9]).choice(n, cfg.subjects, replace=False))
+
+
 def load_data(cfg: SegConfig, data_dir=None, cache_dir=None, quiet=True):
     from .seg_data import load_volumes, synthetic_volumes
 
@@ -228,13 +238,15 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     data = load_data(cfg, data_dir, cache_dir, quiet)
     timings["data_s"] = time.perf_counter() - t0
     S, depth = data.images.shape[:2]
-    if S < 3:
-        raise ValueError(f"{data.source}: need at least 3 subjects, got {S}")
-    tr, va, te = split_subjects(S, cfg.test_fraction, cfg.val_fraction, seed=cfg.seed)
+    pool = subject_pool(cfg, S)
+    if len(pool) < 3:
+        raise ValueError(f"{data.source}: need at least 3 subjects, got {len(pool)}")
+    tr, va, te = (pool[i] for i in split_subjects(len(pool), cfg.test_fraction, cfg.val_fraction, seed=cfg.seed))
     x_tr, y_tr = to_slices(data, tr)
     x_va, y_va = to_slices(data, va)
     x_te, y_te = to_slices(data, te)
-    log(f"data: {data.source}: {S} subjects ({len(data.skipped)} skipped), train {len(tr)} / val {len(va)} / "
+    used = f", {len(pool)} used (seeded subset)" if len(pool) < S else ""
+    log(f"data: {data.source}: {S} subjects ({len(data.skipped)} skipped{used}), train {len(tr)} / val {len(va)} / "
         f"test {len(te)} subjects; {depth} slices of {data.images.shape[2]}x{data.images.shape[3]} each")
 
     prior = (data.masks[tr].mean(axis=0) >= 0.5).astype(np.float32)  # (D, H, W): no image at all
@@ -282,7 +294,8 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     gap = s_ann["dice_volume"] - s_conv["dice_volume"]
     results = {
         "app": "seg", "config": cfg.to_dict(), "table_metric": "volume Dice per test subject (slice Dice beside it)",
-        "data": {"source": data.source, "n_subjects": S, "skipped": list(data.skipped), "n_train": len(tr),
+        "data": {"source": data.source, "n_subjects": len(pool), "n_available": S, "skipped": list(data.skipped),
+                 "n_train": len(tr),
                  "n_val": len(va), "n_test": len(te), "test_subjects": [data.subjects[i].name for i in te],
                  "slices_per_subject": depth},
         "table": rows, "ann_macs": macs, "energy_pj": ENERGY_PJ,
