@@ -263,6 +263,67 @@ def peak_rss_mb() -> float:
     return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
 
 
+def proc_status_mb(key: str) -> float | None:
+    """``VmHWM`` / ``VmRSS`` / ... of this process from /proc/self/status, MiB (None if unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def own_peak_rss_mb() -> float:
+    """Peak RSS of this process's own memory image, MiB: ``VmHWM`` where Linux has it.
+
+    ``ru_maxrss`` of a child started by fork/vfork + exec starts at the *parent's* peak (the
+    kernel carries the old image's high-water mark over at exec); ``VmHWM`` belongs to the new
+    image only.  The benchmark parents stay small anyway, so both agree; this is the safer one.
+    Falls back to :func:`peak_rss_mb` elsewhere.
+    """
+    v = proc_status_mb("VmHWM")
+    return v if v is not None else peak_rss_mb()
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux: write 5 to /proc/self/clear_refs).
+
+    Called just before the timed work, so that :func:`own_peak_rss_mb` afterwards is the peak of
+    that work (with everything resident at the time: weights, optimizer state, data) and not a
+    transient of the set-up.  Returns False where it is not supported (the peak then covers the
+    whole process).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def numba_threading_layer() -> str | None:
+    """numba's threading layer if numba is loaded and has run a parallel kernel, else None."""
+    if "numba" not in sys.modules:
+        return None
+    try:
+        return sys.modules["numba"].threading_layer()
+    except Exception:  # raised until a parallel kernel has run
+        return None
+
+
+def status(flag) -> str:
+    """Target status text: None -> 'not measured', True -> 'met', False -> 'MISSED'."""
+    return "not measured" if flag is None else ("met" if flag else "MISSED")
+
+
 # ----------------------------------------------------------------------------- output
 
 

@@ -7,6 +7,8 @@ The network (input 3x200x300, float32)::
     (each followed by LIF neurons), Flatten, dense 121600->512, 512->256, 256->64
     (each followed by LIF neurons), dense 64->4 (linear readout)
 
+(``--input HxW`` shrinks the image for smoke tests; fc1's fan-in follows.)
+
 Weights are He-normal, then every spiking layer's weights are scaled and a bias added so
 that the firing rates are realistic (100-250 Hz per layer): chosen layer by layer on the
 LIFRate twin, then checked (and corrected) with short minisnn runs (``--calib-images``
@@ -59,6 +61,17 @@ INPUT_SHAPE = (3, 200, 300)
 CONVS = [(3, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 2), (64, 128, 1), (128, 128, 2)]  # cin, cout, stride
 DENSES = [(121600, 512), (512, 256), (256, 64)]  # spiking dense layers
 READOUT = (64, 4)
+
+
+def set_input(h: int, w: int) -> None:
+    """Use a 3 x h x w input (default 200 x 300): fc1's fan-in follows the conv stack."""
+    global INPUT_SHAPE
+    INPUT_SHAPE = (3, int(h), int(w))
+    for _, _, s in CONVS:
+        h, w = (h + 2 - 3) // s + 1, (w + 2 - 3) // s + 1
+    DENSES[0] = (CONVS[-1][1] * h * w, DENSES[0][1])
+
+
 LAYER_NAMES = [f"conv{i}" for i in range(1, 7)] + ["fc1", "fc2", "fc3"]  # the 9 spiking layers
 
 TARGET_SPEEDUP = 10.0  # minisnn images/s >= 10x snnTorch at T = 100
@@ -83,6 +96,11 @@ def parse_args(argv=None):
                    help="wall-time budget for the whole run when choosing the batch (default 20)")
     p.add_argument("--calib-images", type=int, default=1, help="images for the rate calibration (default 1)")
     p.add_argument("--calib-steps", type=int, default=50, help="T of the calibration runs (default 50)")
+    p.add_argument("--calib-iters", type=int, default=3, help="at most this many spiking calibration runs (default 3)")
+    p.add_argument("--input", default="200x300",
+                   help="input H x W (default 200x300, the spec; smaller only for smoke tests)")
+    p.add_argument("--no-path-compare", action="store_true",
+                   help="skip the extra run at the middle T with the other of dense/event")
     p.add_argument("--rate-aim", type=float, default=170.0, help="calibration aim per layer, Hz (default 170)")
     p.add_argument("--path", default="auto", choices=["auto", "dense", "event"],
                    help="minisnn simulate(path=...) for the main runs (default auto); one extra run at the "
@@ -117,6 +135,11 @@ def parse_args(argv=None):
         p.error(f"--chunk-sweep wants a list like '10x1,50x1', got {a.chunk_sweep!r}")
     if a.full:
         a.batch = FULL_BATCH
+    try:
+        a.input_hw = tuple(int(v) for v in a.input.lower().split("x"))
+        assert len(a.input_hw) == 2 and min(a.input_hw) >= 8
+    except (ValueError, AssertionError):
+        p.error(f"--input wants HxW (both >= 8), got {a.input!r}")
     if a.batch is not None and a.batch < 1:
         p.error("--batch must be >= 1")
     return a
@@ -581,7 +604,7 @@ def worker_torch(job):
     convs, fcs, fc_out = mods[:6], mods[6:9], mods[9]
     lifs = [snn.Leaky(beta=beta) for _ in LAYER_NAMES]  # threshold 1, reset by subtraction (defaults)
     B, T = job["batch"], job["steps"]
-    x = torch.from_numpy(np.ascontiguousarray(np.load(wdir / "images.npy", mmap_mode="r")[:B]))
+    x = torch.from_numpy(np.array(np.load(wdir / "images.npy", mmap_mode="r")[:B]))  # a writable copy
     window = (T + 1) // 2  # minisnn's default readout window: the second half
 
     def run(T, window, step_times=None):
@@ -632,6 +655,8 @@ WORKERS = {"calibrate": worker_calibrate, "minisnn": worker_minisnn, "torch": wo
 
 def run_worker(role: str) -> None:
     job = json.load(sys.stdin)
+    if job.get("input_hw"):
+        set_input(*job["input_hw"])
     result = WORKERS[role](job)
     tmp = job["result"] + ".tmp"
     with open(tmp, "w") as f:
@@ -645,7 +670,7 @@ def run_worker(role: str) -> None:
 def spawn(role: str, job: dict, wdir: Path) -> dict:
     """Run a worker in a child process (same interpreter, same thread environment)."""
     res_path = wdir / f"result_{role}_{time.time_ns()}.json"
-    job = {**job, "result": str(res_path), "wdir": str(wdir)}
+    job = {**job, "result": str(res_path), "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:])}
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", role],
                        input=json.dumps(job), text=True, stdout=subprocess.PIPE, env=os.environ.copy())
@@ -692,6 +717,7 @@ def ok(flag):
 def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)  # may re-exec; nothing heavy imported yet
+    set_input(*args.input_hw)
     if args.worker:
         return run_worker(args.worker)
     t_start = time.perf_counter()
@@ -707,8 +733,8 @@ def main(argv=None):
         torch_available = torch_available and snn_available
     print(f"minisnn spiking-inference benchmark  ({time.strftime('%Y-%m-%d %H:%M:%S')})")
     print(f"cpu: {C._cpu_model()}, {len(os.sched_getaffinity(0))} usable cores; load average {C.fmt_loadavg()}")
-    print(f"net: LocNet-shaped, input 3x200x300, convs 32-32-64-64-128-128 (3x3 p1, s 1/2), dense "
-          f"121600-512-256-64 LIF, 64->4 readout; LIF tau_rc {TAU_RC}, tau_ref {TAU_REF}, dt {DT}; "
+    print(f"net: LocNet-shaped, input {'x'.join(map(str, INPUT_SHAPE))}, convs 32-32-64-64-128-128 (3x3 p1, "
+          f"s 1/2), dense {DENSES[0][0]}-512-256-64 LIF, 64->4 readout; LIF tau_rc {TAU_RC}, tau_ref {TAU_REF}, dt {DT}; "
           f"threads {args.threads} (numba, BLAS, torch); each configuration in its own process")
     if args.no_torch:
         print("snnTorch: skipped (--no-torch)")
@@ -755,7 +781,7 @@ def _main(args, wdir, torch_available, payload, t_start):
               f"aim {args.rate_aim:.0f} Hz per layer) ...", flush=True)
         job = {"threads": args.threads, "seed": args.seed, "n_images": n_images,
                "calib_images": args.calib_images, "calib_steps": args.calib_steps, "rate_aim": args.rate_aim,
-               "accept": [args.rate_aim * 0.85, args.rate_aim * 1.15], "sd_j": 2.0, "max_iter": 3,
+               "accept": [args.rate_aim * 0.85, args.rate_aim * 1.15], "sd_j": 2.0, "max_iter": max(1, args.calib_iters),
                "time_chunk": tc, "batch_chunk": bc}
         t0 = time.perf_counter()
         calib = spawn("calibrate", job, wdir)
@@ -782,7 +808,8 @@ def _main(args, wdir, torch_available, payload, t_start):
     # so it is probed at both ends; the batch-32 probe is also its peak-RSS probe.
     t_step = lambda b: 0.0  # noqa: E731
     torch32 = None
-    if torch_available:
+    # (not needed with a fixed --batch and --no-mem-probe: then only the estimate misses them)
+    if torch_available and (args.batch is None or not args.no_mem_probe):
         print(f"  .. snnTorch probes (batch {TORCH_PROBE_SMALL}, batch {FULL_BATCH})", file=sys.stderr, flush=True)
         small = spawn("torch", {"threads": args.threads, "batch": TORCH_PROBE_SMALL, "steps": 2, "warmup": True}, wdir)
         torch32 = spawn("torch", {"threads": args.threads, "batch": FULL_BATCH, "steps": 3, "warmup": False}, wdir)
@@ -862,13 +889,14 @@ def _main(args, wdir, torch_available, payload, t_start):
                                   "batch_chunk": sbc}, wdir)
             r.update(time_chunk=stc, batch_chunk=sbc, steps=T_mid, batch=B, engine="minisnn")
             sweep.append(r)
-    T_mid = middle_T(args.steps)
-    other = "dense" if args.path == "event" else "event"
-    print(f"  .. minisnn path={other} T {T_mid}", file=sys.stderr, flush=True)
-    r = spawn("minisnn", {"threads": args.threads, "batch": B, "steps": T_mid, "time_chunk": tc,
-                          "batch_chunk": bc, "path": other}, wdir)
-    r.update(time_chunk=tc, batch_chunk=bc, steps=T_mid, batch=B, engine="minisnn", path=other)
-    sweep.append(r)
+    if not args.no_path_compare:
+        T_mid = middle_T(args.steps)
+        other = "dense" if args.path == "event" else "event"
+        print(f"  .. minisnn path={other} T {T_mid}", file=sys.stderr, flush=True)
+        r = spawn("minisnn", {"threads": args.threads, "batch": B, "steps": T_mid, "time_chunk": tc,
+                              "batch_chunk": bc, "path": other}, wdir)
+        r.update(time_chunk=tc, batch_chunk=bc, steps=T_mid, batch=B, engine="minisnn", path=other)
+        sweep.append(r)
     payload["chunk_sweep"] = sweep
 
     prof = None

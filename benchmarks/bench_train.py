@@ -1,0 +1,447 @@
+#!/usr/bin/env python
+"""One ANN training step of LocNet and of the CAE: minisnn vs the same networks in PyTorch.
+
+A training step is: zero the gradients, forward, loss, backward, Adam (lr 1e-3), float32, on a
+seeded random batch.  The networks are those of the apps:
+
+* **LocNet** (``minisnn/apps/loc.py`` ``build_locnet``): input 3 x 200 x 300,
+  [conv 3x3 p1 -> stride-2 conv 3x3 p1] at widths 32, 64, 128 (each conv followed by soft-LIF
+  rate neurons, sigma 0.005, amplitude 0.01), Flatten, dense 121600-512-256-64 (soft-LIF), a
+  linear 64->4; MSE on 4 box coordinates; batch 32.
+* **CAE** (``minisnn/apps/seg.py`` ``build_cae``): input 1 x 24 x 56, widths 16-32-64:
+  conv x2 -> avgpool 2 -> conv x2 -> avgpool 2 -> conv x2 -> transposed conv 2x2 s2 -> conv ->
+  transposed conv 2x2 s2 -> conv 3x3 to 1 logit map; rectified-linear neurons
+  (scale_firing_rates 1000); loss 0.5 BCE-with-logits + 0.5 soft Dice; batch 64.
+
+PyTorch runs the same layers with the same initial weights (saved by the minisnn child and
+loaded by the torch child; a forward pass on two images is compared once, untimed), soft-LIF
+written with torch ops (softplus, log1p: what a PyTorch user would write), ReLU for the
+rectified-linear neurons.  Every case (engine x net x batch) runs in its own child process
+with the same thread settings; the parent imports nothing heavy until all children are done.
+
+Reported per case: the median step time of --repeats steps after --warmup steps, images/s,
+CPU/wall, and the peak RSS of the steps (``VmHWM``, reset just before the first step: the
+resident weights, optimizer state and data plus what the steps allocate; the whole process's
+peak is in the JSON).  Target (issue 7): minisnn images/s >= 1.0x PyTorch's on both nets.
+
+    python benchmarks/bench_train.py                       # LocNet batch 32 + CAE batch 64
+    python benchmarks/bench_train.py --nets cae --cae-batch 16 32 64 128 --no-torch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+SPEED_TARGET = 1.0  # minisnn images/s >= this x PyTorch's
+SIGMA, AMPLITUDE, TAU_RC, TAU_REF = 0.005, 0.01, 0.02, 0.002  # LocNet's soft-LIF (LocConfig defaults)
+CAE_SCALE = 1000.0  # SegConfig.scale: scale_firing_rates of the rectified-linear layers
+ENGINES = ("minisnn", "torch")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", nargs="+", choices=("loc", "cae"), default=["loc", "cae"])
+    p.add_argument("--loc-batch", type=int, nargs="+", default=[32], help="LocNet batch size(s) (default 32)")
+    p.add_argument("--cae-batch", type=int, nargs="+", default=[64], help="CAE batch size(s) (default 64)")
+    p.add_argument("--loc-size", type=int, nargs=2, default=[200, 300], metavar=("H", "W"))
+    p.add_argument("--loc-widths", type=int, nargs=3, default=[32, 64, 128])
+    p.add_argument("--loc-dense", type=int, nargs="+", default=[512, 256, 64])
+    p.add_argument("--cae-size", type=int, nargs=2, default=[24, 56], metavar=("H", "W"))
+    p.add_argument("--cae-widths", type=int, nargs=3, default=[16, 32, 64])
+    p.add_argument("--repeats", type=int, default=3, help="timed steps per case (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    p.add_argument("--threads", type=int, default=2, help="threads for numba, BLAS and torch (default 2)")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--mem-limit-gb", type=float, default=0.0, help="address-space limit per child (0: none)")
+    p.add_argument("--json", default="bench_train.json",
+                   help="JSON output; a bare file name goes to benchmarks/out/ (default bench_train.json)")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # engine:net:batch
+    p.add_argument("--wdir", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.repeats < 1 or a.warmup < 0:
+        p.error("--repeats must be >= 1 and --warmup >= 0")
+    return a
+
+
+def describe(args, net: str) -> str:
+    if net == "loc":
+        H, W = args.loc_size
+        return (f"LocNet 3x{H}x{W}, widths {'-'.join(map(str, args.loc_widths))}, dense "
+                f"{'-'.join(map(str, args.loc_dense))}-4, soft-LIF, MSE")
+    H, W = args.cae_size
+    return f"CAE 1x{H}x{W}, widths {'-'.join(map(str, args.cae_widths))}, ReLU, 0.5 BCE + 0.5 Dice"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_batch(args, net: str, B: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if net == "loc":
+        H, W = args.loc_size
+        x = rng.random((B, 3, H, W), dtype=np.float32)
+        y = rng.random((B, 4), dtype=np.float32)
+    else:
+        H, W = args.cae_size
+        x = rng.random((B, 1, H, W), dtype=np.float32)
+        y = (rng.random((B, 1, H, W)) < 0.3).astype(np.float32)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- minisnn side
+
+
+def build_minisnn(args, net: str):
+    """The apps' architectures (``build_locnet`` / ``build_cae``), built here from the engine's
+    layers so that the benchmark does not import the apps (and their plotting and I/O)."""
+    import numpy as np
+
+    from minisnn.layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
+    from minisnn.neurons import RectifiedLinear, SoftLIFRate
+
+    rng = np.random.default_rng(0)
+    if net == "loc":
+        def neurons():
+            return Neurons(SoftLIFRate(sigma=SIGMA, tau_rc=TAU_RC, tau_ref=TAU_REF, amplitude=AMPLITUDE))
+
+        layers, cin = [], 3
+        H, W = args.loc_size
+        for width in args.loc_widths:
+            layers += [Conv2d(cin, width, 3, padding=1, rng=rng), neurons(),
+                       Conv2d(width, width, 3, stride=2, padding=1, rng=rng), neurons()]
+            cin, H, W = width, (H - 1) // 2 + 1, (W - 1) // 2 + 1
+        layers.append(Flatten())
+        fan_in = cin * H * W
+        for width in args.loc_dense:
+            layers += [Dense(fan_in, width, rng=rng), neurons()]
+            fan_in = width
+        layers.append(Dense(fan_in, 4, rng=rng))
+        return Sequential(*layers)
+    a, b, c = args.cae_widths
+
+    def relu():
+        return Neurons(RectifiedLinear(), CAE_SCALE)
+
+    def conv(ci, co):
+        return Conv2d(ci, co, 3, padding=1, rng=rng)
+
+    return Sequential(
+        conv(1, a), relu(), conv(a, a), relu(), AvgPool2d(2),
+        conv(a, b), relu(), conv(b, b), relu(), AvgPool2d(2),
+        conv(b, c), relu(), conv(c, c), relu(),
+        ConvTranspose2d(c, b, 2, stride=2, rng=rng), relu(), conv(b, b), relu(),
+        ConvTranspose2d(b, a, 2, stride=2, rng=rng), relu(),
+        Conv2d(a, 1, 3, padding=1, rng=rng),
+    )
+
+
+def child_minisnn(args, net_name: str, B: int) -> dict:
+    import numpy as np
+
+    from minisnn.kernels import set_num_threads, warmup
+
+    set_num_threads(args.threads)  # BLAS threads: from the environment (pin_thread_env)
+    warmup()
+    import minisnn as ms
+    from minisnn import functional as F
+    from minisnn.autodiff import Tensor, no_grad
+
+    _limit_memory(args.mem_limit_gb)
+    net = build_minisnn(args, net_name)
+    x, y = make_batch(args, net_name, B)
+    wfile = os.path.join(args.wdir, f"{net_name}.npz")
+    if not os.path.exists(wfile):  # the torch children start from these weights
+        arrays = {}
+        for k, layer in enumerate(m for m in net if hasattr(m, "w")):
+            arrays[f"w{k}"], arrays[f"b{k}"] = layer.w.data, layer.b.data
+        with no_grad():
+            arrays["probe_out"] = net(Tensor(x[:2])).data
+        arrays["probe_x"] = x[:2]
+        tmp = wfile + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, wfile)
+        del arrays
+
+    if net_name == "loc":
+        def loss_fn(out):
+            return F.mse_loss(out, y)
+    else:
+        def loss_fn(out):
+            return F.bce_with_logits_loss(out, y) * 0.5 + F.dice_loss(out.sigmoid(), y) * 0.5
+
+    opt = ms.Adam(net.parameters(), lr=1e-3)
+    info = {}
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(net(Tensor(x)))
+        loss.backward()
+        opt.step()
+        info["loss"] = float(loss.item())
+
+    return _time_steps(args, "minisnn", net_name, B, step, info)
+
+
+# ----------------------------------------------------------------------------- torch side
+
+
+def build_torch(torch, args, net: str):
+    nn = torch.nn
+
+    softplus = torch.nn.functional.softplus
+    log_sigma = math.log(SIGMA)
+
+    class SoftLIF(nn.Module):
+        """Soft-LIF rate: x = (J - 1) / sigma, z = sigma softplus(x), r = amp / (tau_ref + tau_rc log(1 + 1/z)).
+
+        Written stably in float32: log(1 + 1/z) = softplus(-log z) with log z = log sigma + log
+        softplus(x), and log softplus(x) = x far below threshold (where softplus underflows)."""
+
+        def forward(self, J):
+            x = (J - 1.0) * (1.0 / SIGMA)
+            log_sp = torch.where(x < -20.0, x, torch.log(softplus(x).clamp_min(1e-30)))
+            return AMPLITUDE / (TAU_REF + TAU_RC * softplus(-(log_sigma + log_sp)))
+
+    if net == "loc":
+        layers, cin = [], 3
+        H, W = args.loc_size
+        for width in args.loc_widths:
+            layers += [nn.Conv2d(cin, width, 3, padding=1), SoftLIF(),
+                       nn.Conv2d(width, width, 3, stride=2, padding=1), SoftLIF()]
+            cin, H, W = width, (H - 1) // 2 + 1, (W - 1) // 2 + 1
+        layers.append(nn.Flatten())
+        fan_in = cin * H * W
+        for width in args.loc_dense:
+            layers += [nn.Linear(fan_in, width), SoftLIF()]
+            fan_in = width
+        layers.append(nn.Linear(fan_in, 4))
+        return nn.Sequential(*layers)
+    a, b, c = args.cae_widths
+
+    def conv(ci, co):
+        return nn.Conv2d(ci, co, 3, padding=1)
+
+    R = nn.ReLU
+    return nn.Sequential(
+        conv(1, a), R(), conv(a, a), R(), nn.AvgPool2d(2),
+        conv(a, b), R(), conv(b, b), R(), nn.AvgPool2d(2),
+        conv(b, c), R(), conv(c, c), R(),
+        nn.ConvTranspose2d(c, b, 2, stride=2), R(), conv(b, b), R(),
+        nn.ConvTranspose2d(b, a, 2, stride=2), R(),
+        nn.Conv2d(a, 1, 3, padding=1),
+    )
+
+
+def child_torch(args, net_name: str, B: int) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _limit_memory(args.mem_limit_gb)
+    nn = torch.nn
+    net = build_torch(torch, args, net_name)
+    x_np, y_np = make_batch(args, net_name, B)
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    wfile = os.path.join(args.wdir, f"{net_name}.npz")
+    if os.path.exists(wfile):
+        z = np.load(wfile)
+        mods = [m for m in net if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+        with torch.no_grad():
+            for k, m in enumerate(mods):
+                m.weight.copy_(torch.from_numpy(z[f"w{k}"]))
+                m.bias.copy_(torch.from_numpy(z[f"b{k}"]))
+            ref = z["probe_out"]
+            out = net(torch.from_numpy(z["probe_x"])).numpy()
+        info["check_rel_err"] = float(np.max(np.abs(out - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+        del z, ref, out
+    else:
+        info["check_rel_err"] = None  # torch's own initialisation
+
+    F = torch.nn.functional
+    if net_name == "loc":
+        def loss_fn(out):
+            return F.mse_loss(out, y)
+    else:
+        def loss_fn(out):
+            p = torch.sigmoid(out)
+            inter = (p * y).flatten(1).sum(1)
+            denom = p.flatten(1).sum(1) + y.flatten(1).sum(1) + 1.0
+            dice = (1.0 - (2.0 * inter + 1.0) / denom).mean()
+            return 0.5 * F.binary_cross_entropy_with_logits(out, y) + 0.5 * dice
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(net(x))
+        loss.backward()
+        opt.step()
+        info["loss"] = float(loss.item())
+
+    return _time_steps(args, "torch", net_name, B, step, info)
+
+
+# ----------------------------------------------------------------------------- shared child code
+
+
+def _limit_memory(gb):
+    if gb and gb > 0:
+        import resource
+
+        limit = int(gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _time_steps(args, engine, net, B, step, info) -> dict:
+    setup_peak = C.own_peak_rss_mb()
+    reset = C.reset_peak_rss()
+    for _ in range(args.warmup):
+        step()
+    times = []
+    c0 = C.cpu_seconds()
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    cpu = C.cpu_seconds() - c0
+    med = statistics.median(times)
+    return {"engine": engine, "net": net, "batch": B, "step_s": med, "step_s_min": min(times), "samples_s": times,
+            "images_per_s": B / med, "cpu_per_wall": cpu / max(sum(times), 1e-12),
+            "peak_rss_mib": C.own_peak_rss_mb(), "peak_rss_is_steps_only": reset,
+            "setup_peak_rss_mib": setup_peak, "process_peak_rss_mib": C.peak_rss_mb(),
+            "loss_finite": math.isfinite(info.get("loss", float("nan"))),
+            "numba_threading_layer": C.numba_threading_layer(), **info}
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+def run_child(args, engine, net, B, wdir):
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{engine}:{net}:{B}", "--wdir", wdir,
+           "--loc-size", *map(str, args.loc_size), "--loc-widths", *map(str, args.loc_widths),
+           "--loc-dense", *map(str, args.loc_dense), "--cae-size", *map(str, args.cae_size),
+           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(args.repeats),
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--mem-limit-gb", str(args.mem_limit_gb)]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0 or not p.stdout.strip():
+        err = (p.stderr or "").strip().splitlines()
+        oom = any(s in (p.stderr or "") for s in ("MemoryError", "Cannot allocate", "can't allocate",
+                                                   "out of memory", "not enough memory"))
+        why = ("OOM" if oom else f"killed by signal {-p.returncode}" if p.returncode < 0
+               else (err[-1][:200] if err else f"rc {p.returncode}"))
+        return {"engine": engine, "net": net, "batch": B, "error": why, "process_s": wall}
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["process_s"] = wall
+    return r
+
+
+def summarize(rows, nets_batches):
+    """Per net and batch: minisnn/torch images/s and peak RSS; the target per net."""
+    out = {}
+    for net, batches in nets_batches:
+        per = {}
+        for B in batches:
+            m = next((r for r in rows if r["engine"] == "minisnn" and r["net"] == net and r["batch"] == B
+                      and "error" not in r), None)
+            t = next((r for r in rows if r["engine"] == "torch" and r["net"] == net and r["batch"] == B
+                      and "error" not in r), None)
+            per[str(B)] = {
+                "speed_ratio": m["images_per_s"] / t["images_per_s"] if m and t else None,
+                "rss_ratio": m["peak_rss_mib"] / t["peak_rss_mib"] if m and t else None,
+            }
+        out[net] = per
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    C.pin_thread_env(args.threads)
+    if args.child:
+        engine, net, B = args.child.split(":")
+        res = (child_minisnn if engine == "minisnn" else child_torch)(args, net, int(B))
+        print(json.dumps(res))
+        return
+    t_start = time.perf_counter()
+    torch_note = None
+    if args.no_torch:
+        torch_note = "skipped (--no-torch)"
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            torch_note = "not installed"
+    print(f"ANN training step (forward + loss + backward + Adam), float32, {args.threads} threads, each case in "
+          f"its own process; load average {C.fmt_loadavg()}", flush=True)
+    nets_batches = [(n, args.loc_batch if n == "loc" else args.cae_batch) for n in args.nets]
+    rows = []
+    wdir = tempfile.mkdtemp(prefix="bench_train_")
+    try:
+        for net, batches in nets_batches:
+            for B in batches:
+                for engine in ENGINES:
+                    if engine == "torch" and torch_note:
+                        rows.append({"engine": "torch", "net": net, "batch": B, "error": torch_note})
+                        continue
+                    print(f"  .. {engine} {net} batch {B}", file=sys.stderr, flush=True)
+                    rows.append(run_child(args, engine, net, B, wdir))
+    finally:
+        shutil.rmtree(wdir, ignore_errors=True)
+
+    headers = ["net", "engine", "batch", "step s", "images/s", "CPU/wall", "peak RSS MiB", "check", "note"]
+    table = []
+    for r in rows:
+        if "error" in r:
+            table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"],
+                          None, None, None, None, None, r["error"]])
+            continue
+        chk = r.get("check_rel_err")
+        note = "" if r.get("loss_finite", True) else "loss not finite"
+        table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"], r["step_s"],
+                      r["images_per_s"], r["cpu_per_wall"], r["peak_rss_mib"], chk, note])
+    for net, _ in nets_batches:
+        print(f"{net}: {describe(args, net)}")
+    print(f"step s = median of {args.repeats} steps after {args.warmup} warm-up; peak RSS = VmHWM of the steps "
+          f"(reset before the first); check = max relative difference of a 2-image forward pass vs minisnn")
+    C.print_table(headers, table, "llrrrrrrl")
+    summary = summarize(rows, nets_batches)
+    targets = {}
+    for net, per in summary.items():
+        for B, s in per.items():
+            sp, rr = s["speed_ratio"], s["rss_ratio"]
+            print(f"{net} batch {B}: minisnn/pytorch images/s "
+                  + (f"{sp:.2f}x (target >= {SPEED_TARGET:g}x: {C.status(sp >= SPEED_TARGET)}), peak RSS {rr:.2f}x"
+                     if sp is not None else f"- (pytorch {torch_note or 'failed'})"))
+        first = per[str(nets_batches[[n for n, _ in nets_batches].index(net)][1][0])]
+        sp = first["speed_ratio"]
+        targets[net] = {"value": sp, "target": SPEED_TARGET, "met": None if sp is None else sp >= SPEED_TARGET}
+    elapsed = time.perf_counter() - t_start
+    info = C.machine_info()  # imports numpy/numba/torch: only now, all children are done
+    info["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows
+                                          if r.get("numba_threading_layer")), None)
+    payload = {"benchmark": "bench_train", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": sys.argv[1:],
+               "options": {k: v for k, v in vars(args).items() if k not in ("child", "wdir")},
+               "nets": {n: describe(args, n) for n in args.nets}, "peer_status": torch_note or "ok",
+               "rows": rows, "summary": summary, "targets": targets, "machine": info, "elapsed_s": elapsed}
+    path = C.write_json(args.json, payload)
+    print(f"total {elapsed:.0f} s; wrote {os.path.relpath(path)}")
+
+
+if __name__ == "__main__":
+    main()
