@@ -106,47 +106,19 @@ def make_batch(args, net: str, B: int):
 
 
 def build_minisnn(args, net: str):
-    """The apps' architectures (``build_locnet`` / ``build_cae``), built here from the engine's
-    layers so that the benchmark does not import the apps (and their plotting and I/O)."""
-    import numpy as np
-
-    from minisnn.layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
-    from minisnn.neurons import RectifiedLinear, SoftLIFRate
-
-    rng = np.random.default_rng(0)
+    """The apps' own networks (:func:`minisnn.apps.loc.build_locnet`,
+    :func:`minisnn.apps.seg.build_cae`) at the benchmark's sizes, so that the benchmark
+    measures exactly what ``minisnn-train`` trains."""
     if net == "loc":
-        def neurons():
-            return Neurons(SoftLIFRate(sigma=SIGMA, tau_rc=TAU_RC, tau_ref=TAU_REF, amplitude=AMPLITUDE))
+        from minisnn.apps import loc
 
-        layers, cin = [], 3
-        H, W = args.loc_size
-        for width in args.loc_widths:
-            layers += [Conv2d(cin, width, 3, padding=1, rng=rng), neurons(),
-                       Conv2d(width, width, 3, stride=2, padding=1, rng=rng), neurons()]
-            cin, H, W = width, (H - 1) // 2 + 1, (W - 1) // 2 + 1
-        layers.append(Flatten())
-        fan_in = cin * H * W
-        for width in args.loc_dense:
-            layers += [Dense(fan_in, width, rng=rng), neurons()]
-            fan_in = width
-        layers.append(Dense(fan_in, 4, rng=rng))
-        return Sequential(*layers)
-    a, b, c = args.cae_widths
+        cfg = loc.make_config("default", size=tuple(args.loc_size), widths=tuple(args.loc_widths),
+                              dense=tuple(args.loc_dense), sigma=SIGMA, amplitude=AMPLITUDE)
+        return loc.build_locnet(cfg, seed=0)
+    from minisnn.apps import seg
 
-    def relu():
-        return Neurons(RectifiedLinear(), CAE_SCALE)
-
-    def conv(ci, co):
-        return Conv2d(ci, co, 3, padding=1, rng=rng)
-
-    return Sequential(
-        conv(1, a), relu(), conv(a, a), relu(), AvgPool2d(2),
-        conv(a, b), relu(), conv(b, b), relu(), AvgPool2d(2),
-        conv(b, c), relu(), conv(c, c), relu(),
-        ConvTranspose2d(c, b, 2, stride=2, rng=rng), relu(), conv(b, b), relu(),
-        ConvTranspose2d(b, a, 2, stride=2, rng=rng), relu(),
-        Conv2d(a, 1, 3, padding=1, rng=rng),
-    )
+    cfg = seg.make_config("default", widths=tuple(args.cae_widths), scale=CAE_SCALE)
+    return seg.build_cae(cfg, seed=0)
 
 
 def child_minisnn(args, net_name: str, B: int) -> dict:

@@ -68,8 +68,8 @@ class Optimizer:
             for k, v in s.items():
                 if isinstance(v, np.ndarray) and v.shape != p.shape:
                     raise ValueError(f"load_state_dict: buffer {k} has shape {v.shape}, parameter has {p.shape}")
-        for k, v in sd["hyper"].items():
-            setattr(self, k, v)
+        for k, v in sd["hyper"].items():  # a JSON round trip turns tuples (betas) into lists
+            setattr(self, k, tuple(v) if isinstance(v, list) else v)
         self.state = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()} for s in sd["state"]]
 
     def _hyper(self) -> dict:

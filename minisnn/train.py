@@ -8,6 +8,16 @@ hybrid fine-tuning.  So ANN training and hybrid fine-tuning share one loop: seed
 mini-batches, Adam, a validation metric each epoch, early stopping that restores the best
 weights, callbacks, and a clean stop on a NaN/inf loss or gradient.
 
+Crash safety: with ``checkpoint=PATH`` :func:`fit` writes, after every epoch and atomically
+(:func:`minisnn.io.save_checkpoint`: a temporary file, then a rename), everything it needs to
+continue: the current and the best weights, the optimizer's buffers and step counts, the state
+of the shuffling generator and of any generator the step function draws from (``rngs``, e.g. the
+augmentation's), the history, the early-stopping counter and the settings.  ``resume=True``
+continues from that file: the remaining epochs then see exactly the batches, the augmentation and
+the optimizer state an uninterrupted run would have seen, so the result is bit for bit the same
+(on the same machine and thread count).  A run killed mid-epoch repeats that epoch from its start.
+A finished (or early-stopped) run's checkpoint just restores its best weights and history.
+
 Firing-rate regularizer (:class:`RateRegularizer`): per chosen neuron layer
 ``weight * mean((rate_Hz - target)^2)`` (``normalized=False``, as NengoDL users write it), or
 ``weight * mean(((rate_Hz - target) / target)^2)`` (``normalized=True``).  **Apps should use
@@ -19,17 +29,21 @@ the same weight starts at 0.01 per layer and acts as a gentle pull.  The Hz^2 fo
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
 from . import functional as F
 from .autodiff import Tensor
+from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .layers import Neurons
 from .optim import Adam
 
-__all__ = ["forward_with_activations", "RateRegularizer", "ann_loss", "fit", "Callback", "TrainingStopped"]
+__all__ = ["forward_with_activations", "RateRegularizer", "ann_loss", "fit", "Callback", "TrainingStopped",
+           "FIT_STATE_KIND", "read_fit_state"]
 
 
 def forward_with_activations(net, x):
@@ -124,6 +138,105 @@ def _finite_grads(params) -> bool:
     return all(p.grad is None or bool(np.isfinite(p.grad).all()) for p in params)
 
 
+# ----------------------------------------------------------------------------- checkpoints of fit
+
+#: ``meta["kind"]`` of the checkpoints :func:`fit` writes (to tell them from model checkpoints).
+FIT_STATE_KIND = "fit-state"
+_FLOAT_LISTS = ("loss", "task_loss", "reg_loss", "val", "time")
+
+
+def _fingerprint(*arrays) -> str:
+    """A short hash of the training data (shape, dtype and bytes), so a resume on other data is refused."""
+    h = hashlib.blake2b(digest_size=8)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        try:
+            h.update(memoryview(a).cast("B"))
+        except (TypeError, ValueError):  # a dtype the buffer protocol does not export
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _save_fit_state(path, model, best_state, opt, rng, rngs, history, since_best, settings) -> None:
+    state = {f"model/{k}": v for k, v in model.state_dict().items()}
+    state.update({f"best/{k}": v for k, v in best_state.items()})
+    osd = opt.state_dict()
+    scalars = []
+    for i, buffers in enumerate(osd["state"]):
+        scalars.append({})
+        for k, v in buffers.items():
+            if isinstance(v, np.ndarray):
+                state[f"optim/{i}/{k}"] = v
+            else:
+                scalars[i][k] = v
+    for k in _FLOAT_LISTS:
+        state[f"history/{k}"] = np.asarray(history[k], np.float64)
+    rest = {k: v for k, v in history.items() if k not in _FLOAT_LISTS}
+    if "val_initial" in rest:  # may be NaN: keep it exact as an array
+        state["history/val_initial"] = np.asarray(rest.pop("val_initial"), np.float64)
+    meta = {"kind": FIT_STATE_KIND, "settings": settings, "since_best": since_best, "history": rest,
+            "optimizer": {"type": type(opt).__name__, "hyper": osd["hyper"], "scalars": scalars},
+            "rng": rng.bit_generator.state,
+            "rngs": {name: g.bit_generator.state for name, g in (rngs or {}).items()}}
+    save_checkpoint(path, state, meta)
+
+
+def read_fit_state(path) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a checkpoint written by :func:`fit` (``meta["history"]`` is the
+    history up to its last epoch).  Raises :class:`~minisnn.io.CheckpointError` (one line, naming
+    the file) when it is missing, damaged or not a fit checkpoint."""
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != FIT_STATE_KIND:
+        raise CheckpointError(f"{path}: not a training-state checkpoint (kind {meta.get('kind')!r})")
+    try:
+        history = dict(meta["history"])
+        for k in _FLOAT_LISTS:
+            history[k] = arrays.pop(f"history/{k}").tolist()
+        if "history/val_initial" in arrays:
+            history["val_initial"] = float(arrays.pop("history/val_initial"))
+        missing = [k for k in ("settings", "since_best", "optimizer", "rng") if k not in meta]
+        if missing:
+            raise KeyError(missing[0])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incomplete training-state checkpoint (no {e})") from None
+    meta = dict(meta, history=history)
+    return arrays, meta
+
+
+def _restore_fit_state(path, model, opt, rng, rngs, settings):
+    """Load a :func:`fit` checkpoint into ``model``, ``opt`` and the generators; returns
+    ``(best_state, history, since_best)``."""
+    arrays, meta = read_fit_state(path)
+    saved = meta.get("settings", {})
+    diff = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in settings.items() if saved.get(k) != v]
+    if diff:
+        raise CheckpointError(f"{path}: saved by a run with other settings: {', '.join(diff)}; "
+                              f"resume with the same settings or start over")
+    names = set((rngs or {}).keys())
+    if set(meta.get("rngs", {})) != names:
+        raise CheckpointError(f"{path}: saved with the generators {sorted(meta.get('rngs', {}))}, "
+                              f"this run has {sorted(names)}")
+    try:
+        model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        best = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        o = meta["optimizer"]
+        if o["type"] != type(opt).__name__:
+            raise ValueError(f"optimizer {o['type']}, this run uses {type(opt).__name__}")
+        buffers = [dict(s) for s in o["scalars"]]
+        for k, v in arrays.items():
+            if k.startswith("optim/"):
+                _, i, name = k.split("/", 2)
+                buffers[int(i)][name] = v
+        opt.load_state_dict({"hyper": o["hyper"], "state": buffers})
+        rng.bit_generator.state = meta["rng"]
+        for name, g in (rngs or {}).items():
+            g.bit_generator.state = meta["rngs"][name]
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{path}: does not fit this model and optimizer ({e})") from None
+    return best, meta["history"], int(meta["since_best"])
+
+
 def fit(
     model,
     step_fn,
@@ -141,6 +254,9 @@ def fit(
     raise_on_nan: bool = False,
     verbose: bool = False,
     validate_first: bool = False,
+    checkpoint=None,
+    resume: bool = False,
+    rngs: dict | None = None,
 ) -> dict:
     """Train ``model`` with ``step_fn`` on ``train_data``; returns the history dict.
 
@@ -163,12 +279,20 @@ def fit(
     validate_first : score the initial weights with ``val_fn`` before training and let them
         compete with the epochs: fine-tuning (the hybrid step) then keeps the starting point
         unless an epoch beats it (``best_epoch`` is -1 for the initial weights)
+    checkpoint : a file path: after every epoch (and when training stops) the whole training
+        state is written there atomically (see the module docstring)
+    resume : continue from ``checkpoint`` if that file exists (otherwise start as usual).  The
+        settings (epochs, batch size, seed, patience, mode, the data's fingerprint, ...) must be
+        those of the run that wrote it, or :class:`~minisnn.io.CheckpointError` is raised
+    rngs : ``{name: numpy Generator}`` that ``step_fn`` draws from (augmentation): their states
+        are saved in and restored from the checkpoint with the shuffling generator's
 
     Returns
     -------
     history : dict with lists ``loss``, ``task_loss``, ``reg_loss``, ``val``, ``time`` (one per
         epoch) and ``best_epoch``, ``best_val``, ``epochs_run``, ``stopped`` (None, "early
-        stopping" or "non-finite loss"), ``message``
+        stopping" or "non-finite loss"), ``message``; ``resumed_from`` (the epoch count of the
+        checkpoint it continued from) when it resumed
     """
     if mode not in ("min", "max"):
         raise ValueError(f"fit: mode must be 'min' or 'max', got {mode!r}")
@@ -178,6 +302,10 @@ def fit(
         raise ValueError(f"fit: train_data has {n} inputs and {len(Y)} targets")
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 0):
+        raise ValueError(f"fit: epochs must be an integer >= 0, got {epochs!r}")
+    if resume and checkpoint is None:
+        raise ValueError("fit: resume=True needs a checkpoint path")
     params = list(model.parameters())
     opt = optimizer if optimizer is not None else Adam(params, lr=lr)
     rng = np.random.default_rng(seed)
@@ -185,17 +313,40 @@ def fit(
 
     history = {"loss": [], "task_loss": [], "reg_loss": [], "val": [], "time": [],
                "best_epoch": None, "best_val": None, "epochs_run": 0, "stopped": None, "message": ""}
-    best_state = model.state_dict()  # the initial weights are the fallback
     since_best = 0
-    if validate_first and val_fn is not None:
-        history["val_initial"] = float(val_fn())
-        if math.isfinite(history["val_initial"]):
-            history["best_val"], history["best_epoch"] = history["val_initial"], -1
+    settings = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        settings = {"epochs": int(epochs), "batch_size": int(batch_size), "seed": _jsonable_seed(seed),
+                    "patience": patience, "mode": mode, "validate_first": bool(validate_first),
+                    "n": int(n), "data": _fingerprint(X, Y),
+                    "parameters": [list(p.shape) for p in params]}
+    if resume and checkpoint.exists():
+        best_state, history, since_best = _restore_fit_state(checkpoint, model, opt, rng, rngs, settings)
+        history["resumed_from"] = history["epochs_run"]
+        if verbose:
+            print(f"resumed from {checkpoint} after epoch {history['epochs_run'] - 1}")
+    else:
+        best_state = model.state_dict()  # the initial weights are the fallback
+        if validate_first and val_fn is not None:
+            history["val_initial"] = float(val_fn())
+            if math.isfinite(history["val_initial"]):
+                history["best_val"], history["best_epoch"] = history["val_initial"], -1
 
     def restore_best():
         model.load_state_dict(best_state)
 
-    for epoch in range(epochs):
+    def save():
+        if checkpoint is not None:
+            _save_fit_state(checkpoint, model, best_state, opt, rng, rngs, history, since_best, settings)
+
+    if history["stopped"] is not None:  # resumed from a run that had stopped: nothing left to do
+        restore_best()
+        if history["stopped"] == "non-finite loss" and raise_on_nan:
+            raise TrainingStopped(history["message"])
+        return history
+
+    for epoch in range(history["epochs_run"], epochs):
         t0 = time.perf_counter()
         order = rng.permutation(n)
         sums = {"loss": 0.0, "task_loss": 0.0, "reg_loss": 0.0}
@@ -216,6 +367,7 @@ def fit(
                        f"restored the last good weights ({where})")
                 history.update(stopped="non-finite loss", message=msg)
                 opt.zero_grad()
+                save()
                 if verbose:
                     print(msg)
                 if raise_on_nan:
@@ -242,18 +394,33 @@ def fit(
             since_best = 0
         else:
             since_best += 1
+        stop = patience is not None and since_best >= patience
+        if stop:
+            history["stopped"] = "early stopping"
+            history["message"] = (f"early stopping at epoch {epoch}: no improvement for {since_best} epochs; "
+                                  f"restored {_which(history['best_epoch'])} (val {history['best_val']:.6g})")
+        save()  # the end of every epoch: what a resumed run continues from
         if verbose:
             print(f"epoch {epoch}: loss {history['loss'][-1]:.6g} val {val:.6g}")
         for cb in callbacks:
             if hasattr(cb, "on_epoch_end"):
                 cb.on_epoch_end(history)
-        if patience is not None and since_best >= patience:
-            history["stopped"] = "early stopping"
-            history["message"] = (f"early stopping at epoch {epoch}: no improvement for {since_best} epochs; "
-                                  f"restored {_which(history['best_epoch'])} (val {history['best_val']:.6g})")
+        if stop:
             break
+    if history["epochs_run"] == 0:
+        save()  # epochs=0: a checkpoint all the same, so a resumed run knows this phase is done
     restore_best()
     if not history["message"]:
         history["message"] = (f"finished {history['epochs_run']} epochs; restored {_which(history['best_epoch'])}"
                               if history["best_epoch"] is not None else "finished")
     return history
+
+
+def _jsonable_seed(seed):
+    """The seed as it is stored in a checkpoint's settings (an int, or a list of ints)."""
+    if isinstance(seed, (int, np.integer)):
+        return int(seed)
+    try:
+        return [int(s) for s in seed]
+    except TypeError:
+        return repr(seed)

@@ -253,3 +253,16 @@ def test_tiny_cnn_learns_a_toy_task():
     assert np.mean(predicted == (y_new > 0.5)) >= 0.9
     _, again, _ = _train(seed=0)
     assert again == losses  # seeded and deterministic, bit for bit
+
+
+def test_state_dict_survives_a_json_round_trip_of_its_hyper_parameters():
+    import json
+
+    p = Parameter(np.ones(3, np.float32))
+    opt = Adam([p], lr=0.01, betas=(0.8, 0.9))
+    p.grad = np.ones(3, np.float32)
+    opt.step()
+    sd = opt.state_dict()
+    again = Adam([Parameter(np.ones(3, np.float32))], lr=0.5)
+    again.load_state_dict({"hyper": json.loads(json.dumps(sd["hyper"])), "state": sd["state"]})
+    assert again.betas == (0.8, 0.9) and again.lr == 0.01 and again.state[0]["step"] == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -478,12 +477,9 @@ def test_synthetic_deterministic_and_written_as_nifti(tmp_path):
         synthetic_volumes(0)
 
 
-def test_synthetic_forty_fast_and_learnable():
-    start = time.perf_counter()
+def test_synthetic_forty_are_learnable():
+    # (its speed, ~1.5-2.5 s, is not asserted: timings belong in benchmarks, not in tests)
     data = synthetic_volumes(40, seed=0)
-    elapsed = time.perf_counter() - start
-    # target < 5 s (about 1.5-2.5 s measured with both cores busy); a looser bound avoids flakiness
-    assert elapsed < 10.0, elapsed
     assert data.images.shape == (40,) + CROP and np.all(np.isfinite(data.images))
     per_subject = data.masks.reshape(40, -1).sum(1)
     assert np.all(per_subject > 500)

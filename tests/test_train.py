@@ -149,3 +149,158 @@ def test_validate_first_keeps_the_initial_weights_when_no_epoch_beats_them():
     assert "the initial weights" in hist["message"]
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(v, start[k])
+
+
+# ----------------------------------------------------------------------------- checkpoints and resume
+
+
+class Crash(Exception):
+    """Stands in for a power cut: raised from inside an epoch."""
+
+
+class CrashAt(Callback):
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_batch_end(self, info):
+        if (info["epoch"], info["batch"]) == (self.epoch, self.batch):
+            raise Crash
+
+
+def _augmented_run(path, *, epochs=6, crash=None, resume=False, patience=None, scores=None, seed=3):
+    """A run whose step function draws from its own generator (as the apps' augmentation does)."""
+    x, y = data()
+    net = small_net()
+    aug = np.random.default_rng([seed, 17])
+
+    def step(a, b):
+        noise = aug.standard_normal(a.shape) * 0.05
+        return ann_loss(net, a + noise, b)
+
+    val = None if scores is None else (lambda it=iter(scores): next(it))
+    cbs = [] if crash is None else [CrashAt(*crash)]
+    hist = fit(net, step, (x, y), val_fn=val, epochs=epochs, batch_size=16, lr=0.01, seed=seed, patience=patience,
+               callbacks=cbs, checkpoint=path, resume=resume, rngs={"augment": aug})
+    return net, hist
+
+
+def _same_history(a, b):
+    for k in ("loss", "task_loss", "reg_loss", "val"):
+        assert a[k] == b[k], k
+    for k in ("best_epoch", "best_val", "epochs_run", "stopped", "message"):
+        assert a[k] == b[k], k
+
+
+def test_resume_after_a_crash_mid_epoch_is_bit_identical(tmp_path):
+    ref_net, ref = _augmented_run(tmp_path / "ref.npz")
+    path = tmp_path / "state.npz"
+    with pytest.raises(Crash):
+        _augmented_run(path, crash=(3, 1))  # epochs 0-2 done and saved, epoch 3 half done
+    from minisnn.train import read_fit_state
+    _, meta = read_fit_state(path)
+    assert meta["history"]["epochs_run"] == 3
+    net, hist = _augmented_run(path, resume=True)
+    assert hist["resumed_from"] == 3
+    _same_history(hist, ref)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, ref_net.state_dict()[k])
+
+
+def test_resume_restores_early_stopping_counters(tmp_path):
+    scores = [5.0, 3.0, 1.0, 2.0, 4.0, 0.5, 0.1]  # best at epoch 2; patience 2 stops after epoch 4
+    ref_net, ref = _augmented_run(tmp_path / "ref.npz", epochs=7, patience=2, scores=scores)
+    assert ref["stopped"] == "early stopping" and ref["epochs_run"] == 5
+    path = tmp_path / "state.npz"
+    with pytest.raises(Crash):
+        _augmented_run(path, epochs=7, patience=2, scores=scores, crash=(4, 0))  # since_best = 1 saved
+    net, hist = _augmented_run(path, epochs=7, patience=2, scores=scores[4:], resume=True)
+    _same_history(hist, ref)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, ref_net.state_dict()[k])
+
+
+def test_resuming_a_finished_run_trains_nothing_and_restores_the_best_weights(tmp_path):
+    path = tmp_path / "state.npz"
+    ref_net, ref = _augmented_run(path, epochs=3, scores=[0.3, 0.1, 0.2])
+    x, y = data()
+    net = small_net()
+    aug = np.random.default_rng([3, 17])
+
+    def step(a, b):
+        raise AssertionError("a finished run must not train again")
+
+    hist = fit(net, step, (x, y), val_fn=lambda: 1 / 0, epochs=3, batch_size=16, lr=0.01, seed=3,
+               checkpoint=path, resume=True, rngs={"augment": aug})
+    _same_history(hist, ref)
+    assert hist["best_epoch"] == 1
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, ref_net.state_dict()[k])
+
+
+def test_validate_first_is_not_repeated_on_resume(tmp_path):
+    x, y = data()
+    path = tmp_path / "state.npz"
+    calls = []
+
+    def run(crash=None, resume=False):
+        net = small_net()
+
+        def val():
+            calls.append(1)
+            return 0.5
+
+        return fit(net, lambda a, b: ann_loss(net, a, b), (x, y), val_fn=val, epochs=3, batch_size=16,
+                   validate_first=True, mode="max", checkpoint=path, resume=resume,
+                   callbacks=[] if crash is None else [CrashAt(*crash)])
+
+    with pytest.raises(Crash):
+        run(crash=(1, 0))
+    assert len(calls) == 2  # the initial weights and epoch 0
+    hist = run(resume=True)
+    assert len(calls) == 4 and hist["val_initial"] == 0.5 and hist["best_epoch"] == -1
+
+
+def test_resume_without_a_checkpoint_file_starts_afresh(tmp_path):
+    _, ref = _augmented_run(tmp_path / "a.npz", epochs=2)
+    _, hist = _augmented_run(tmp_path / "b.npz", epochs=2, resume=True)
+    assert "resumed_from" not in hist
+    _same_history(hist, ref)
+
+
+def test_resume_refuses_other_settings_and_damaged_files(tmp_path):
+    from minisnn.io import CheckpointError
+
+    path = tmp_path / "state.npz"
+    _augmented_run(path, epochs=2)
+    with pytest.raises(CheckpointError, match=r"state\.npz.*epochs 2 \(now 3\)"):
+        _augmented_run(path, epochs=3, resume=True)
+    with pytest.raises(CheckpointError, match=r"seed 3 \(now 4\)"):
+        _augmented_run(path, epochs=2, seed=4, resume=True)
+    x, y = data()
+    net = small_net()
+    with pytest.raises(CheckpointError, match="data"):  # other training data
+        fit(net, lambda a, b: ann_loss(net, a, b), (x + 1, y), epochs=2, batch_size=16, lr=0.01, seed=3,
+            checkpoint=path, resume=True, rngs={"augment": np.random.default_rng(0)})
+    with pytest.raises(CheckpointError, match="generators"):
+        fit(net, lambda a, b: ann_loss(net, a, b), (x, y), epochs=2, batch_size=16, lr=0.01, seed=3,
+            checkpoint=path, resume=True)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="state.npz"):
+        _augmented_run(path, epochs=2, resume=True)
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint"):
+        fit(net, lambda a, b: ann_loss(net, a, b), (x, y), resume=True)
+    with pytest.raises(ValueError, match="epochs"):
+        fit(net, lambda a, b: ann_loss(net, a, b), (x, y), epochs=-1)
+
+
+def test_checkpoint_holds_the_adam_state_and_the_generators(tmp_path):
+    from minisnn.train import read_fit_state
+
+    path = tmp_path / "state.npz"
+    net, _ = _augmented_run(path, epochs=2)
+    arrays, meta = read_fit_state(path)
+    assert meta["optimizer"]["type"] == "Adam" and meta["optimizer"]["scalars"][0]["step"] == 2 * 4
+    assert {k.split("/")[0] for k in arrays} == {"model", "best", "optim"}
+    assert arrays["optim/0/exp_avg"].shape == net.state_dict()["0.w"].shape
+    assert meta["rng"]["bit_generator"] == "PCG64" and set(meta["rngs"]) == {"augment"}
+    assert [p.name for p in tmp_path.iterdir()] == ["state.npz"]  # no temporary file left behind

@@ -2,7 +2,13 @@
 
 Heavy imports (numpy, numba, the engine) happen inside the commands, after ``--threads`` has
 set the thread-count environment variables that OpenBLAS and Numba read once, at load time.
-Bad input ends with one line on stderr (``error: ...``) and exit status 2, never a traceback.
+Bad input ends with one line on stderr (``error: ...``) and exit status 2, never a traceback:
+option values click itself rejects (``--epochs abc``, an unknown option) too.
+
+``minisnn-train`` never clobbers an earlier run in ``--out`` (``--overwrite`` replaces it), holds a
+lock on ``--out`` while it runs (a second run there is refused) and writes a checkpoint every
+epoch to ``--out``/state/, from which ``--resume`` continues a run that was killed or
+interrupted (Ctrl-C ends with exit status 130 and says so).
 """
 
 from __future__ import annotations
@@ -16,18 +22,83 @@ import click
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
+class _OneLineErrors(click.Group):
+    """A click group whose usage errors (bad option values, unknown options) are one line,
+    ``error: ...`` on stderr with exit status 2, like the commands' own errors."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_IS_HELP as e:  # a bare command: show its help, as click does
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            cmd = e.ctx.command_path if e.ctx else self.name
+            _fail(f"{e.format_message()} (see {cmd} --help)")
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
 def _set_threads(n: int | None) -> None:
     if n is None:
         return
-    if n < 1:
-        raise click.BadParameter(f"must be >= 1, got {n}", param_hint="--threads")
-    if "numpy" in sys.modules:  # too late for BLAS (only in tests); numba can still be told
+    cpus = os.cpu_count() or 1
+    if not 1 <= n <= cpus:  # far too many threads crash OpenBLAS / Numba at start-up (a segfault)
+        _fail(f"--threads must be between 1 and {cpus} (the CPUs of this machine), got {n}")
+    for var in THREAD_VARS:  # read at load time, and inherited by child processes
+        os.environ[var] = str(n)
+    if "numpy" in sys.modules:
+        # Importing minisnn.apps.cli imports the minisnn package, and with it numpy and numba,
+        # so the variables above come too late for this process: tell both libraries directly.
         from ..kernels import set_num_threads
 
         set_num_threads(n)
-        return
-    for var in THREAD_VARS:
-        os.environ[var] = str(n)
+        _set_blas_threads(n)
+
+
+_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+                 "openblas_set_num_threads", "MKL_Set_Num_Threads")
+
+
+def _set_blas_threads(n: int) -> bool:
+    """Set the thread count of the BLAS numpy has loaded (OpenBLAS or MKL), as threadpoolctl does:
+    through the library's own setter, found in the process's loaded libraries.  Best effort:
+    False when no known BLAS library was found."""
+    import ctypes
+
+    paths = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() or "mkl_rt" in line.lower()}
+    except OSError:  # no /proc (macOS): look beside numpy
+        import glob
+
+        import numpy
+
+        root = os.path.dirname(os.path.dirname(numpy.__file__))
+        for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*", "scipy_openblas*/lib/*openblas*"):
+            paths.update(glob.glob(os.path.join(root, pattern)))
+    done = False
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                setter(n)
+                done = True
+                break
+    return done
 
 
 def _fail(message: str) -> None:
@@ -40,12 +111,13 @@ def _default_cache() -> Path:
     return Path(base) / "minisnn"
 
 
-@click.group(help="Train the minisnn applications (ANN -> converted SNN -> hybrid fine-tuned SNN).")
+@click.group(cls=_OneLineErrors,
+             help="Train the minisnn applications (ANN -> converted SNN -> hybrid fine-tuned SNN).")
 def train_main():
     pass
 
 
-@click.group(help="Evaluate saved minisnn models.")
+@click.group(cls=_OneLineErrors, help="Evaluate saved minisnn models.")
 def eval_main():
     pass
 
@@ -74,6 +146,12 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the interrupted run in --out from its last checkpoint (written every epoch "
+                          "to --out/state/); give the same options. Ends with the results of an uninterrupted run."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace an earlier run in --out (its results, checkpoints and figures are deleted first); "
+                          "without it an existing run is never clobbered."),
     ]
     return _stack(options)
 
@@ -126,7 +204,7 @@ def _check_common(steps, data_dir):
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              folds, threads, cache, quiet):
+              folds, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE, firing-rate regularizer), converts it to LIF neurons
@@ -139,21 +217,27 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     if folds is not None and folds < 2:
         _fail(f"--folds must be >= 2, got {folds}")
     from . import loc
+    from .common import claim_out
 
     try:
         cfg = loc.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
                               steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
         if steps is not None:
             cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
-        cache_dir = _default_cache() / "loc" if cache else None
-        click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
-        if folds:
-            results = _run_folds(loc, cfg, out_dir, data_dir, cache_dir, folds, quiet)
-        else:
-            results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
-                              log=lambda m: click.echo(m, err=True))
+        with claim_out(out_dir, overwrite=overwrite, resume=resume):
+            cache_dir = _default_cache() / "loc" if cache else None
+            click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
+            if folds:
+                results = _run_folds(loc, cfg, out_dir, data_dir, cache_dir, folds, quiet, resume)
+            else:
+                results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
+                                  log=lambda m: click.echo(m, err=True), resume=resume)
     except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_one_line(e))
+    except MemoryError:
+        _fail(_OUT_OF_MEMORY)
+    except (KeyboardInterrupt, SystemError) as e:  # Ctrl-C inside a Numba kernel comes as a SystemError
+        _interrupted(out_dir, e)
     click.echo("")
     click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
     click.echo(loc.table1(results["table"]))
@@ -163,16 +247,40 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
                f"({results['timings_s']['total_s'] / 60:.1f} min)")
 
 
-def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet):
+_OUT_OF_MEMORY = "out of memory: try a smaller --batch-size, --steps or --train-steps (or a smaller data set)"
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of an error's message (the type's name for an empty one)."""
+    text = str(e)
+    return text.splitlines()[0] if text.strip() else type(e).__name__
+
+
+def _interrupted(out_dir, error: BaseException) -> None:
+    """Ctrl-C: one line saying how to continue, exit status 130.  A SystemError that does not come
+    from a KeyboardInterrupt (Numba wraps one raised inside a kernel) is raised again."""
+    cause = error
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        raise error
+    click.echo(f"\ninterrupted: the last checkpoint is in {out_dir}/state/; continue with the same options "
+               f"and --resume", err=True)
+    sys.exit(130)
+
+
+def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet, resume=False):
     from .loc_data import kfold_indices
 
     data = loc.load_data(cfg, data_dir, cache_dir, quiet)
+    if k > len(data.images):
+        raise ValueError(f"--folds {k}: more folds than the {len(data.images)} images of {data.source}")
     folds = kfold_indices(len(data.images), k, seed=cfg.seed)
     per_fold = []
     for i, fold in enumerate(folds):
         click.echo(f"fold {i + 1}/{k}", err=True)
-        per_fold.append(loc.run(cfg, Path(out_dir) / f"fold{i + 1}", fold=fold, data=data, quiet=quiet,
-                                log=lambda m: click.echo(m, err=True)))
+        per_fold.append(loc.run(cfg, Path(out_dir) / f"fold{i + 1}", data_dir, fold=fold, data=data, quiet=quiet,
+                                log=lambda m: click.echo(m, err=True), resume=resume))
     import numpy as np
 
     rows = []
@@ -215,7 +323,9 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
         res = module.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / app,
                                          log=lambda m: click.echo(m, err=True))
     except (ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_one_line(e))
+    except MemoryError:
+        _fail(_OUT_OF_MEMORY)
     click.echo(getattr(module, table)(res["table"]))
 
 
@@ -235,7 +345,7 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
               help="Use a seeded subset of this many subjects, split by subject as usual; 0 = all "
                    "(preset: default 100 of the 260 real ones, to fit its 5 minutes; paper: all).")
 def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              subjects, threads, cache, quiet):
+              subjects, threads, cache, quiet, resume, overwrite):
     """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
 
     Trains the ANN (rectified-linear neurons, scale_firing_rates 1000, 0.5 BCE + 0.5 Dice),
@@ -247,6 +357,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     _set_threads(threads)
     _check_common(steps, data_dir)
     from . import seg
+    from .common import claim_out
 
     if subjects is not None and subjects != 0 and subjects < 3:
         _fail(f"--subjects must be 0 (all) or >= 3, got {subjects}")
@@ -257,11 +368,16 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
             cfg.subjects = subjects or None
         if steps is not None:
             cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
-        click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
-        results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
-                          quiet=quiet, log=lambda m: click.echo(m, err=True))
+        with claim_out(out_dir, overwrite=overwrite, resume=resume):
+            click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
+            results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
+                              quiet=quiet, log=lambda m: click.echo(m, err=True), resume=resume)
     except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_one_line(e))
+    except MemoryError:
+        _fail(_OUT_OF_MEMORY)
+    except (KeyboardInterrupt, SystemError) as e:  # Ctrl-C inside a Numba kernel comes as a SystemError
+        _interrupted(out_dir, e)
     click.echo("")
     click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
                f"({results['table_metric']})")

@@ -7,13 +7,20 @@ The task modules (:mod:`minisnn.apps.loc`, ...) add their data, metric and figur
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from ..hybrid import SpikingNet
+from ..io import atomic_write_json
 from ..layers import Sequential
 from ..simulate import ann_macs
 from ..train import fit
@@ -149,20 +156,227 @@ class Config:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
 
 
+#: The command-line option of each checked setting (the field name is added where it differs).
+OPTION_NAMES = {"epochs": "--epochs", "hybrid_epochs": "--hybrid-epochs", "batch_size": "--batch-size",
+                "steps_train": "--train-steps", "steps_eval": "--steps", "eval_batch": "eval_batch",
+                "lr": "--lr", "hybrid_lr": "--hybrid-lr", "seed": "--seed"}
+
+
+def _option(name: str) -> str:
+    opt = OPTION_NAMES.get(name, name)
+    return opt if opt.lstrip("-").replace("-", "_") == name else f"{opt} ({name})"
+
+
 def make_config(presets: dict, preset: str, overrides: dict):
     """``presets[preset]`` with the non-None ``overrides``, checked: epochs >= 0, batch sizes and
-    step counts >= 1, learning rates > 0 (errors name the command-line option)."""
+    step counts >= 1 (integers), learning rates finite and > 0, seed >= 0 (errors name the
+    command-line option)."""
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
     cfg = dataclasses.replace(presets[preset], **{k: v for k, v in overrides.items() if v is not None})
-    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch"):
-        low = 0 if name in ("epochs", "hybrid_epochs") else 1
-        if getattr(cfg, name) < low:
-            raise ValueError(f"{name.replace('_', '-')} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch", "seed"):
+        low = 0 if name in ("epochs", "hybrid_epochs", "seed") else 1
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{_option(name)} must be an integer >= {low}, got {value!r}")
+        if value < low:
+            raise ValueError(f"{_option(name)} must be >= {low}, got {value}")
     for name in ("lr", "hybrid_lr"):
-        if not getattr(cfg, name) > 0:
-            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise ValueError(f"{_option(name)} must be > 0, got {value}")
+        if not math.isfinite(value):
+            raise ValueError(f"{_option(name)} must be a finite number > 0, got {value}")
     return cfg
+
+
+# ----------------------------------------------------------------------------- the output folder and resuming
+
+#: Sub-folder of ``--out`` with the training checkpoints and ``run.json``.
+STATE_DIR = "state"
+#: Files (relative to ``--out`` or a ``foldK/`` in it) that mark a run; ``--overwrite`` removes them.
+RUN_FILES = ("results.json", "report.md", "ann.npz", "hybrid_snn.npz", "examples.png", "firing_rates.png",
+             "training.png", "iou_vs_steps.png", "dice_vs_steps.png")
+
+
+def _run_dirs(out: Path) -> list:
+    """``out`` and its ``foldK/`` sub-folders (k-fold runs)."""
+    dirs = [out]
+    if out.is_dir():
+        dirs += sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith("fold") and p.name[4:].isdigit())
+    return dirs
+
+
+def existing_run_files(out) -> list:
+    """The files in ``out`` (and its ``foldK/``) that belong to an earlier run, relative to ``out``."""
+    out = Path(out)
+    found = []
+    for d in _run_dirs(out):
+        names = ([d / n for n in RUN_FILES] + sorted((d / STATE_DIR).glob("*"))
+                 + sorted((d / "predictions").glob("*.nii.gz")))
+        found += [p.relative_to(out).as_posix() for p in names if p.is_file()]
+    return found
+
+
+#: Held (``flock``) by a running ``minisnn-train`` in its ``--out``, so a second run there is refused.
+LOCK_FILE = ".minisnn-train.lock"
+
+
+@contextmanager
+def claim_out(out, *, overwrite: bool = False, resume: bool = False):
+    """:func:`prepare_out`, then hold ``out``'s lock for the ``with`` body: a second
+    ``minisnn-train`` in the same folder (say, a ``--resume`` while the first still runs) is
+    refused instead of writing over it.  The lock goes with the process, even on ``kill -9``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK_FILE, "a")
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise ValueError(f"--out {out} is in use by another minisnn-train run (it holds {LOCK_FILE}): "
+                                 f"wait for it to end or choose another --out") from None
+        prepare_out(out, overwrite=overwrite, resume=resume)
+        yield out
+    finally:
+        handle.close()
+
+
+def prepare_out(out, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Check ``--out`` before a run: never clobber an earlier run without ``overwrite``; with
+    ``resume`` there must be a run to continue; the folder must be writable.  ``overwrite``
+    deletes the earlier run's files (only those, see :data:`RUN_FILES`).  Errors are one-line
+    ValueErrors naming the folder and the options."""
+    out = Path(out)
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume exclude each other: replace the run or continue it")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    found = existing_run_files(out)
+    if resume:
+        if not any((d / STATE_DIR / "run.json").is_file() for d in _run_dirs(out)):
+            raise ValueError(f"--resume: {out} holds no run to continue (no {STATE_DIR}/run.json); "
+                             f"run without --resume to start one")
+    elif found and not overwrite:
+        more = f" and {len(found) - 1} more files" if len(found) > 1 else ""
+        raise ValueError(f"--out {out} already holds a run ({found[0]}{more}): use --overwrite to replace it "
+                         f"or --resume to continue it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    if overwrite:
+        for name in found:
+            (out / name).unlink()
+        for d in _run_dirs(out):
+            for sub in (d / STATE_DIR, d / "predictions"):
+                for tmp in sub.glob(".*.tmp") if sub.is_dir() else ():
+                    tmp.unlink()
+                if sub.is_dir() and not any(sub.iterdir()):
+                    sub.rmdir()
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class RunState:
+    """``OUT/state/run.json``: the settings a run was started with and the phases it finished,
+    plus the paths of its training checkpoints (``OUT/state/<phase>_train.npz``).
+
+    A fresh run writes it first; a resumed run (``resume=True``) checks that its settings are the
+    saved ones (one-line ValueError listing the differences) and skips the finished phases.
+    Without a ``run.json`` a resumed run starts afresh (a fold that had not begun yet).
+    """
+
+    def __init__(self, out, app: str, settings: dict, resume: bool = False, log=print):
+        self.dir = Path(out) / STATE_DIR
+        self.path = self.dir / "run.json"
+        self.resuming = False
+        self.record = {"app": app, "settings": settings, "phases": []}
+        if resume and self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text())
+                saved_settings, phases = saved["settings"], list(saved["phases"])
+                if saved["app"] != app:
+                    raise ValueError(f"a minisnn-train {saved['app']} run, not {app}")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"--resume: {self.path}: not a readable run record ({e})") from None
+            diff = _differences(saved_settings, settings)
+            if diff:
+                raise ValueError(f"--resume: the run in {Path(out)} was started with other settings: "
+                                 f"{'; '.join(diff[:4])}{' ...' if len(diff) > 4 else ''}: give the same options")
+            self.record["phases"] = phases
+            self.resuming = True
+            log(f"resuming the run in {Path(out)} (finished: {', '.join(phases) or 'nothing yet'})")
+        elif resume:
+            log(f"no run to continue in {Path(out)}: starting one")
+        if not self.resuming:  # a fresh start: no checkpoint of an earlier run may be picked up later
+            for stale in self.dir.glob("*_train.npz"):
+                stale.unlink()
+        self._write()
+
+    def _write(self):
+        atomic_write_json(self.path, self.record)
+
+    def checkpoint(self, phase: str) -> Path:
+        """Where :func:`minisnn.train.fit` keeps the state of ``phase``; a finished phase's file must exist."""
+        path = self.dir / f"{phase}_train.npz"
+        if self.is_done(phase) and not path.is_file():
+            raise ValueError(f"--resume: {path} is missing although {phase} training had finished: "
+                             f"start over with --overwrite")
+        return path
+
+    def is_done(self, phase: str) -> bool:
+        return phase in self.record["phases"]
+
+    def done(self, phase: str) -> None:
+        if phase not in self.record["phases"]:
+            self.record["phases"].append(phase)
+            self._write()
+
+
+def _differences(saved, now, prefix="") -> list:
+    """``["config.epochs: 5 (now 2)", ...]`` between two JSON-like dicts."""
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k), now.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} {a!r} (now {b!r})")
+    return out
+
+
+def phase_done(state, phase: str, hist: dict, log) -> None:
+    """Record a finished training phase; say so when it was (partly) loaded from its checkpoint."""
+    if state is None:
+        return
+    if "resumed_from" in hist:
+        what = ("loaded (finished earlier)" if state.is_done(phase) or hist["resumed_from"] == hist["epochs_run"]
+                else f"continued after {hist['resumed_from']} epochs")
+        log(f"{phase}: {what} from {state.checkpoint(phase)}")
+    state.done(phase)
+
+
+def run_settings(cfg, data_dir=None, fold=None) -> dict:
+    """What a resumed run must share with the interrupted one: the config (JSON round trip), the
+    data folder and the fold."""
+    return {"config": json.loads(json.dumps(cfg.to_dict())),
+            "data": None if data_dir is None else os.path.abspath(data_dir),
+            "fold": None if fold is None else _hash([np.asarray(f).tolist() for f in fold])}
 
 
 @contextmanager
@@ -180,18 +394,22 @@ def loading_bar(label: str, quiet: bool):
         bar.close()
 
 
-def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet: bool, callbacks=()) -> dict:
-    """Train the rate network for ``cfg.epochs``, keeping the epoch with the best ``val()``."""
+def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet: bool, callbacks=(), *,
+            checkpoint=None, resume: bool = False, rngs=None) -> dict:
+    """Train the rate network for ``cfg.epochs``, keeping the epoch with the best ``val()``;
+    ``checkpoint``, ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`."""
     bar = EpochBar("ANN", cfg.epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}")
     return fit(net, step, train, val_fn=val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-               seed=cfg.seed, mode="max", callbacks=[bar, *callbacks])
+               seed=cfg.seed, mode="max", callbacks=[bar, *callbacks], checkpoint=checkpoint, resume=resume,
+               rngs=rngs)
 
 
 def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[SpikingEval], float], metric: str,
-               quiet: bool, prepare=None) -> dict:
+               quiet: bool, prepare=None, *, checkpoint=None, resume: bool = False, rngs=None) -> dict:
     """Hybrid fine-tuning with early stopping on ``val(SpikingEval of the validation inputs)``,
     the spiking net simulated for ``cfg.steps_eval`` steps before training (the converted
-    net is the one to beat: it is kept if no epoch improves on it) and after every epoch."""
+    net is the one to beat: it is kept if no epoch improves on it) and after every epoch;
+    ``checkpoint``, ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`."""
     last = {}
 
     def val_fn():
@@ -203,7 +421,7 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=cfg.batch_size,
                lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar],
-               validate_first=True)
+               validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
 
 
 def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], float], batch: int,

@@ -47,6 +47,7 @@ from ..train import RateRegularizer, ann_loss
 from .common import (
     ENERGY_PJ,
     Config,
+    RunState,
     SpikingEval,
     energy_fields,
     fit_ann,
@@ -56,6 +57,8 @@ from .common import (
     format_table,
     loading_bar,
     metric_vs_steps,
+    phase_done,
+    run_settings,
     run_snn,
     write_figures,
 )
@@ -269,7 +272,8 @@ def _row(model: str, s: dict, macs: float | None = None, ev: SpikingEval | None 
 
 
 def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
-    """Wrap a step function: mirror a random half of each batch (seeded), standardize."""
+    """Wrap a step function: mirror a random half of each batch (seeded), standardize.  The
+    generator is ``wrapped.rng`` (a checkpoint saves its state)."""
     rng = np.random.default_rng([seed, 17])
 
     def wrapped(xb, yb):
@@ -280,22 +284,26 @@ def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
                 xb[pick], yb[pick] = flip_horizontal(xb[pick], yb[pick])
         return step(norm.images(xb), norm.targets(yb))
 
+    wrapped.rng = rng
     return wrapped
 
 
-def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=()):
+def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=(), checkpoint=None,
+              resume=False):
     reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
     step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
     return fit_ann(cfg, net, step, (x_train, y_train),
-                   lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks)
+                   lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks,
+                   checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
 
 
-def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True):
+def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, checkpoint=None, resume=False):
     reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train),
                       cfg, norm, cfg.seed + 1)
     return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
-                      lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images)
+                      lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,
+                      checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -327,9 +335,15 @@ def split(cfg: LocConfig, n: int, fold: tuple | None = None):
 
 
 def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold=None, data=None,
-        write_files=True, log=print) -> dict:
-    """The whole LocNet experiment; returns the results dict (also written to ``out_dir``)."""
+        write_files=True, log=print, resume=False) -> dict:
+    """The whole LocNet experiment; returns the results dict (also written to ``out_dir``).
+
+    With ``write_files`` the ANN and hybrid training write a checkpoint every epoch to
+    ``out_dir/state/`` (with ``run.json``, the settings and the finished phases); ``resume``
+    continues an interrupted run from there: finished training phases are loaded, not repeated,
+    and the results are those of an uninterrupted run."""
     out = Path(out_dir)
+    state = RunState(out, "loc", run_settings(cfg, data_dir, fold), resume, log) if write_files else None
     t_start = time.perf_counter()
     timings = {}
     t0 = time.perf_counter()
@@ -355,8 +369,10 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     data_init(net, norm.images(x[tr[:64]]))
     macs = ann_macs(net, x.shape[1:])
     t0 = time.perf_counter()
-    hist_ann = train_ann(cfg, net, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
+    hist_ann = train_ann(cfg, net, norm, x[tr], y[tr], x[va], y[va], quiet=quiet,
+                         checkpoint=state and state.checkpoint("ann"), resume=bool(state and state.resuming))
     timings["ann_train_s"] = time.perf_counter() - t0
+    phase_done(state, "ann", hist_ann, log)
     ann_pred = predict_ann(net, x[te], norm)
     s_ann = score(ann_pred, y[te])
     log(f"ANN: test mean IoU {s_ann['mean_iou']:.4f} ({hist_ann['message']})")
@@ -377,8 +393,10 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     # hybrid fine-tuning
     t0 = time.perf_counter()
     hnet = converted()
-    hist_hyb = train_hybrid(cfg, hnet, norm, x[tr], y[tr], x[va], y[va], quiet=quiet)
+    hist_hyb = train_hybrid(cfg, hnet, norm, x[tr], y[tr], x[va], y[va], quiet=quiet,
+                            checkpoint=state and state.checkpoint("hybrid"), resume=bool(state and state.resuming))
     timings["hybrid_train_s"] = time.perf_counter() - t0
+    phase_done(state, "hybrid", hist_hyb, log)
     t0 = time.perf_counter()
     ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet,
                          also_at=cfg.steps_curve)
@@ -410,7 +428,9 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     if write_files:
         _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.outputs, ev_hyb.outputs,
                        [data.names[i] for i in te])
+        state.done("outputs")
     return results
+
 
 
 def _targets(cfg, rows, ev_conv, ev_hyb) -> dict:

@@ -34,9 +34,11 @@ ratio is *not* kept) and scaled to [0, 1].  Boxes are divided by the width and h
 *original* image, so ``[x1 / width, y1 / height, x2 / width, y2 / height]`` -- the same box in
 relative coordinates whatever ``size`` is.  A box with zero width or height (``image_0118.jpg`` in
 the real data) cannot be learned or scored with IoU: it is dropped and reported in
-``BoxData.dropped``.  Every other problem (missing or broken image, malformed CSV row, box outside
-the image, ...) raises :class:`DataError` with a one-line message naming the file (and the CSV
-line).
+``BoxData.dropped``.  Every other problem (missing or broken image, a 16/32-bit or float image
+that 8-bit RGB would saturate, malformed CSV row, box outside the image, ...) raises
+:class:`DataError` with a one-line message naming the file (and the CSV line).  A JPEG whose
+compressed data is damaged but whose structure is intact decodes (to damaged pixels) like any
+decoder would show it: JPEG has no checksum to tell.
 
 Disk cache
 ----------
@@ -95,7 +97,7 @@ __all__ = [
 DEFAULT_SIZE = (100, 150)
 
 #: Part of the cache key: bump it whenever the decoding or the cache file contents change.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: 16-bit and float images are refused (issue 8)
 
 #: Folders of the original Caltech-101 layout, relative to ``data_dir``.
 CALTECH_IMAGE_DIR = Path("101_ObjectCategories") / "airplanes"
@@ -427,6 +429,9 @@ def _decode_image(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[
     """
     with Image.open(path) as img:
         img.load()  # decode now, so that a truncated file fails here
+        if img.mode == "F" or img.mode.startswith("I"):  # convert("RGB") would saturate them
+            raise ValueError(f"{img.mode} pixels (16/32-bit integer or float) are not supported; "
+                             f"expected an 8-bit image such as a JPEG")
         original = img.size
         rgb = img.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), original

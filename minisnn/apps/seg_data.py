@@ -26,7 +26,8 @@ than a clear message); a label without an image is useless but harmless: it is s
 Every other problem raises :class:`DataError` with a one-line message that names the file: an
 unreadable or corrupt file (nibabel errors, truncated or non-gzip data), a volume that is not 3-D
 (a 4-D volume with trailing singleton axes, ``(X, Y, Z, 1)``, is squeezed and accepted), a
-non-numeric image, NaN or inf in the image, an image/label shape or affine mismatch (affines compared
+non-numeric image, NaN or inf in the image, a singular affine (no invertible voxel-to-world map, so
+no prediction could be written back), an image/label shape or affine mismatch (affines compared
 with ``np.allclose(atol=1e-3)``), label values outside {0, 1, 2} (float-stored labels with integer
 values 0/1/2, like ``hippocampus_003`` in the real set, are fine).  The network segments the whole
 hippocampus, so the mask is ``label > 0``.
@@ -87,9 +88,11 @@ import hashlib
 import io
 import json
 import shutil
+import struct
 import tempfile
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -122,7 +125,7 @@ __all__ = [
 DEFAULT_CROP = (32, 56, 48)
 
 #: Part of the cache key: bump it whenever the loading, the normalization or the cache contents change.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: singular affines are refused (issue 8)
 
 #: Label values allowed in a label file (0 background, 1 anterior, 2 posterior hippocampus).
 LABEL_VALUES = (0, 1, 2)
@@ -134,9 +137,11 @@ _AFFINE_ATOL = 1e-3
 
 # What reading a broken NIfTI file can raise: nibabel's own errors, OSError (missing file,
 # gzip.BadGzipFile, "Expected N bytes" for truncated data), EOFError (truncated gzip stream),
-# zlib.error (corrupt deflate data), ValueError (nonsensical header fields).
+# zlib.error (corrupt deflate data), ValueError (nonsensical header fields), OverflowError
+# (a memory map of a negative length: a corrupt vox_offset or dim), struct.error / IndexError
+# (a header too short or with impossible fields).
 _READ_ERRORS = (ImageFileError, HeaderDataError, WrapStructError, OSError, EOFError, zlib.error,
-                ValueError, TypeError, MemoryError)
+                ValueError, TypeError, MemoryError, OverflowError, IndexError, struct.error)
 
 
 class DataError(ValueError):
@@ -342,12 +347,25 @@ def _nifti_files(folder: Path) -> dict[str, Path]:
     return out
 
 
+@contextmanager
+def _nibabel_quiet():
+    """Keep nibabel's header fix-up notes ("vox offset ... too low", "sform_code 33 not valid")
+    off stderr: the checks below decide whether a file is usable, in one line."""
+    logger = nib.imageglobals.logger
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
 def _read_volume(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``(data, affine)`` of one NIfTI file, data 3-D; DataError naming ``path`` otherwise."""
     try:
-        img = nib.load(str(path))
-        data = np.array(np.asanyarray(img.dataobj))  # a plain in-memory array, even for a memmap
-        affine = img.affine
+        with _nibabel_quiet():
+            img = nib.load(str(path))
+            data = np.array(np.asanyarray(img.dataobj))  # a plain in-memory array, even for a memmap
+            affine = img.affine
     except _READ_ERRORS as e:
         kind = "zlib.error" if isinstance(e, zlib.error) else type(e).__name__
         text = f"{kind}: {e}"
@@ -364,7 +382,25 @@ def _read_volume(path: Path, what: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: the {what} data type {data.dtype} is not a real number type")
     if affine is None or np.shape(affine) != (4, 4) or not np.all(np.isfinite(affine)):
         raise DataError(f"{path}: the {what} has no valid 4x4 affine")
-    return data, np.array(affine, np.float64)
+    affine = np.array(affine, np.float64)
+    if not _writable_affine(affine):  # else save_prediction would fail at the very end of a run
+        row = "; ".join(" ".join(f"{v:g}" for v in r) for r in affine[:3])
+        raise DataError(f"{path}: the {what}'s affine is singular (voxel axes collapse: {row}); "
+                        f"expected an invertible voxel-to-world matrix")
+    return data, affine
+
+
+def _writable_affine(affine: np.ndarray) -> bool:
+    """Whether a NIfTI header can hold ``affine`` as its qform and sform (what :func:`save_prediction` writes)."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"), _nibabel_quiet():
+            warnings.simplefilter("ignore")
+            header = nib.Nifti1Header()
+            header.set_sform(affine, code=1)
+            header.set_qform(affine, code=1)
+    except (HeaderDataError, ValueError, np.linalg.LinAlgError):
+        return False
+    return True
 
 
 def _read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
