@@ -334,9 +334,9 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
     "seg",
     data_help="NIfTI folder in the Decathlon layout: imagesTr/ + labelsTr/ (or images/ + labels/). "
               "Default: seeded synthetic volumes, written and read as NIfTI.",
-    preset_help="default: 100 of the subjects, widths 8-16-32, 3 ANN epochs, T=40, ~5 min on 2 quiet cores; "
+    preset_help="default: 100 of the subjects, widths 8-16-32, 3 ANN epochs, T=30, ~5 min on 2 quiet cores; "
                 "paper: every subject, 20 ANN epochs, T=30, per-step hybrid fine-tuning (up to 6 epochs, early "
-                "stopping), ~1 hour (the paper's 100 epochs at lr 1e-5 do not fit 90 minutes here, see "
+                "stopping), ~55 min (the paper's 100 epochs at lr 1e-5 do not fit 90 minutes here, see "
                 "docs/results.md); tiny: seconds, for smoke tests.",
     epochs_help="ANN epochs (preset: default 3, paper 20).",
     lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper's 1e-5 barely moves in that "
