@@ -52,15 +52,19 @@ def _set_threads(n: int | None) -> None:
     cpus = os.cpu_count() or 1
     if not 1 <= n <= cpus:  # far too many threads crash OpenBLAS / Numba at start-up (a segfault)
         _fail(f"--threads must be between 1 and {cpus} (the CPUs of this machine), got {n}")
-    for var in THREAD_VARS:  # read at load time, and inherited by child processes
-        os.environ[var] = str(n)
-    if "numpy" in sys.modules:
+    if "numpy" in sys.modules or "numba" in sys.modules:
         # Importing minisnn.apps.cli imports the minisnn package, and with it numpy and numba,
-        # so the variables above come too late for this process: tell both libraries directly.
+        # so the environment comes too late for this process: tell both libraries directly.
+        # And leave os.environ alone: numba re-reads NUMBA_NUM_THREADS at every compilation and
+        # raises if it differs from the pool it started, and an in-process caller (a test
+        # with click's CliRunner) would otherwise leak the setting into its later subprocesses.
         from ..kernels import set_num_threads
 
         set_num_threads(n)
         _set_blas_threads(n)
+        return
+    for var in THREAD_VARS:  # read once, at load time
+        os.environ[var] = str(n)
 
 
 _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
