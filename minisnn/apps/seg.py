@@ -99,7 +99,7 @@ class SegConfig(Config):
     scale: float = 1000.0               # scale_firing_rates of every neuron layer (the paper)
     synapse: float = 0.005
     dt: float = 0.001
-    n_synthetic: int = 40
+    n_synthetic: int = 100               # synthetic subjects without --data (the real default uses 100 too)
     # a seeded subset of the subjects (None = all): the default preset's 5-minute budget
     # cannot pay for a spiking evaluation of 26 test subjects x 32 slices x T steps per model
     subjects: int | None = 100
