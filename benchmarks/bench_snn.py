@@ -148,18 +148,6 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- small helpers (no numpy)
 
 
-def proc_status_mb(key: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process from /proc/self/status, MiB (None if unavailable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 def memory_report() -> dict:
     """Peak RSS of this process: ``ru_maxrss`` (what the tables show) and ``VmHWM`` (check).
 
@@ -168,7 +156,7 @@ def memory_report() -> dict:
     therefore stays small (it imports no numpy/torch until all workers are done), and both
     numbers are kept so the JSON shows they agree.
     """
-    return {"ru_maxrss_mb": C.peak_rss_mb(), "vmhwm_mb": proc_status_mb("VmHWM"), "vmrss_mb": proc_status_mb("VmRSS")}
+    return {"ru_maxrss_mb": C.peak_rss_mb(), "vmhwm_mb": C.proc_status_mb("VmHWM"), "vmrss_mb": C.proc_status_mb("VmRSS")}
 
 
 def cpu_seconds() -> float:
