@@ -14,6 +14,7 @@ interrupted (Ctrl-C ends with exit status 130 and says so).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -223,11 +224,9 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     from . import loc
     from .common import claim_out
 
-    try:
-        cfg = loc.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
-                              steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
-        if steps is not None:
-            cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
+    with _user_errors(out_dir):
+        cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
+                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
         with claim_out(out_dir, overwrite=overwrite, resume=resume):
             cache_dir = _default_cache() / "loc" if cache else None
             click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
@@ -236,12 +235,6 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
             else:
                 results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
                                   log=lambda m: click.echo(m, err=True), resume=resume)
-    except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
-        _fail(_one_line(e))
-    except MemoryError:
-        _fail(_OUT_OF_MEMORY)
-    except (KeyboardInterrupt, SystemError) as e:  # Ctrl-C inside a Numba kernel comes as a SystemError
-        _interrupted(out_dir, e)
     click.echo("")
     click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
     click.echo(loc.table1(results["table"]))
@@ -252,6 +245,29 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 
 
 _OUT_OF_MEMORY = "out of memory: try a smaller --batch-size, --steps or --train-steps (or a smaller data set)"
+
+
+@contextmanager
+def _user_errors(out_dir):
+    """The body of a training command: data, checkpoint and option errors end as one line,
+    Ctrl-C as one line saying how to continue (``--resume``)."""
+    try:
+        yield
+    except (ValueError, OSError) as e:
+        _fail(_one_line(e))
+    except MemoryError:
+        _fail(_OUT_OF_MEMORY)
+    except (KeyboardInterrupt, SystemError) as e:  # Ctrl-C inside a Numba kernel comes as a SystemError
+        _interrupted(out_dir, e)
+
+
+def _config(module, preset: str, steps, **overrides):
+    """``module.make_config`` with the command-line overrides; ``--steps T`` also sets the
+    metric-vs-T curve to T/4, T/2, T and 2T."""
+    cfg = module.make_config(preset, steps_eval=steps, **overrides)
+    if steps is not None:
+        cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
+    return cfg
 
 
 def _one_line(e: BaseException) -> str:
@@ -368,23 +384,15 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 
     if subjects is not None and subjects != 0 and subjects < 3:
         _fail(f"--subjects must be 0 (all) or >= 3, got {subjects}")
-    try:
-        cfg = seg.make_config(preset, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs, steps_eval=steps,
-                              steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
+    with _user_errors(out_dir):
+        cfg = _config(seg, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
+                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
         if subjects is not None:
             cfg.subjects = subjects or None
-        if steps is not None:
-            cfg.steps_curve = tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps, 2 * steps}))
         with claim_out(out_dir, overwrite=overwrite, resume=resume):
             click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
             results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
                               quiet=quiet, log=lambda m: click.echo(m, err=True), resume=resume)
-    except (ValueError, OSError) as e:  # data, checkpoint and option errors: one line each
-        _fail(_one_line(e))
-    except MemoryError:
-        _fail(_OUT_OF_MEMORY)
-    except (KeyboardInterrupt, SystemError) as e:  # Ctrl-C inside a Numba kernel comes as a SystemError
-        _interrupted(out_dir, e)
     click.echo("")
     click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
                f"({results['table_metric']})")
