@@ -417,7 +417,7 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
         last["rate"] = ev.mean_rate
         return val(ev)
 
-    batch = getattr(cfg, "hybrid_batch_size", None) or cfg.batch_size
+    batch = cfg.hybrid_batch_size or cfg.batch_size
     bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), batch), quiet, f"val {metric}",
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=batch,

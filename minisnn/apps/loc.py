@@ -79,6 +79,7 @@ class LocConfig(Config):
     hybrid_epochs: int = 4              # upper bound; early stopping usually ends sooner
     patience: int = 2                   # hybrid early stopping
     batch_size: int = 32
+    hybrid_batch_size: int | None = None  # None = batch_size
     lr: float = 0.001                   # ANN Adam learning rate
     hybrid_lr: float = 0.001
     steps_train: int = 30               # T of the hybrid training presentations
