@@ -81,7 +81,14 @@ def _positive_int(layer: str, name: str, value) -> int:
 
 
 class Parameter(Tensor):
-    """A leaf tensor that an optimizer updates (``requires_grad=True``)."""
+    """A leaf tensor that an optimizer updates (``requires_grad=True``).
+
+    ``lr_scale`` (default 1) multiplies every step an optimizer takes on this parameter: a
+    per-parameter learning rate, e.g. steps proportional to each layer's weight scale
+    (:func:`minisnn.apps.loc.scale_steps_to_weights`).
+    """
+
+    lr_scale = 1.0
 
     def __init__(self, data, dtype=None):
         super().__init__(np.array(data, dtype=dtype), requires_grad=True)

@@ -11,7 +11,8 @@
     p <- p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
 
 ``weight_decay`` adds ``weight_decay * p`` to ``g`` (L2, as PyTorch's non-decoupled form).
-Parameters whose ``.grad`` is None are skipped.  ``state_dict()`` / ``load_state_dict()``
+Parameters whose ``.grad`` is None are skipped.  A parameter's ``lr_scale`` attribute (1 unless
+set, see :class:`minisnn.layers.Parameter`) multiplies its step: a per-parameter learning rate.  ``state_dict()`` / ``load_state_dict()``
 save and restore the step count and moment buffers (for resuming a run).
 """
 
@@ -49,7 +50,9 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 g = p.grad.astype(p.dtype, copy=False)
-                p.data = p.data - self._update(g, p.data, state)
+                step = self._update(g, p.data, state)
+                scale = getattr(p, "lr_scale", 1.0)
+                p.data = p.data - (step if scale == 1.0 else step * p.dtype.type(scale))
 
     def _update(self, g, p, state) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -199,6 +199,23 @@ def test_parameters_without_grad_are_skipped(make):
     np.testing.assert_allclose(b.data, [0.9, 1.1] if isinstance(opt, Adam) else [0.8, 1.2], rtol=1e-7)
 
 
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9)],
+                         ids=["adam", "sgd"])
+def test_lr_scale_multiplies_the_step_of_its_parameter_only(make):
+    # the same gradients on a plain parameter and on one with lr_scale 0.25: every step of the
+    # scaled one is a quarter of the plain one's (the moments do not depend on the scale)
+    plain, scaled, other = Parameter(P0), Parameter(P0), Parameter(P0)
+    scaled.lr_scale = 0.25
+    opt_plain, opt_scaled = make([plain]), make([scaled, other])
+    for g in GRADS:
+        before_plain, before_scaled, before_other = plain.data.copy(), scaled.data.copy(), other.data.copy()
+        plain.grad = scaled.grad = other.grad = np.array(g)
+        opt_plain.step()
+        opt_scaled.step()
+        np.testing.assert_allclose(scaled.data - before_scaled, 0.25 * (plain.data - before_plain), rtol=1e-12)
+        np.testing.assert_allclose(other.data - before_other, plain.data - before_plain, rtol=1e-12)
+
+
 def test_zero_grad_clears_grads():
     a = Parameter(np.ones(2))
     a.grad = np.ones(2)
