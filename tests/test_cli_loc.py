@@ -12,7 +12,7 @@ from PIL import Image
 from minisnn.apps.cli import eval_main, train_main
 
 FILES = ["results.json", "report.md", "ann.npz", "hybrid_snn.npz", "examples.png", "firing_rates.png",
-         "training.png", "iou_vs_steps.png"]
+         "training.png", "loss.png", "iou_vs_steps.png"]
 
 
 @pytest.fixture(scope="module")

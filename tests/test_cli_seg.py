@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from minisnn.apps.cli import eval_main, train_main
 
 FILES = ["results.json", "report.md", "ann.npz", "hybrid_snn.npz", "examples.png", "firing_rates.png",
-         "training.png", "dice_vs_steps.png"]
+         "training.png", "loss.png", "dice_vs_steps.png"]
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def make_config(presets: dict, preset: str, overrides: dict):
 STATE_DIR = "state"
 #: Files (relative to ``--out`` or a ``foldK/`` in it) that mark a run; ``--overwrite`` removes them.
 RUN_FILES = ("results.json", "report.md", "ann.npz", "hybrid_snn.npz", "examples.png", "firing_rates.png",
-             "training.png", "iou_vs_steps.png", "dice_vs_steps.png")
+             "training.png", "loss.png", "iou_vs_steps.png", "dice_vs_steps.png")
 
 
 def _run_dirs(out: Path) -> list:
@@ -442,10 +442,10 @@ def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], floa
     return curve
 
 
-def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str) -> dict:
+def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str, loss: str = "loss") -> dict:
     """The figures both apps draw: firing rates per layer (converted vs hybrid), validation
-    ``metric`` per epoch (ANN, then hybrid) and the test ``metric`` against T.  Returns
-    ``{figure key: file name}``."""
+    ``metric`` per epoch (ANN, then hybrid), the training ``loss`` per epoch and the test
+    ``metric`` against T.  Returns ``{figure key: file name}``."""
     from . import plots
 
     figs = {"rates": "firing_rates.png", curve_key: f"{curve_key}.png"}
@@ -464,6 +464,15 @@ def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str) 
         figs["training"] = "training.png"
         plots.line_chart(out / figs["training"], series, title=f"validation {metric} per epoch (ANN, then hybrid)",
                          xlabel="epoch", ylabel=metric)
+        # the same epochs' mean training loss (the task term, without the rate regularizer)
+        losses = {}
+        for name, phase, first in (("ANN", "ann", 1), ("hybrid SNN", "hybrid", len(ann) + 1)):
+            task = results["history"][phase]["task_loss"]
+            if task:
+                losses[f"{name} training loss"] = (list(range(first, first + len(task))), task)
+        figs["loss"] = "loss.png"
+        plots.line_chart(out / figs["loss"], losses, title=f"training {loss} per epoch (ANN, then hybrid)",
+                         xlabel="epoch", ylabel=loss)
     c = results[curve_key]
     plots.line_chart(out / figs[curve_key], {"converted SNN": (c["steps"], c["converted"]),
                                              "hybrid SNN": (c["steps"], c["hybrid"])},

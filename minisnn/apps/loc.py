@@ -499,7 +499,7 @@ def _write_outputs(out: Path, cfg, results, net, hnet, norm, x_te, y_te, p_ann, 
                              "hybrid SNN": (220, 0, 0)},
                      titles=[f"{names[i][:14]} {iou['ANN'][i]:.2f}/{iou['converted'][i]:.2f}/{iou['hybrid'][i]:.2f}"
                              for i in range(k)])
-    figs.update(write_figures(out, results, "mean IoU", "iou_vs_steps", "images"))
+    figs.update(write_figures(out, results, "mean IoU", "iou_vs_steps", "images", loss="MSE (standardized box)"))
     results["figures"] = figs
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", report_markdown(results))
@@ -524,7 +524,8 @@ def report_markdown(results: dict) -> str:
     lines += ["", f"Wall time: {t['total_s'] / 60:.1f} min (ANN training {t['ann_train_s']:.0f} s, hybrid "
               f"training {t['hybrid_train_s']:.0f} s).", ""]
     lines += figure_sections(results, {"examples": "Test images: truth and predicted boxes",
-                                       "rates": "Firing rates per layer", "training": "Training curves",
+                                       "rates": "Firing rates per layer", "training": "Validation curves",
+                                       "loss": "Training loss",
                                        "iou_vs_steps": "Mean IoU against T"})
     return "\n".join(lines)
 

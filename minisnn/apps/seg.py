@@ -375,7 +375,7 @@ def _write_outputs(out: Path, cfg, results, net, hnet, data, te, x_te, y_te, p_a
             titles.append(name)
     figs["examples"] = "examples.png"
     plots.image_grid(out / figs["examples"], tiles, [{} for _ in tiles], colors={}, titles=titles, cols=5, scale=3)
-    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices"))
+    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices", loss="0.5 BCE + 0.5 Dice loss"))
     # the hybrid SNN's test predictions in each subject's own geometry
     pred_dir = out / "predictions"
     for s, i in enumerate(te):
@@ -405,7 +405,8 @@ def report_markdown(results: dict) -> str:
         f"Wall time: {t['total_s'] / 60:.1f} min.", "",
     ]
     lines += figure_sections(results, {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
-                                       "rates": "Firing rates per layer", "training": "Training curves",
+                                       "rates": "Firing rates per layer", "training": "Validation curves",
+                                       "loss": "Training loss",
                                        "dice_vs_steps": "Dice against T"})
     return "\n".join(lines)
 
