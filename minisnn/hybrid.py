@@ -22,9 +22,12 @@ The paper's method in three functions:
   The replay is an ANN-sized graph: peak memory is that of an ANN step, whatever ``T``.
 * :func:`hybrid_loss` with ``mode="per-step"`` is KerasSpiking's spiking-aware training: the
   network is unrolled over all ``T`` steps as a graph, every neuron layer spikes forward
-  (one Nengo ``step``, :class:`SpikingStepFn`) and back-propagates its rate derivative at that
-  step's current, and the gradient flows exactly through the linear Lowpass synapses and layers
-  over time.  Memory grows with ``T``; it is the reference the mean mode is checked against.
+  (one Nengo ``step`` per time step) and back-propagates its rate derivative at that step's
+  current, and the gradient flows exactly through the linear Lowpass synapses and layers over
+  time.  Memory grows with ``T``; it is the reference the mean mode is checked against.  It
+  runs layer-major (each layer once over all steps stacked on the batch axis:
+  :class:`SpikingScanFn`, :class:`LowpassScanFn`), ~4x faster than the time-major reference
+  (:class:`SpikingStepFn`, ``order="time"``) on the segmentation CAE at T = 30.
 
 A firing-rate regularizer (:class:`minisnn.train.RateRegularizer`) can be added to either mode:
 it sees the replayed neuron outputs (the measured SNN rates), which carry the rate gradient.
@@ -47,6 +50,9 @@ __all__ = [
     "convert",
     "HybridNeuronsFn",
     "SpikingStepFn",
+    "SpikingScanFn",
+    "LowpassScanFn",
+    "TimeWindowMeanFn",
     "measure",
     "replay",
     "per_step_forward",
@@ -327,23 +333,128 @@ def replay(snet: SpikingNet, x, means: dict):
 # ----------------------------------------------------------------------------- per-step mode
 
 
+class SpikingScanFn(Function):
+    """A neuron layer stepped through all ``steps`` time steps in one node (layer-major).
+
+    ``x`` holds the input current of every step stacked on the batch axis, ``(steps*B, ...)``
+    with step ``t`` in rows ``t*B .. (t+1)*B``; with ``static=True`` it is one ``(B, ...)``
+    current held for every step (a layer fed by the static input image).  Forward runs
+    ``model.step`` once per step on the layer's ``state`` (updated in place) and returns the
+    outputs ``(steps*B, ...)``; backward is :class:`SpikingStepFn`'s at every step,
+    ``gain * grad_model.rate_grad(gain * x_t)``, summed over the steps when ``static``.
+    """
+
+    def forward(self, x, model, grad_model, gain, dt, state, steps, static):
+        self.grad_model, self.gain, self.steps, self.static = grad_model, gain, steps, static
+        self.J = J = x * gain if gain != 1 else x
+        B = J.shape[0] if static else J.shape[0] // steps
+        n = B * int(np.prod(J.shape[1:]))
+        J2 = J.reshape(-1) if static else J.reshape(steps, n)
+        out = np.empty((steps, n), dtype=x.dtype)
+        for t in range(steps):
+            model.step(dt, J2 if static else J2[t], out[t], **state)
+        return out.reshape((steps * B,) + J.shape[1:])
+
+    def backward(self, dout):
+        g = self.gain * self.grad_model.rate_grad(self.J)
+        if self.static:  # the same derivative at every step: sum the upstream over time first
+            return dout.reshape((self.steps,) + g.shape).sum(axis=0) * g
+        return dout * g
+
+    def release(self):
+        super().release()
+        self.J = None
+
+
+class LowpassScanFn(Function):
+    """The Lowpass synapse over all steps: ``y_t = a y_(t-1) + (1 - a) u_t``, ``y_(-1) = 0``, on
+    ``u (steps*B, ...)`` stacked as in :class:`SpikingScanFn`.  Backward is the same filter
+    run backwards in time: ``g_t = dy_t + a g_(t+1)``, ``du_t = (1 - a) g_t``."""
+
+    def forward(self, u, a, steps):
+        self.a, self.steps = a, steps
+        u2 = u.reshape(steps, -1)
+        y = np.empty_like(u2)
+        y[0] = (1.0 - a) * u2[0]
+        for t in range(1, steps):
+            y[t] = a * y[t - 1] + (1.0 - a) * u2[t]
+        return y.reshape(u.shape)
+
+    def backward(self, dout):
+        a, d2 = self.a, dout.reshape(self.steps, -1)
+        du = np.empty_like(d2)
+        g = d2[-1].copy()
+        du[-1] = (1.0 - a) * g
+        for t in range(self.steps - 2, -1, -1):
+            g = d2[t] + a * g
+            du[t] = (1.0 - a) * g
+        return du.reshape(dout.shape)
+
+
+class TimeWindowMeanFn(Function):
+    """Mean over the last ``window`` of ``steps`` time steps: ``(steps*B, ...) -> (B, ...)``."""
+
+    def forward(self, y, steps, window):
+        self.shape, self.steps, self.window = y.shape, steps, window
+        y3 = y.reshape((steps, -1) + y.shape[1:])
+        return y3[steps - window :].sum(axis=0) / float(window)
+
+    def backward(self, dout):
+        dy = np.zeros((self.steps,) + dout.shape, dtype=dout.dtype)
+        dy[self.steps - self.window :] = dout / float(self.window)
+        return dy.reshape(self.shape)
+
+
 def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int | None = None,
-                     spiking: bool = True):
+                     spiking: bool = True, order: str = "layer"):
     """Unrolled-in-time graph: ``(readout Tensor, {layer name: mean output Tensor over the window})``.
 
-    Time-major and obvious: every step the input runs through the whole network, each neuron
-    layer takes one step (:class:`SpikingStepFn`; initial states drawn exactly as
-    :func:`~minisnn.simulate.simulate` does, so the spikes are the simulator's), and its output
-    passes through the Lowpass ``y = a y_prev + (1 - a) u`` as autodiff ops.  The readout is the
-    mean network output over the readout window.  ``spiking=False`` steps the gradient (rate)
-    models instead.  Memory grows with ``steps``.
+    Every neuron layer takes one step per time step (spikes of its spiking model forward,
+    initial states drawn exactly as :func:`~minisnn.simulate.simulate` does, so the spikes are
+    the simulator's; its rate derivative backward), its output passes through the Lowpass
+    ``y = a y_prev + (1 - a) u``, and the readout is the mean network output over the readout
+    window.  ``spiking=False`` steps the gradient (rate) models instead.  Memory grows with
+    ``steps``.
+
+    ``order="layer"`` (the fast path) runs each layer once over all steps: the steps are stacked
+    on the batch axis, so a weight layer is one large matrix product instead of ``steps`` small
+    ones, the first layer sees the static input once, and the neurons and the synapse are scans
+    over time (:class:`SpikingScanFn`, :class:`LowpassScanFn`).  ``order="time"`` is the obvious
+    reference: every step the input runs through the whole network (:class:`SpikingStepFn`).
+    The two compute the same sums in other orders (tested to agree).
     """
+    if order not in ("layer", "time"):
+        raise ValueError(f"per_step_forward: order must be 'layer' or 'time', got {order!r}")
     steps = snet.steps if steps is None else int(steps)
     seed = snet.seed if seed is None else seed
     window = snet.window(steps)
     a = _synapse_coefficient(snet.synapse, snet.dt)
     dtype = next((p.dtype for p in snet.parameters()), np.asarray(x).dtype)
     x = np.asarray(x, dtype=dtype)
+    if order == "time":
+        return _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype)
+    B = x.shape[0]
+    cur, static, k, acts = Tensor(x), True, 0, {}
+    for i, layer in enumerate(snet.net):
+        if not isinstance(layer, Neurons):
+            cur = layer(cur)  # (B, ...) while static, else (steps*B, ...): one product for all steps
+            continue
+        name = str(i)
+        model = layer.spiking_model if spiking else snet.grad_models[name]
+        state = initial_state(model, k, int(np.prod(cur.shape[1:])), range(B), seed, dtype)
+        k += 1
+        cur = SpikingScanFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
+                                  dt=snet.dt, state=state, steps=steps, static=static)
+        static = False
+        if a != 0.0:
+            cur = LowpassScanFn.apply(cur, a=a, steps=steps)
+        acts[name] = TimeWindowMeanFn.apply(cur, steps=steps, window=window)
+    readout = cur if static else TimeWindowMeanFn.apply(cur, steps=steps, window=window)
+    return readout, acts
+
+
+def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype):
+    """:func:`per_step_forward` with ``order="time"``: the reference, one step at a time."""
     B = x.shape[0]
     layers = list(snet.net)
     states, syn = {}, {}

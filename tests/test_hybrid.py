@@ -5,7 +5,9 @@ import pytest
 
 import minisnn as ms
 from minisnn import functional as F
-from minisnn.hybrid import HybridNeuronsFn, convert, hybrid_loss, measure, replay
+from minisnn.gradcheck import gradcheck
+from minisnn.hybrid import (HybridNeuronsFn, LowpassScanFn, SpikingScanFn, TimeWindowMeanFn, convert, hybrid_loss,
+                            measure, per_step_forward, replay)
 from minisnn.layers import Neurons, NeuronsFn
 from minisnn.neurons import LIF, LIFRate, RectifiedLinear, SoftLIFRate, SpikingRectifiedLinear
 from minisnn.simulate import simulate
@@ -175,6 +177,82 @@ def test_replay_and_per_step_output_equal_the_snn_readout(synapse):
     np.testing.assert_allclose(info_p["readout"], info["sim"].readout, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="mode"):
         hybrid_loss(snet, x, y, F.mse_loss, mode="bptt")
+
+
+# ----------------------------------------------------------------------------- per-step: layer-major vs time-major
+
+ORDER_CASES = [
+    # name, net builder, input shape, synapse, spiking
+    ("conv softlif->lif, synapse", lambda: conv_net(SoftLIFRate(sigma=0.005, amplitude=0.01), wmul=2.0, bias=2.0),
+     (3, 2, 8, 8), 0.005, True),
+    ("conv softlif->lif, no synapse", lambda: conv_net(SoftLIFRate(sigma=0.005, amplitude=0.01), wmul=2.0, bias=2.0),
+     (3, 2, 8, 8), None, True),
+    ("conv relu->spiking relu, gain 100", lambda: conv_net(RectifiedLinear(), scale=100.0, wmul=3.0, bias=1.0),
+     (2, 2, 8, 8), 0.005, True),
+    ("dense, rate models", lambda: dense_net(SoftLIFRate(sigma=0.02, amplitude=0.01)), (5, 2), 0.01, False),
+]
+
+
+@pytest.mark.parametrize("case", ORDER_CASES, ids=[c[0] for c in ORDER_CASES])
+def test_layer_major_per_step_equals_the_time_major_reference(case):
+    _, build, shape, synapse, spiking = case
+    snet = convert(build(), synapse=synapse, steps=20, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, shape)
+    reg = RateRegularizer(250.0, 0.01)
+    seen = {}
+    for order in ("time", "layer"):
+        snet.zero_grad()
+        out, acts = per_step_forward(snet, x, order=order, spiking=spiking)
+        y = np.random.default_rng(5).uniform(-1, 1, out.shape)
+        (F.mse_loss(out, y) + reg(snet.net, acts)).backward()
+        seen[order] = out.data, {k: v.data for k, v in acts.items()}, grads(snet)
+    (out_t, acts_t, g_t), (out_l, acts_l, g_l) = seen["time"], seen["layer"]
+    assert any(v.any() for v in acts_t.values())  # the layers do fire
+    np.testing.assert_allclose(out_l, out_t, rtol=1e-12, atol=1e-14)
+    assert acts_l.keys() == acts_t.keys()
+    for k in acts_t:
+        np.testing.assert_allclose(acts_l[k], acts_t[k], rtol=1e-12, atol=1e-14)
+    for a, b in zip(g_t, g_l):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12 * np.abs(a).max())
+    with pytest.raises(ValueError, match="order"):
+        per_step_forward(snet, x, order="depth")
+
+
+@pytest.mark.parametrize("a", [0.0, 0.3, 0.8187])
+def test_lowpass_scan_gradient(a):
+    u = np.random.default_rng(0).standard_normal((5 * 3, 4))
+    assert gradcheck(lambda t: LowpassScanFn.apply(t, a=a, steps=5), u)
+    # the recurrence itself, on a unit impulse at step 0 of one unit: (1 - a) a^t
+    imp = np.zeros((6, 1))
+    imp[0] = 1.0
+    np.testing.assert_allclose(LowpassScanFn.apply(ms.Tensor(imp), a=a, steps=6).data[:, 0],
+                               (1 - a) * a ** np.arange(6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_time_window_mean_gradient(window):
+    y = np.random.default_rng(1).standard_normal((5 * 2, 3, 2))
+    assert gradcheck(lambda t: TimeWindowMeanFn.apply(t, steps=5, window=window), y)
+    np.testing.assert_allclose(TimeWindowMeanFn.apply(ms.Tensor(y), steps=5, window=window).data,
+                               y.reshape(5, 2, 3, 2)[5 - window:].mean(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_spiking_scan_gradient_with_a_rate_model(static):
+    # a rate model steps out rate(J) and its gradient model is itself: the node is then a
+    # smooth function whose derivative the backward pass must give exactly
+    model = SoftLIFRate(sigma=0.05, amplitude=0.01)
+    x = np.random.default_rng(2).uniform(0.5, 3, ((3,) if static else (4 * 3,)) + (5,))
+
+    def f(t):
+        return SpikingScanFn.apply(t, model=model, grad_model=model, gain=1.7, dt=0.001, state={}, steps=4,
+                                   static=static)
+
+    assert gradcheck(f, x)
+    out = f(ms.Tensor(x)).data.reshape(4, 3, 5)
+    expected = model.rate(1.7 * (x if static else x.reshape(4, 3, 5)))
+    np.testing.assert_allclose(out, np.broadcast_to(expected, (4, 3, 5)), rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- mean vs per-step
