@@ -199,7 +199,7 @@ def _check_common(steps, data_dir):
               "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
               "Default: a seeded synthetic set, generated in seconds.",
     preset_help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
-                "input and 50 ANN epochs (~90 min); tiny: seconds, for smoke tests.",
+                "input and 50 ANN epochs (58 min measured on 2 cores); tiny: seconds, for smoke tests.",
     epochs_help="ANN epochs (preset: default 15, paper 50).",
     lr_help="ANN Adam learning rate (default 0.001; the paper used 0.01, which collapses onto the mean box here).",
     hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.001).",

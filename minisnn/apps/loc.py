@@ -108,8 +108,9 @@ PRESETS = {
     # the whole pipeline in <= 5 minutes on 2 cores (JIT warm-up included)
     "default": LocConfig(),
     # the paper's input size and ANN epochs; widths, T and the hybrid epoch cap chosen to finish
-    # within 90 minutes (measured: ~50 s per ANN epoch, ~5.5 min per hybrid epoch, 0.8 s per test image at T = 80).  The
-    # paper's Adam lr 0.01 is not used: at 0.01 (and 0.003) the LIF net collapsed onto the mean box.
+    # within 90 minutes (measured: 58 min in all, ~50 s per ANN epoch, ~5.7 min per hybrid
+    # epoch, 0.8 s per test image at T = 80).  The paper's Adam lr 0.01 is not used: at 0.01
+    # (and 0.003) the LIF net collapsed onto the mean box.
     "paper": LocConfig(preset="paper", size=(200, 300), widths=(8, 16, 32), dense=(128, 64, 16), epochs=50,
                        hybrid_epochs=4, patience=2, lr=0.001, steps_train=30, steps_eval=80,
                        steps_curve=(20, 40, 80), n_synthetic=800, eval_batch=8),
