@@ -26,8 +26,9 @@ The paper's method in three functions:
   current, and the gradient flows exactly through the linear Lowpass synapses and layers over
   time.  Memory grows with ``T``; it is the reference the mean mode is checked against.  It
   runs layer-major (each layer once over all steps stacked on the batch axis:
-  :class:`SpikingScanFn`, :class:`LowpassScanFn`), ~4x faster than the time-major reference
-  (:class:`SpikingStepFn`, ``order="time"``) on the segmentation CAE at T = 30.
+  :class:`SpikingScanFn`, :class:`LowpassScanFn`): on the segmentation CAE at T = 30, batch 16,
+  one forward + backward took 1.2-2.6 s against 4.7-5.0 s for the time-major reference
+  (:class:`SpikingStepFn`, ``order="time"``), quiet machine.
 
 A firing-rate regularizer (:class:`minisnn.train.RateRegularizer`) can be added to either mode:
 it sees the replayed neuron outputs (the measured SNN rates), which carry the rate gradient.
