@@ -194,13 +194,12 @@ def scale_steps_to_weights(net: Sequential) -> dict:
     these scales it learned from the start (training MSE 1.02 -> 0.94 in 8 epochs).  Returns
     ``{layer index: lr_scale}``.
     """
-    weighted = [(i, layer) for i, layer in enumerate(net) if isinstance(layer, (Conv2d, Dense))]
-    ref = float(np.sqrt(np.mean(np.square(weighted[0][1].w.data, dtype=np.float64))))
-    scales = {}
-    for i, layer in weighted:
-        rms = float(np.sqrt(np.mean(np.square(layer.w.data, dtype=np.float64))))
-        layer.w.lr_scale = scales[i] = rms / ref
-    return scales
+    weighted = {i: layer for i, layer in enumerate(net) if isinstance(layer, (Conv2d, Dense))}
+    rms = {i: float(np.sqrt(np.mean(np.square(layer.w.data, dtype=np.float64)))) for i, layer in weighted.items()}
+    ref = next(iter(rms.values()))  # the first weight layer's
+    for i, layer in weighted.items():
+        layer.w.lr_scale = rms[i] / ref
+    return {i: r / ref for i, r in rms.items()}
 
 
 @dataclass
