@@ -173,6 +173,16 @@ def test_csv_rows_load_exactly_when_they_are_valid(rows):
     assert [d.split(":")[0] for d in got.dropped] == dropped  # the documented, counted skip
 
 
+def _refused(make, load, error, words):
+    """A folder built by ``make`` makes ``load(root)`` raise ``error``: one line holding every word."""
+    with folder() as root:
+        make(root)
+        with pytest.raises(error) as info:
+            load(root)
+        for word in words:
+            assert word in one_line(str(info.value))
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda root: None, ["no airplanes data found"]),
     (lambda root: (root / "images").mkdir() or (root / "a.csv").write_text(""), ["a.csv", "no rows"]),
@@ -183,12 +193,7 @@ def test_csv_rows_load_exactly_when_they_are_valid(rows):
      or (root / "Annotations" / "Airplanes_Side_2").mkdir(parents=True), ["no image_XXXX.jpg files"]),
 ], ids=["empty-folder", "empty-csv", "header-only", "no-images-folder", "empty-caltech-folders"])
 def test_empty_airplane_folders(make, words):
-    with folder() as root:
-        make(root)
-        with pytest.raises(BoxError) as info:
-            load_boxes(root, SIZE)
-        for word in words:
-            assert word in one_line(str(info.value))
+    _refused(make, lambda root: load_boxes(root, SIZE), BoxError, words)
 
 
 def test_16_bit_images_are_refused_not_saturated():
@@ -324,12 +329,7 @@ def test_a_singular_affine_is_refused_at_load_not_at_the_end_of_the_run(rows):
      or (root / "imagesTr" / "notes.txt").write_text("x"), ["no .nii.gz or .nii images"]),
 ], ids=["empty-folder", "empty-subfolders", "no-labels-folder", "no-nifti"])
 def test_empty_volume_folders(make, words):
-    with folder() as root:
-        make(root)
-        with pytest.raises(VolumeError) as info:
-            load_volumes(root, CROP)
-        for word in words:
-            assert word in one_line(str(info.value))
+    _refused(make, lambda root: load_volumes(root, CROP), VolumeError, words)
 
 
 def test_a_label_without_an_image_is_a_counted_skip():
