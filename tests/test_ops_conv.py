@@ -379,18 +379,73 @@ def test_conv_transpose2d_matches_torch(g):
 # ----------------------------------------------------------------------------- both GEMM layouts
 
 
-@pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
+def pair(v):
+    return (v, v) if np.isscalar(v) else tuple(v)
+
+
+#: conv2d's three paths, forced through the module's switches: (FOLD_BELOW, DIRECT_MAX_WORK)
+CONV2D_PATHS = {"per-image": (0, -1), "folded": (10**9, -1), "direct": (0, 10**9)}
+
+
+@pytest.mark.parametrize("path", CONV2D_PATHS)
 @given(g=conv_geometries(), bias=st.booleans())
-def test_conv2d_both_gemm_layouts_match_naive(fold_below, g, bias):
-    """Small planes fold the batch into one GEMM, large ones use a GEMM per image: force each."""
+def test_conv2d_every_path_matches_naive(path, g, bias):
+    """Small planes fold the batch into one GEMM, large ones use a GEMM per image, stride-1
+    layers with few channels skip the columns (the direct kernel): force each."""
     x, w, b = g.arrays(bias=bias)
+    fold_below, direct_max = CONV2D_PATHS[path]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
+        mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
         y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
-        assert cache[-1] is (fold_below > 0)
+        stride_one = pair(g.stride) == (1, 1) and all(p < k for p, k in zip(pair(g.padding), w.shape[2:]))
+        expected = "direct" if path == "direct" and stride_one else "cols"
+        assert cache[0] == expected
+        if expected == "cols":
+            assert cache[-1] is (fold_below > 0)
         np.testing.assert_allclose(y, naive.conv2d(x, w, b, g.stride, g.padding), **TOL)
         gradcheck_op(conv2d_forward, conv2d_backward, dict(x=x, w=w, b=b),
                      dict(stride=g.stride, padding=g.padding), max_points=12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_direct_path_equals_the_column_path(rng, dtype, need_dx):
+    """The CAE's shape class (16 -> 16 channels, 3x3, padding 1, a wide plane), both ways:
+    the same outputs and gradients up to rounding."""
+    x = rng.standard_normal((5, 16, 12, 29)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    dy = rng.standard_normal((5, 16, 12, 29)).astype(dtype)
+    results = {}
+    for direct_max in (-1, 10**9):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
+            y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+            assert cache[0] == ("direct" if direct_max > 0 else "cols")
+            results[direct_max] = (y, *conv2d_backward(dy, cache, need_dx=need_dx))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    for got, expected in zip(results[10**9], results[-1]):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, expected, **tol)
+
+
+def test_direct_path_in_inference_groups_the_batch(rng):
+    """Without a cache the direct path pads a group of images at a time (COLS_BUDGET) into a
+    scratch buffer and writes into ``out``: same numbers as the cached call."""
+    x = rng.standard_normal((7, 3, 10, 11))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    expected, _ = conv2d_forward(x, w, b, stride=1, padding=1)
+    out = np.empty_like(expected)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.COLS_BUDGET", 3 * 12 * 13 * 8 * 2)  # two images a group
+        y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=False)
+    assert y is out and cache is None
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
@@ -413,7 +468,9 @@ def test_large_plane_takes_the_per_image_path(rng):
 
     x = rng.standard_normal((2, 2, 70, 70))
     w = rng.standard_normal((3, 2, 3, 3))
-    y, cache = conv2d_forward(x, w, None, stride=1, padding=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", -1)
+        y, cache = conv2d_forward(x, w, None, stride=1, padding=1)
     assert 70 * 70 >= FOLD_BELOW and cache[-1] is False
     np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), **TOL)
 
