@@ -33,6 +33,42 @@ OUT_DIR = BENCH_DIR / "out"  # git-ignored
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _REEXEC_GUARD = "MINISNN_BENCH_REEXEC"
 
+#: ``minisnn.THREAD_WAIT_DEFAULTS``, copied because this module must not import minisnn (it
+#: imports numpy); ``tests/test_benchmarks.py`` keeps the two equal.  ``import minisnn`` sets
+#: them in its own process, but a benchmark child imports numpy first, too early for OpenBLAS
+#: to see them: :func:`minisnn_env` hands them to minisnn's children at start-up instead.
+MINISNN_WAIT_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+#: the user's own values, read before anything in this process imported minisnn
+_USER_WAIT_ENV = {k: os.environ.get(k) for k in MINISNN_WAIT_DEFAULTS}
+
+
+def minisnn_env() -> dict:
+    """The environment for a process that runs minisnn: as ``minisnn-train`` starts, with
+    minisnn's thread-wait defaults wherever the user set nothing."""
+    env = dict(os.environ)
+    for k, v in MINISNN_WAIT_DEFAULTS.items():
+        env[k] = _USER_WAIT_ENV[k] if _USER_WAIT_ENV[k] is not None else v
+    return env
+
+
+def peer_env() -> dict:
+    """The environment for a peer (PyTorch, snnTorch): the user's, without minisnn's defaults,
+    so that each engine runs with its own (PyTorch's OpenMP wants its threads to spin)."""
+    env = dict(os.environ)
+    for k, v in _USER_WAIT_ENV.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def use_minisnn_env() -> None:
+    """Apply :func:`minisnn_env` to this process; call it before numpy is imported."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("use_minisnn_env() must run before importing numpy")
+    os.environ.update(minisnn_env())
+
 
 # ----------------------------------------------------------------------------- threads
 

@@ -57,6 +57,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)
+    C.use_minisnn_env()
     import numpy as np
 
     from minisnn.ops import conv2d_events, conv2d_forward

@@ -179,6 +179,7 @@ def child_minisnn(args, kind: str, T: int, B: int) -> dict:
     from minisnn.kernels import warmup
     from minisnn.train import ann_loss
 
+    ms.reuse_freed_memory()  # as minisnn-train does
     warmup()
     _limit_memory(args.mem_limit_gb)
     net = build(args.height, args.width, args.widths, args.dense)
@@ -324,7 +325,8 @@ def run_child(args, kind, T, B, wdir):
            "--repeats", str(args.repeats), "--time-chunk", str(args.time_chunk),
            "--mem-limit-gb", str(args.mem_limit_gb)]
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = C.peer_env() if kind in TORCH_KINDS else C.minisnn_env()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode != 0 or not p.stdout.strip():
         err = p.stderr or ""

@@ -350,7 +350,7 @@ def torch_in_child(layers, n, args):
     job = {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
            "layers": [{**lay.__dict__, "batch": n} for lay in layers]}
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker"],
-                       input=json.dumps(job), capture_output=True, text=True, env=os.environ.copy())
+                       input=json.dumps(job), capture_output=True, text=True, env=C.peer_env())
     if p.returncode != 0:
         print(f"torch child process failed (rc {p.returncode}): {p.stderr.strip()[-500:]}", flush=True)
         return None
@@ -403,6 +403,7 @@ def main(argv=None):
     C.pin_thread_env(args.threads)
     if args.torch_worker:
         return torch_worker()  # may re-exec this script; nothing heavy imported yet
+    C.use_minisnn_env()  # the torch child gets the peer's own (--torch-mode inprocess shares these)
     t_start = time.perf_counter()
 
     import numpy as np

@@ -274,7 +274,10 @@ def worker_calibrate(job):
     from minisnn.ops import conv2d_forward
     from minisnn.simulate import simulate
 
+    from minisnn import reuse_freed_memory
+
     threads = set_minisnn_threads(job["threads"])
+    reuse_freed_memory()  # as minisnn-train does
     warmup()
     wdir = Path(job["wdir"])
     rng = np.random.default_rng(job["seed"])
@@ -386,7 +389,10 @@ def worker_minisnn(job):
     from minisnn.kernels import warmup
     from minisnn.simulate import simulate
 
+    from minisnn import reuse_freed_memory
+
     threads = set_minisnn_threads(job["threads"])
+    reuse_freed_memory()  # as minisnn-train does
     warmup()
     wdir = Path(job["wdir"])
     net, names = build_minisnn_net(load_layer_arrays(wdir))
@@ -661,7 +667,8 @@ def spawn(role: str, job: dict, wdir: Path) -> dict:
     job = {**job, "result": str(res_path), "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:])}
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", role],
-                       input=json.dumps(job), text=True, stdout=subprocess.PIPE, env=os.environ.copy())
+                       input=json.dumps(job), text=True, stdout=subprocess.PIPE,
+                       env=C.peer_env() if role == "torch" else C.minisnn_env())
     elapsed = time.perf_counter() - t0
     if p.returncode != 0 or not res_path.exists():
         why = "killed by signal %d (out of memory?)" % -p.returncode if p.returncode < 0 else f"rc {p.returncode}"

@@ -129,6 +129,8 @@ def child_minisnn(args, net_name: str, B: int) -> dict:
     set_num_threads(args.threads)  # BLAS threads: from the environment (pin_thread_env)
     warmup()
     import minisnn as ms
+
+    ms.reuse_freed_memory()  # as minisnn-train does
     from minisnn import functional as F
     from minisnn.autodiff import Tensor, no_grad
 
@@ -310,7 +312,8 @@ def run_child(args, engine, net, B, wdir):
            "--cae-widths", *map(str, args.cae_widths), "--repeats", str(args.repeats),
            "--warmup", str(args.warmup), "--threads", str(args.threads), "--mem-limit-gb", str(args.mem_limit_gb)]
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = C.minisnn_env() if engine == "minisnn" else C.peer_env()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode != 0 or not p.stdout.strip():
         err = (p.stderr or "").strip().splitlines()

@@ -152,3 +152,23 @@ def test_scaling_rows_and_plots(run_all, tmp_path):
     for p in written:
         with Image.open(p) as im:
             assert im.format == "PNG" and im.size == (720, 460)
+
+
+def test_thread_wait_settings_go_to_minisnn_children_only(monkeypatch):
+    """The benchmarks hand minisnn's children the thread-wait defaults ``import minisnn`` sets
+    (its copy must equal the package's) and give the peers the user's environment back."""
+    import minisnn
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common as C
+    finally:
+        sys.path.remove(str(BENCH))
+    assert C.MINISNN_WAIT_DEFAULTS == minisnn.THREAD_WAIT_DEFAULTS
+    monkeypatch.setattr(C, "_USER_WAIT_ENV", {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": None})
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
+    mine, peer = C.minisnn_env(), C.peer_env()
+    assert mine["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
+    assert mine["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert peer["OMP_WAIT_POLICY"] == "ACTIVE" and "OPENBLAS_THREAD_TIMEOUT" not in peer

@@ -47,6 +47,15 @@ class _OneLineErrors(click.Group):
             sys.exit(1)
 
 
+def _start(threads: int | None) -> None:
+    """What every command does first: the thread count, then glibc's allocator told to keep
+    freed memory for reuse (:func:`minisnn.ops.scratch.reuse_freed_memory`)."""
+    _set_threads(threads)
+    from ..ops.scratch import reuse_freed_memory
+
+    reuse_freed_memory()
+
+
 def _set_threads(n: int | None) -> None:
     if n is None:
         return
@@ -217,7 +226,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     prints Table 1 (with the constant-box baseline first) and writes results.json, report.md,
     ann.npz, hybrid_snn.npz and PNG figures to --out.
     """
-    _set_threads(threads)
+    _start(threads)
     _check_common(steps, data_dir)
     if folds is not None and folds < 2:
         _fail(f"--folds must be >= 2, got {folds}")
@@ -336,7 +345,7 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
     (Checkpoint and data errors are ValueErrors with one-line messages naming the file.)"""
     import importlib
 
-    _set_threads(threads)
+    _start(threads)
     _check_common(steps, data_dir)
     module = importlib.import_module(f"{__package__}.{app}")
     try:
@@ -377,7 +386,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     and writes results.json, report.md, checkpoints, PNG figures and the test subjects'
     predicted masks as NIfTI to --out.
     """
-    _set_threads(threads)
+    _start(threads)
     _check_common(steps, data_dir)
     from . import seg
     from .common import claim_out
