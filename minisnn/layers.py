@@ -295,14 +295,10 @@ class NeuronsFn(Function):
     """
 
     def forward(self, x, model, gain):
-        J = x * gain if gain != 1 else x
         if not (is_grad_enabled() and self.needs_grad[0]):
             self.dr = None
-            return model.rate(J)  # evaluation: no derivative needed
-        r, dr = model.rate_and_grad(J)
-        if gain != 1:
-            dr *= gain  # in place: rate_and_grad returns new arrays
-        self.dr = dr
+            return model.rate(x * gain if gain != 1 else x)  # evaluation: no derivative needed
+        r, self.dr = model.scaled_rate_and_grad(x, gain)
         return r
 
     def backward(self, dout):

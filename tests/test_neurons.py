@@ -290,6 +290,32 @@ def test_relu_grad(model):
     np.testing.assert_allclose(model.rate_grad(Jc), central_difference(model, Jc), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gain, amplitude", [(1.0, 1.0), (1000.0, 0.001), (1000.0 / 3, 0.7)])
+def test_relu_rate_is_the_numpy_formula_bit_for_bit(dtype, gain, amplitude):
+    """The fused ReLU kernels against the plain NumPy expressions in the same dtype: rate,
+    derivative, and ``scaled_rate_and_grad`` (gain folded in) against the generic
+    multiply-then-rate path of :class:`NeuronType`."""
+    from minisnn.neurons import NeuronType
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2.0, 2.0, size=(3, 5, 7)).astype(dtype)
+    x[0, 0, :3] = [0.0, -0.0, np.finfo(dtype).max]
+    m = RectifiedLinear(amplitude=amplitude)
+    a = dtype(amplitude)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(m.rate(x), np.maximum(x, 0) * a)
+        np.testing.assert_array_equal(m.rate_grad(x), (x > 0) * a)
+        r, dr = m.scaled_rate_and_grad(x, gain)
+        r0, dr0 = NeuronType.scaled_rate_and_grad(m, x, gain)
+    assert r.dtype == dr.dtype == dtype and r.shape == x.shape
+    np.testing.assert_array_equal(r, r0)
+    np.testing.assert_array_equal(dr, dr0)
+    x[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.scaled_rate_and_grad(x, gain)
+
+
 EXTREME = [-1e30, -1e10, -50.0, -1.0, 0.0, 0.5, 0.99, 1.0, 1.01, 2.0, 1e4, 1e10, 1e30]
 
 

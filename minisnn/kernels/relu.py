@@ -139,6 +139,107 @@ def _relu_run_example(rng):
     return (J, voltage, out, 0.001, 1.0, 0.8187307530779818, syn_state)
 
 
+# ---------------------------------------------------------------------------------------------
+# the rectified-linear *rate* and its derivative, fused
+# ---------------------------------------------------------------------------------------------
+#
+# ``RectifiedLinear`` in a network with ``scale_firing_rates`` sees ``J = gain * x`` and needs
+# ``r = amplitude * max(J, 0)`` and ``dr/dx = amplitude * gain * [J > 0]``.  In NumPy that is
+# a product, a maximum, a comparison, two more products and a NaN scan: six passes over
+# ``x`` and three new arrays.  The kernel makes one pass and writes the two outputs.  The
+# arithmetic is J's dtype's, in NumPy's order (``gain`` and ``amplitude`` are rounded to that
+# dtype first, as NumPy does with a Python float), so kernel and reference agree bit for bit.
+#
+#     relu_rate(x, gain, amplitude)          -> (r, n_nan)
+#     relu_rate_grad(x, gain, amplitude)     -> (dr, n_nan)
+#     relu_rate_and_grad(x, gain, amplitude) -> (r, dr, n_nan)
+#
+# for ``x`` a 1-D float32 or float64 array; ``n_nan`` counts the NaN inputs (the model raises).
+
+
+def _relu_rates_numpy(x, gain, amplitude, mode):
+    g, a = x.dtype.type(gain), x.dtype.type(amplitude)
+    with np.errstate(over="ignore", under="ignore"):
+        J = x * g if gain != 1.0 else x
+        r = np.maximum(J, 0) * a if mode != 1 else None
+        dr = np.where(J > 0, a * g, x.dtype.type(0)) if mode != 0 else None
+    n_nan = int(np.count_nonzero(np.isnan(x)))
+    return tuple(o for o in (r, dr) if o is not None) + (n_nan,)
+
+
+def relu_rate_numpy(x, gain, amplitude):
+    """Reference: ``(amplitude * max(gain * x, 0), n_nan)``."""
+    return _relu_rates_numpy(x, gain, amplitude, 0)
+
+
+def relu_rate_grad_numpy(x, gain, amplitude):
+    """Reference: ``(amplitude * gain * [gain * x > 0], n_nan)``."""
+    return _relu_rates_numpy(x, gain, amplitude, 1)
+
+
+def relu_rate_and_grad_numpy(x, gain, amplitude):
+    """Reference: both of the above, ``(r, dr, n_nan)``."""
+    return _relu_rates_numpy(x, gain, amplitude, 2)
+
+
+@pjit
+def _relu_rates(x, g, a, mode):
+    """Numba kernel behind the ``relu_rate*_numba`` functions -> ``(r, dr, n_nan)``; ``g`` and
+    ``a`` come already in x's dtype.  ``mode`` 0: rate only, 1: derivative only, 2: both."""
+    n = x.shape[0]
+    r = np.empty(n if mode != 1 else 0, dtype=x.dtype)
+    dr = np.empty(n if mode != 0 else 0, dtype=x.dtype)
+    ag = a * g
+    nblocks = (n + BLOCK - 1) // BLOCK
+    nans = np.zeros(nblocks, dtype=np.int64)
+    for blk in prange(nblocks):
+        n_nan = 0
+        for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
+            v = x[i]
+            n_nan += v != v
+            J = v * g
+            if mode != 1:
+                r[i] = J * a if J > 0 else 0
+            if mode != 0:
+                dr[i] = ag if J > 0 else 0
+        nans[blk] = n_nan
+    return r, dr, nans.sum()
+
+
+def _relu_rates_call(x, gain, amplitude, mode):
+    with np.errstate(over="ignore", under="ignore"):  # (only matters with NUMBA_DISABLE_JIT=1)
+        r, dr, n_nan = _relu_rates(x, x.dtype.type(gain), x.dtype.type(amplitude), mode)
+    return r, dr, int(n_nan)
+
+
+def relu_rate_numba(x, gain, amplitude):
+    """Numba twin of :func:`relu_rate_numpy`."""
+    r, _, n_nan = _relu_rates_call(x, gain, amplitude, 0)
+    return r, n_nan
+
+
+def relu_rate_grad_numba(x, gain, amplitude):
+    """Numba twin of :func:`relu_rate_grad_numpy`."""
+    _, dr, n_nan = _relu_rates_call(x, gain, amplitude, 1)
+    return dr, n_nan
+
+
+def relu_rate_and_grad_numba(x, gain, amplitude):
+    """Numba twin of :func:`relu_rate_and_grad_numpy` (one pass)."""
+    return _relu_rates_call(x, gain, amplitude, 2)
+
+
+def _relu_rate_example(rng):
+    """Two blocks of float32 inputs around 0, exact zeros, extremes; a gain and an amplitude
+    that are not exact in float32."""
+    x = rng.uniform(-3.0, 3.0, size=BLOCK + 301).astype(np.float32)
+    x[:6] = [0.0, -0.0, 1e-30, -1e-30, 3e38, -3e38]
+    return x, 1000.0 / 3.0, 0.001
+
+
 from . import register  # noqa: E402
 
 register("relu_run", relu_run_numpy, relu_run_numba, _relu_run_example)
+register("relu_rate", relu_rate_numpy, relu_rate_numba, _relu_rate_example)
+register("relu_rate_grad", relu_rate_grad_numpy, relu_rate_grad_numba, _relu_rate_example)
+register("relu_rate_and_grad", relu_rate_and_grad_numpy, relu_rate_and_grad_numba, _relu_rate_example)
