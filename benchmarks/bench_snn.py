@@ -455,6 +455,7 @@ class _Timers:
             "conv GEMM folded + bias add + checks (conv4-6 GEMM, all convs' bias)": conv - inner_conv,
             "im2col (numba)": t.get("im2col", 0.0),
             "conv output transposes (_unrows, folded convs)": t.get("conv_unrows", 0.0),
+            "event-driven conv (numba; conv2-6 when spikes are sparse)": t.get("conv_events", 0.0),
             "dense GEMM + bias (fc1-3)": t.get("dense_forward", 0.0),
             "LIF + synapse time-scan kernel (numba)": t.get("lif_kernel", 0.0),
             "LIF.run argument checks (NaN scan of J)": lif - t.get("lif_kernel", 0.0),
@@ -541,6 +542,7 @@ def install_timers(nb: int):
     sim.conv2d_forward = timed("conv_forward_total", sim.conv2d_forward,
                                lambda x, w, *a, **k: conv_layer(None, x, w))
     sim.dense_forward = timed("dense_forward", sim.dense_forward, lambda x, w, *a, **k: dense_layer(None, x, w))
+    sim.conv2d_events = timed("conv_events", sim.conv2d_events, lambda x, w, *a, **k: conv_layer(None, x, w))
     conv.im2col = timed("im2col", conv.im2col)
     conv._per_image = timed("conv_gemm_per_image", conv._per_image)
     conv._unrows = timed("conv_unrows", conv._unrows)

@@ -1,5 +1,5 @@
-"""The process-wide settings minisnn makes: thread-wait defaults at import, and the allocator
-setting the command-line tools apply (``reuse_freed_memory``)."""
+"""How minisnn uses the process: thread-wait defaults at import, the allocator setting the
+command-line tools apply (``reuse_freed_memory``), and the pool of recycled cache buffers."""
 
 from __future__ import annotations
 
@@ -46,3 +46,53 @@ def test_reuse_freed_memory_reports_whether_it_applied():
         assert applied
     a = np.ones(10_000_000, np.float32)  # 40 MB: above the 32 MiB heap limit, still fine
     assert float(a.sum()) == 10_000_000.0
+
+
+def test_recycled_buffers_are_reused_only_when_nothing_uses_them(monkeypatch):
+    """A recycled array is a view of a pooled buffer; the buffer goes to a new caller only
+    once every view of it is gone (a strided view of a reshape keeps it busy too)."""
+    import numpy as np
+
+    from minisnn.ops import scratch as S
+
+    monkeypatch.setattr(S, "RECYCLE_MIN_BYTES", 1)
+    S.release()
+    a = S.recycled((40, 10), np.float32)
+    a[...] = 1.0
+    kept = a.reshape(-1)[::3]  # a view of a view
+    del a
+    b = S.recycled((40, 10), np.float32)
+    b[...] = 2.0
+    assert not np.shares_memory(b, kept) and np.all(kept == 1.0)
+    del kept
+    c = S.recycled((400,), np.float32)  # same size: the first buffer is free again
+    assert len(S._local.pool) == 2 and not np.shares_memory(c, b)
+    assert S.recycled((7,), np.float32).shape == (7,)  # another size: a new buffer
+    S.release()
+
+
+def test_conv_caches_survive_the_next_steps_with_recycling(monkeypatch):
+    """With every column matrix recycled, a cache still gives the same gradients after later
+    forward passes, and a dropped cache's buffer is taken again by the next one."""
+    import numpy as np
+
+    from minisnn.ops import conv2d_backward, conv2d_forward
+    from minisnn.ops import scratch as S
+
+    monkeypatch.setattr(S, "RECYCLE_MIN_BYTES", 1)
+    monkeypatch.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", -1)
+    S.release()
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 3, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((3, 4, 9, 9))
+    y1, c1 = conv2d_forward(x1, w, None, stride=1, padding=1)
+    expected = conv2d_backward(dy, c1)
+    y2, c2 = conv2d_forward(x2, w, None, stride=1, padding=1)  # c1 still alive: a new buffer
+    assert len(S._local.pool) == 2
+    for got, want in zip(conv2d_backward(dy, c1), expected):
+        np.testing.assert_array_equal(got, want)
+    del c1
+    conv2d_forward(x1, w, None, stride=1, padding=1)  # takes c1's buffer
+    assert len(S._local.pool) == 2
+    S.release()

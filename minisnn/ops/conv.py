@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import as_float, common_dtype, output, pair
-from .scratch import scratch
+from .scratch import recycled, scratch
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba
 from .windows import Geometry, col2im, geometry, im2col
@@ -170,7 +170,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
     for n0 in range(0, N, group):
         xg, yg = x[n0 : n0 + group], y[n0 : n0 + group]
         ng = xg.shape[0]
-        cols_buf = None if keep_cache else scratch("cols", (K, ng, P) if fold else (ng, K, P), x.dtype)
+        shape = (K, ng, P) if fold else (ng, K, P)
+        cols_buf = recycled(shape, x.dtype) if keep_cache else scratch("cols", shape, x.dtype)
         cols = im2col(xg, g, fold, out=cols_buf)  # (K, ng, P) folded, else (ng, K, P)
         if fold:
             r = np.matmul(wm, cols.reshape(K, -1), out=_temp("y_rows", wm, cols.reshape(K, -1)))

@@ -10,6 +10,7 @@ that do not leave the op (never for an output or a cache).  :func:`release` free
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -28,9 +29,64 @@ def scratch(tag: str, shape, dtype) -> np.ndarray:
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+#: Arrays of at least this size come from :func:`recycled`'s pool; smaller ones are left to
+#: the C allocator, which reuses them itself after :func:`reuse_freed_memory` (whose heap
+#: limit is this size).
+RECYCLE_MIN_BYTES = 32 << 20
+
+#: Most bytes :func:`recycled` keeps in buffers that nothing uses at the moment.
+RECYCLE_MAX_IDLE_BYTES = 2 << 30
+
+
+def recycled(shape, dtype) -> np.ndarray:
+    """An uninitialised array for data that *outlives* the op (a cache for the backward pass),
+    made from a buffer that an earlier call of the same size left behind once nothing used it.
+
+    Scratch buffers cannot hold a cache: the next call would overwrite it.  But a training
+    step allocates the same large caches every step (the column matrix of each convolution),
+    and a fresh array above 32 MiB gets its own ``mmap`` from glibc: ~10 ms of page faults for
+    the CAE's 50 MB one, every step.  Here a buffer is taken back when the only references left
+    are the pool's own, which CPython's reference count tells: an array handed out is a view
+    of its buffer (``.base``), so the buffer is in use while any view of it lives.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes < RECYCLE_MIN_BYTES:
+        return np.empty(shape, dtype)
+    pool = _local.__dict__.setdefault("pool", [])
+    idle = [i for i in range(len(pool)) if _refs(pool, i) == _idle_refs()]
+    for i in idle:
+        if pool[i].nbytes == nbytes:
+            return pool[i].view(dtype).reshape(shape)
+    idle_bytes = sum(pool[i].nbytes for i in idle)
+    for i in idle:  # too much memory idle: the oldest idle buffers go first
+        if idle_bytes + nbytes <= RECYCLE_MAX_IDLE_BYTES:
+            break
+        idle_bytes -= pool[i].nbytes
+        pool[i] = None
+    pool[:] = [buf for buf in pool if buf is not None]
+    pool.append(np.empty(nbytes, dtype=np.uint8))
+    return pool[-1].view(dtype).reshape(shape)
+
+
+def _refs(pool, i) -> int:
+    """The reference count of ``pool[i]`` as seen from here (always the same code path)."""
+    return sys.getrefcount(pool[i])
+
+
+def _idle_refs(_cache=[]) -> int:
+    """What :func:`_refs` says of a buffer that only the pool holds, measured once on a probe:
+    it depends on the Python version, so it is measured rather than assumed."""
+    if not _cache:
+        _cache.append(_refs([np.empty(1, np.uint8)], 0))
+    return _cache[0]
+
+
 def release() -> None:
-    """Drop every scratch buffer of this thread (memory goes back to the allocator)."""
+    """Drop every scratch and recycled buffer of this thread (memory goes back to the
+    allocator; recycled arrays still in use stay valid)."""
     _local.__dict__.pop("buffers", None)
+    _local.__dict__.pop("pool", None)
 
 
 # glibc's mallopt parameters (<malloc.h>)
