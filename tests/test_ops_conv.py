@@ -383,8 +383,10 @@ def pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
 
 
-#: conv2d's three paths, forced through the module's switches: (FOLD_BELOW, DIRECT_MAX_WORK)
-CONV2D_PATHS = {"per-image": (0, -1), "folded": (10**9, -1), "direct": (0, 10**9)}
+#: conv2d's paths, forced through the module's switches:
+#: (FOLD_BELOW, DIRECT_MAX_WORK, DIRECT_DX_MAX_WORK)
+CONV2D_PATHS = {"per-image": (0, -1, -1), "folded": (10**9, -1, -1), "direct": (0, 10**9, -1),
+                "per-image, direct dx": (0, -1, 10**9), "folded, direct dx": (10**9, -1, 10**9)}
 
 
 @pytest.mark.parametrize("path", CONV2D_PATHS)
@@ -393,13 +395,14 @@ def test_conv2d_every_path_matches_naive(path, g, bias):
     """Small planes fold the batch into one GEMM, large ones use a GEMM per image, stride-1
     layers with few channels skip the columns (the direct kernel): force each."""
     x, w, b = g.arrays(bias=bias)
-    fold_below, direct_max = CONV2D_PATHS[path]
+    fold_below, direct_max, direct_dx_max = CONV2D_PATHS[path]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
         mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
+        mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", direct_dx_max)
         y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
         stride_one = pair(g.stride) == (1, 1) and all(p < k for p, k in zip(pair(g.padding), w.shape[2:]))
-        expected = "direct" if path == "direct" and stride_one else "cols"
+        expected = "direct" if direct_max > 0 and stride_one else "cols"
         assert cache[0] == expected
         if expected == "cols":
             assert cache[-1] is (fold_below > 0)
@@ -421,6 +424,7 @@ def test_direct_path_equals_the_column_path(rng, dtype, need_dx):
     for direct_max in (-1, 10**9):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
+            mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", -1)
             y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
             assert cache[0] == ("direct" if direct_max > 0 else "cols")
             results[direct_max] = (y, *conv2d_backward(dy, cache, need_dx=need_dx))
