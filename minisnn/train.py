@@ -29,6 +29,7 @@ the same weight starts at 0.01 per layer and acts as a gentle pull.  The Hz^2 fo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -40,6 +41,7 @@ from . import functional as F
 from .autodiff import Tensor
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .layers import Neurons
+from .ops.scratch import release as release_buffers
 from .optim import Adam
 
 __all__ = ["forward_with_activations", "RateRegularizer", "ann_loss", "fit", "Callback", "TrainingStopped",
@@ -237,6 +239,21 @@ def _restore_fit_state(path, model, opt, rng, rngs, settings):
     return best, meta["history"], int(meta["since_best"])
 
 
+def _then_release_buffers(fn):
+    """Run ``fn``, then drop this thread's scratch and recycled buffers: a training run's
+    column matrices (gigabytes for LocNet at 200x300) are of no use to what follows it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_buffers()
+
+    return wrapper
+
+
+@_then_release_buffers
 def fit(
     model,
     step_fn,

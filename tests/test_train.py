@@ -49,6 +49,36 @@ def test_fit_trains_and_is_deterministic():
         np.testing.assert_array_equal(finals[0][k], finals[1][k])
 
 
+def test_fit_drops_the_scratch_and_recycled_buffers_when_done(monkeypatch):
+    """A training run's buffers (scratch and recycled column matrices) are released when fit
+    returns, also when it stops with an exception."""
+    from minisnn.ops import scratch
+
+    monkeypatch.setattr(scratch, "RECYCLE_MIN_BYTES", 1)
+    monkeypatch.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", -1)  # the column path
+    rng = np.random.default_rng(0)
+    net = ms.Sequential(ms.Conv2d(1, 2, 3, padding=1, rng=rng, dtype=np.float64), ms.Flatten(),
+                        ms.Dense(2 * 5 * 5, 1, rng=rng, dtype=np.float64))
+    x, y = rng.standard_normal((8, 1, 5, 5)), rng.standard_normal((8, 1))
+    seen = []
+
+    class Look(Callback):
+        def on_batch_end(self, info):
+            seen.append(set(vars(scratch._local)))
+
+    fit(net, lambda a, b: ann_loss(net, a, b), (x, y), epochs=1, batch_size=4, callbacks=[Look()])
+    assert "pool" in seen[-1]  # the conv's columns were recycled during training
+    assert not {"pool", "buffers"} & set(vars(scratch._local))
+
+    def boom(a, b):
+        scratch.scratch("t", (3,), np.float64)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(net, boom, (x, y), epochs=1, batch_size=4)
+    assert not {"pool", "buffers"} & set(vars(scratch._local))
+
+
 def test_forward_with_activations_matches_the_forward():
     net = small_net()
     x, _ = data(5)
