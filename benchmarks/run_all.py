@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The benchmark suite: minisnn against numpy's GEMM, PyTorch and snnTorch, in one command.
 
-    python benchmarks/run_all.py                  # everything (~21 min measured on 2 quiet cores)
+    python benchmarks/run_all.py                  # everything (18-21 min measured on 2 quiet cores)
     python benchmarks/run_all.py --quick          # smoke test: tiny sizes, ~2 min; numbers mean little
     python benchmarks/run_all.py --only ops,train # some sections
     python benchmarks/run_all.py --no-torch       # minisnn only; the peer columns say "skipped"
@@ -530,7 +530,7 @@ def main(argv=None):
           f"threads {args.threads} for numba, BLAS and torch; sections: {', '.join(args.sections)}; "
           f"peers: {peers or 'PyTorch + snnTorch'}", flush=True)
     if not args.quick:
-        print("expected: ~21 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min)",
+        print("expected: ~20 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min)",
               flush=True)
 
     results = {}
