@@ -60,9 +60,11 @@ def main(argv=None):
     C.use_minisnn_env()
     import numpy as np
 
+    from minisnn import reuse_freed_memory
     from minisnn.ops import conv2d_events, conv2d_forward
     from minisnn.simulate import EVENT_DENSITY
 
+    reuse_freed_memory()  # as minisnn-train does
     C.set_threads(args.threads)
     rng = np.random.default_rng(0)
     rows, records = [], []

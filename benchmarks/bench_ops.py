@@ -409,8 +409,10 @@ def main(argv=None):
     import numpy as np
 
     import minisnn.ops as ops
+    from minisnn import reuse_freed_memory
     from minisnn.kernels import warmup as warm_kernels
 
+    reuse_freed_memory()  # as minisnn-train does (in-process torch shares it)
     torch = None if args.no_torch else C.try_import_torch()
     torch_missing = torch is None
     threads = C.set_threads(args.threads)
