@@ -23,7 +23,9 @@ bug upstream and raises ``ValueError``.
 The LIF rates are computed by :mod:`minisnn.kernels.rates`: fused, parallel Numba kernels for
 float32 / float64 currents (one pass, no temporaries; ``rate_and_grad`` costs little more than
 ``rate``), the NumPy reference for other dtypes or when Numba is disabled
-(:data:`USE_KERNELS`).  Both agree to ~1e-15 relative.
+(:data:`USE_KERNELS`).  Both agree to ~1e-15 relative.  The rectified-linear rate and its
+derivative have the same arrangement in :mod:`minisnn.kernels.relu` (bit for bit equal to
+NumPy there), with ``scaled_rate_and_grad`` folding a layer's gain into the same pass.
 
 The per-step update of the spiking models is written once, in :mod:`minisnn.kernels.lif` and
 :mod:`minisnn.kernels.relu` (NumPy reference and Numba time scan side by side); ``step`` calls
