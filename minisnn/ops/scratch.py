@@ -54,7 +54,7 @@ def recycled(shape, dtype) -> np.ndarray:
     if nbytes < RECYCLE_MIN_BYTES:
         return np.empty(shape, dtype)
     pool = _local.__dict__.setdefault("pool", [])
-    idle = [i for i in range(len(pool)) if _refs(pool, i) == _idle_refs()]
+    idle = [i for i in range(len(pool)) if _refs(pool, i) == _IDLE_REFS]
     for i in idle:
         if pool[i].nbytes == nbytes:
             return pool[i].view(dtype).reshape(shape)
@@ -74,12 +74,9 @@ def _refs(pool, i) -> int:
     return sys.getrefcount(pool[i])
 
 
-def _idle_refs(_cache=[]) -> int:
-    """What :func:`_refs` says of a buffer that only the pool holds, measured once on a probe:
-    it depends on the Python version, so it is measured rather than assumed."""
-    if not _cache:
-        _cache.append(_refs([np.empty(1, np.uint8)], 0))
-    return _cache[0]
+#: What :func:`_refs` says of a buffer that only the pool holds, measured on a probe: it
+#: depends on the Python version, so it is measured rather than assumed.
+_IDLE_REFS = _refs([np.empty(1, np.uint8)], 0)
 
 
 def release() -> None:
