@@ -35,6 +35,7 @@ from ._checks import as_float, common_dtype, output, pair
 from .scratch import recycled, scratch
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba
+from ..kernels.fold import fold_numba, unfold_numba
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -105,16 +106,27 @@ def _padded_channel_major(a, ph, pw, out=None):
     return out
 
 
-def _rows(a3):
-    """``(N, M, P)`` -> ``(M, N*P)``: the batch folded into the columns (a copy)."""
+def _rows(a3, sums=False):
+    """``(N, M, P)`` -> ``(M, N*P)``: the batch folded into the columns (a copy).  With
+    ``sums`` also each channel's sum over the batch and positions (a bias gradient), from the
+    same pass: returns ``(rows, sums)``."""
     N, M, P = a3.shape
-    return np.ascontiguousarray(a3.transpose(1, 0, 2)).reshape(M, N * P)
+    a3 = np.ascontiguousarray(a3)
+    rows, s = fold_numba(a3, np.empty((M, N * P), a3.dtype), np.empty(M if sums else 0, a3.dtype))
+    return (rows, s) if sums else rows
 
 
-def _unrows(a2, N):
-    """Inverse of :func:`_rows`: ``(M, N*P)`` -> ``(N, M, P)`` contiguous."""
+def _unrows(a2, N, bias=None):
+    """Inverse of :func:`_rows`: ``(M, N*P)`` -> ``(N, M, P)`` contiguous, plus ``bias (M,)``
+    if given (in the same pass)."""
     M = a2.shape[0]
-    return np.ascontiguousarray(a2.reshape(M, N, -1).transpose(1, 0, 2))
+    out = np.empty((N, M, a2.shape[1] // N), a2.dtype)
+    return _unrows_into(a2, out, bias)
+
+
+def _unrows_into(a2, out, bias=None):
+    b = np.empty(0, a2.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a2.dtype)
+    return unfold_numba(np.ascontiguousarray(a2), b, out)
 
 
 def _per_image(a, cols, out=None):
@@ -179,12 +191,12 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         shape = (K, ng, P) if fold else (ng, K, P)
         cols_buf = recycled(shape, x.dtype) if keep_cache else scratch("cols", shape, x.dtype)
         cols = im2col(xg, g, fold, out=cols_buf)  # (K, ng, P) folded, else (ng, K, P)
-        if fold:
+        if fold:  # the bias is added as the batch comes out of the columns
             r = np.matmul(wm, cols.reshape(K, -1), out=_temp("y_rows", wm, cols.reshape(K, -1)))
-            yg[...] = r.reshape(Cout, ng, P).transpose(1, 0, 2)
+            _unrows_into(r, yg, b)
         else:
             _per_image(wm, cols, out=yg)  # (ng, Cout, P): already NCHW
-    if b is not None:
+    if b is not None and not fold:
         y += b[:, None]
     cache = ("cols", cols, w, b is not None, g, x.shape[1], fold) if keep_cache else None
     return y.reshape(N, Cout, g.Ho, g.Wo), cache
@@ -241,11 +253,11 @@ def conv2d_backward(dy, cache, need_dx=True):
     N, Cout = dy.shape[:2]
     dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, g.Ho * g.Wo)
     wm = w.reshape(Cout, -1)
-    db = dy3.sum(axis=(0, 2)) if has_bias else None
+    db = dy3.sum(axis=(0, 2)) if has_bias and not fold else None
     direct_dx = need_dx and _direct(g, Cin, Cout, DIRECT_DX_MAX_WORK)
     dx = None
     if fold:
-        dyr = _rows(dy3)  # (Cout, N*P)
+        dyr, db = _rows(dy3, sums=True) if has_bias else (_rows(dy3), None)  # (Cout, N*P)
         dw = dyr @ cols.reshape(wm.shape[1], -1).T
         if need_dx and not direct_dx:
             dx = col2im(np.matmul(wm.T, dyr, out=_temp("dcols", wm.T, dyr)), g, N, Cin, fold=True)
