@@ -466,6 +466,29 @@ def test_conv_transpose2d_both_gemm_layouts_match_naive(fold_below, g, bias):
                      max_points=12)
 
 
+@pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d_with_kernel_equal_to_stride(rng, fold_below, bias):
+    """Kernel == stride, no padding (the CAE's upsampling): the windows do not overlap and the
+    forward pass is a permutation of the columns (kernels/fold.py ``shuffle``), checked against
+    the loop oracle, a gradient check, and the general col2im route bit for bit."""
+    x = rng.standard_normal((3, 4, 5, 6))
+    w = rng.standard_normal((4, 2, 2, 3))
+    b = rng.standard_normal(2) if bias else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
+        y, cache = conv_transpose2d_forward(x, w, b, stride=(2, 3))
+        np.testing.assert_allclose(y, naive.conv_transpose2d(x, w, b, (2, 3), 0, 0), **TOL)
+        gradcheck_op(conv_transpose2d_forward, conv_transpose2d_backward, dict(x=x, w=w, b=b),
+                     dict(stride=(2, 3)), max_points=12)
+        from minisnn.ops.windows import col2im
+
+        x3, _, _, _, g, fold = cache
+        cols = w.reshape(4, -1).T @ x3 if fold else np.matmul(w.reshape(4, -1).T, x.reshape(3, 4, -1))
+        general = col2im(cols, g, 3, 2, fold=fold) + (0 if b is None else b[:, None, None])
+        np.testing.assert_array_equal(y, general)
+
+
 def test_large_plane_takes_the_per_image_path(rng):
     """A 70x70 output plane (4900 positions) is above FOLD_BELOW: checked against the oracle."""
     from minisnn.ops.conv import FOLD_BELOW

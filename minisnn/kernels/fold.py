@@ -104,8 +104,70 @@ def _fold_example(rng):
     return rng.standard_normal((N, M, P)), np.empty((M, N * P)), np.empty(M)
 
 
+# ---------------------------------------------------------------------------------------------
+# transposed convolution with kernel == stride: the columns are a permutation of the output
+# ---------------------------------------------------------------------------------------------
+
+
+def shuffle_numpy(cols, kh, kw, bias, out, fold):
+    """Reference: ``out (N, C, H*kh, W*kw)`` <- the columns of a transposed convolution whose
+    kernel equals its stride (no padding), plus ``bias (C,)`` (empty: none).
+
+    Column row ``(c*kh + a)*kw + b`` at position ``i*W + j`` is output pixel
+    ``(i*kh + a, j*kw + b)`` of channel ``c``: the windows do not overlap, so ``col2im``'s
+    zero fill and additions reduce to this one permutation.  ``cols`` is ``(C*kh*kw, N, H*W)``
+    with ``fold``, else ``(N, C*kh*kw, H*W)``.  Returns ``out``."""
+    N, C, Ho, Wo = out.shape
+    H, W = Ho // kh, Wo // kw
+    c6 = (cols.transpose(1, 0, 2) if fold else cols).reshape(N, C, kh, kw, H, W)
+    out[...] = c6.transpose(0, 1, 4, 2, 5, 3).reshape(N, C, Ho, Wo)
+    if bias.size:
+        out += bias[:, None, None]
+    return out
+
+
+@pjit
+def shuffle_numba(cols, kh, kw, bias, out, fold):
+    """Numba twin of :func:`shuffle_numpy` (same signature, same numbers; parallel over the
+    (image, channel) planes of ``out``)."""
+    N, C, Ho, Wo = out.shape
+    H, W = Ho // kh, Wo // kw
+    has_bias = bias.size > 0
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for a in range(kh):
+            for b in range(kw):
+                row = (c * kh + a) * kw + b
+                src = cols[row, n] if fold else cols[n, row]
+                for i in range(H):
+                    dst = out[n, c, i * kh + a]
+                    s = src[i * W : (i + 1) * W]
+                    if has_bias:
+                        bc = bias[c]
+                        for j in range(W):
+                            dst[j * kw + b] = s[j] + bc
+                    else:
+                        for j in range(W):
+                            dst[j * kw + b] = s[j]
+    return out
+
+
+def _shuffle_example(rng):
+    N, C, H, W, kh, kw = 3, 4, 5, 6, 2, 3
+    cols = rng.standard_normal((N, C * kh * kw, H * W))
+    return cols, kh, kw, rng.standard_normal(C), np.empty((N, C, H * kh, W * kw)), False
+
+
+def _shuffle_folded_example(rng):
+    cols, kh, kw, bias, out, _ = _shuffle_example(rng)
+    return np.ascontiguousarray(cols.transpose(1, 0, 2)), kh, kw, np.empty(0), out, True
+
+
 from . import register  # noqa: E402
 
 register("unfold", unfold_numpy, unfold_numba, _unfold_example)
 register("unfold_no_bias", unfold_numpy, unfold_numba, _unfold_no_bias_example)
 register("fold", fold_numpy, fold_numba, _fold_example)
+register("shuffle", shuffle_numpy, shuffle_numba, _shuffle_example)
+register("shuffle_folded", shuffle_numpy, shuffle_numba, _shuffle_folded_example)

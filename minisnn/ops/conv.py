@@ -35,7 +35,7 @@ from ._checks import as_float, common_dtype, output, pair
 from .scratch import recycled, scratch
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba
-from ..kernels.fold import fold_numba, unfold_numba
+from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -343,11 +343,17 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     x3 = x.reshape(N, Cin, H * W)
     if fold:
         x3 = _rows(x3)  # (Cin, N*H*W), kept in this layout for the weight gradient
-        y = col2im(np.matmul(wm.T, x3, out=_temp("cols", wm.T, x3)), g, N, Cout, fold=True)
+        cols = np.matmul(wm.T, x3, out=_temp("cols", wm.T, x3)).reshape(-1, N, H * W)
     else:
-        y = col2im(_per_image(wm.T, x3, _temp("cols", wm.T, x3)), g, N, Cout)
-    if b is not None:
-        y += b[:, None, None]
+        cols = _per_image(wm.T, x3, _temp("cols", wm.T, x3))
+    if (kh, kw) == stride and padding == (0, 0) and (oph, opw) == (0, 0):
+        # windows side by side (the CAE's upsampling layers): a permutation, bias fused in
+        bias = np.empty(0, x.dtype) if b is None else b
+        y = shuffle_numba(cols, kh, kw, bias, np.empty((N, Cout, Ho, Wo), x.dtype), fold)
+    else:
+        y = col2im(cols, g, N, Cout, fold=fold)
+        if b is not None:
+            y += b[:, None, None]
     return y, (x3, x.shape, w, b is not None, g, fold)
 
 
