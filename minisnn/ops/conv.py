@@ -116,15 +116,13 @@ def _rows(a3, sums=False):
     return (rows, s) if sums else rows
 
 
-def _unrows(a2, N, bias=None):
-    """Inverse of :func:`_rows`: ``(M, N*P)`` -> ``(N, M, P)`` contiguous, plus ``bias (M,)``
-    if given (in the same pass)."""
-    M = a2.shape[0]
-    out = np.empty((N, M, a2.shape[1] // N), a2.dtype)
-    return _unrows_into(a2, out, bias)
+def _unrows(a2, N):
+    """Inverse of :func:`_rows`: ``(M, N*P)`` -> ``(N, M, P)`` contiguous."""
+    return _unrows_into(a2, np.empty((N, a2.shape[0], a2.shape[1] // N), a2.dtype))
 
 
 def _unrows_into(a2, out, bias=None):
+    """:func:`_unrows` into ``out (N, M, P)``, plus ``bias (M,)`` if given, in the same pass."""
     b = np.empty(0, a2.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a2.dtype)
     return unfold_numba(np.ascontiguousarray(a2), b, out)
 
