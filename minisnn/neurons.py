@@ -99,7 +99,8 @@ def _current(cls_name, J):
 
 
 def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
-    """A rate kernel of :mod:`minisnn.kernels.rates` applied to ``J`` of any shape.
+    """A rate kernel of :mod:`minisnn.kernels.rates` or :mod:`minisnn.kernels.relu` applied to
+    ``J`` of any shape.
 
     ``fast`` / ``reference`` take ``(flat J, *params)`` and return ``(*outputs, n_nan)``.  The
     Numba kernel is used for float32 / float64 currents (if :data:`USE_KERNELS` and

@@ -69,7 +69,7 @@ def fold_numba(a, out, sums):
     """Numba twin of :func:`fold_numpy` (sums in another order: equal to rounding)."""
     N, M, P = a.shape
     want_sums = sums.size > 0
-    row_sums = np.zeros((M, N))
+    row_sums = np.zeros((M, N) if want_sums else (0, 0))
     for item in prange(N * M):
         n = item // M
         m = item % M

@@ -106,14 +106,21 @@ def _padded_channel_major(a, ph, pw, out=None):
     return out
 
 
-def _rows(a3, sums=False):
-    """``(N, M, P)`` -> ``(M, N*P)``: the batch folded into the columns (a copy).  With
-    ``sums`` also each channel's sum over the batch and positions (a bias gradient), from the
-    same pass: returns ``(rows, sums)``."""
+def _rows(a3):
+    """``(N, M, P)`` -> ``(M, N*P)``: the batch folded into the columns (a copy)."""
+    return _fold_batch(a3, want_sums=False)[0]
+
+
+def _rows_and_sums(a3):
+    """:func:`_rows` and each channel's sum over the batch and positions (a bias gradient),
+    from the same pass."""
+    return _fold_batch(a3, want_sums=True)
+
+
+def _fold_batch(a3, want_sums):
     N, M, P = a3.shape
     a3 = np.ascontiguousarray(a3)
-    rows, s = fold_numba(a3, np.empty((M, N * P), a3.dtype), np.empty(M if sums else 0, a3.dtype))
-    return (rows, s) if sums else rows
+    return fold_numba(a3, np.empty((M, N * P), a3.dtype), np.empty(M if want_sums else 0, a3.dtype))
 
 
 def _unrows(a2, N):
@@ -251,15 +258,15 @@ def conv2d_backward(dy, cache, need_dx=True):
     N, Cout = dy.shape[:2]
     dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, g.Ho * g.Wo)
     wm = w.reshape(Cout, -1)
-    db = dy3.sum(axis=(0, 2)) if has_bias and not fold else None
     direct_dx = need_dx and _direct(g, Cin, Cout, DIRECT_DX_MAX_WORK)
     dx = None
-    if fold:
-        dyr, db = _rows(dy3, sums=True) if has_bias else (_rows(dy3), None)  # (Cout, N*P)
+    if fold:  # (the bias gradient comes out of the same pass as the folded rows)
+        dyr, db = _rows_and_sums(dy3) if has_bias else (_rows(dy3), None)  # (Cout, N*P)
         dw = dyr @ cols.reshape(wm.shape[1], -1).T
         if need_dx and not direct_dx:
             dx = col2im(np.matmul(wm.T, dyr, out=_temp("dcols", wm.T, dyr)), g, N, Cin, fold=True)
     else:
+        db = dy3.sum(axis=(0, 2)) if has_bias else None
         dw = _summed_outer(dy3, cols)
         if need_dx and not direct_dx:
             dx = col2im(_per_image(wm.T, dy3, _temp("dcols", wm.T, dy3)), g, N, Cin)
