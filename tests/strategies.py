@@ -130,6 +130,15 @@ def conv_geometries(draw, max_hw: int = 7) -> ConvGeometry:
     )
 
 
+@st.composite
+def winograd_geometries(draw, max_hw: int = 9) -> ConvGeometry:
+    """conv2d geometries of the Winograd path: kernel 3x3, stride 1, padding 0-2 per axis,
+    odd and even output sizes (cropped last tiles), batch 1-3, channels 1-4."""
+    ph, pw = draw(paddings), draw(paddings)
+    H, W = _extent(draw, 3, ph, max_hw), _extent(draw, 3, pw, max_hw)
+    return ConvGeometry(draw(batches), draw(channels), draw(channels), H, W, (3, 3), (1, 1), (ph, pw), draw(seeds))
+
+
 def _transpose_extent(draw, k: int, s: int, p: int, op: int, max_in: int) -> int:
     """An input side length n >= 1 whose transposed-conv output (n-1)s - 2p + k + op is >= 1."""
     need = 1 + 2 * p - k - op  # (n - 1) * s must reach this

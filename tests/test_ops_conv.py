@@ -12,6 +12,7 @@ import naive
 from minisnn import functional as F
 from minisnn.autodiff import Tensor
 from minisnn.gradcheck import gradcheck, gradcheck_op
+from minisnn.kernels.winograd import planes_size
 from minisnn.ops import (
     conv2d_backward,
     conv2d_events,
@@ -19,7 +20,7 @@ from minisnn.ops import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from strategies import conv_geometries, conv_transpose_geometries, examples
+from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -384,25 +385,33 @@ def pair(v):
 
 
 #: conv2d's paths, forced through the module's switches:
-#: (FOLD_BELOW, DIRECT_MAX_WORK, DIRECT_DX_MAX_WORK)
-CONV2D_PATHS = {"per-image": (0, -1, -1), "folded": (10**9, -1, -1), "direct": (0, 10**9, -1),
-                "per-image, direct dx": (0, -1, 10**9), "folded, direct dx": (10**9, -1, 10**9)}
+#: (FOLD_BELOW, DIRECT_MAX_WORK, DIRECT_DX_MAX_WORK, WINOGRAD_MIN_CIN)
+CONV2D_PATHS = {"per-image": (0, -1, -1, None), "folded": (10**9, -1, -1, None), "direct": (0, 10**9, -1, None),
+                "per-image, direct dx": (0, -1, 10**9, None), "folded, direct dx": (10**9, -1, 10**9, None),
+                "winograd": (0, -1, -1, 0)}
 
 
-@pytest.mark.parametrize("path", CONV2D_PATHS)
-@given(g=conv_geometries(), bias=st.booleans())
-def test_conv2d_every_path_matches_naive(path, g, bias):
-    """Small planes fold the batch into one GEMM, large ones use a GEMM per image, stride-1
-    layers with few channels skip the columns (the direct kernel): force each."""
+def _forced(mp, path):
+    fold_below, direct_max, direct_dx_max, winograd_min_cin = CONV2D_PATHS[path]
+    mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
+    mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
+    mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", direct_dx_max)
+    mp.setattr("minisnn.ops.conv.WINOGRAD_MIN_CIN", winograd_min_cin)
+
+
+def _check_path(path, g, bias):
     x, w, b = g.arrays(bias=bias)
-    fold_below, direct_max, direct_dx_max = CONV2D_PATHS[path]
+    fold_below, direct_max, _, winograd_min_cin = CONV2D_PATHS[path]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
-        mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
-        mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", direct_dx_max)
+        _forced(mp, path)
         y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
-        stride_one = pair(g.stride) == (1, 1) and all(p < k for p, k in zip(pair(g.padding), w.shape[2:]))
-        expected = "direct" if direct_max > 0 and stride_one else "cols"
+        stride_one = pair(g.stride) == (1, 1)
+        if direct_max > 0 and stride_one and all(p < k for p, k in zip(pair(g.padding), w.shape[2:])):
+            expected = "direct"
+        elif winograd_min_cin is not None and stride_one and w.shape[2:] == (3, 3):
+            expected = "winograd"
+        else:
+            expected = "cols"
         assert cache[0] == expected
         if expected == "cols":
             assert cache[-1] is (fold_below > 0)
@@ -411,30 +420,73 @@ def test_conv2d_every_path_matches_naive(path, g, bias):
                      dict(stride=g.stride, padding=g.padding), max_points=12)
 
 
+@pytest.mark.parametrize("path", CONV2D_PATHS)
+@given(g=conv_geometries(), bias=st.booleans())
+def test_conv2d_every_path_matches_naive(path, g, bias):
+    """Small planes fold the batch into one GEMM, large ones use a GEMM per image, stride-1
+    layers with few channels skip the columns (the direct kernel), 3x3 stride-1 layers with
+    more channels run as Winograd: force each."""
+    _check_path(path, g, bias)
+
+
+@given(g=winograd_geometries(), bias=st.booleans())
+def test_winograd_path_matches_naive(g, bias):
+    """The Winograd path on its own geometries (kernel 3x3 is rare in the generic ones):
+    padding 0-2, odd sizes whose last tiles are cropped, 1x1 outputs."""
+    _check_path("winograd", g, bias)
+
+
+def _both_ways(paths, x, w, b, dy, need_dx, expected_kinds):
+    results = []
+    for path, kind in zip(paths, expected_kinds):
+        with pytest.MonkeyPatch.context() as mp:
+            _forced(mp, path)
+            y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+            assert cache[0] == kind
+            results.append((y, *conv2d_backward(dy, cache, need_dx=need_dx)))
+    tol = dict(rtol=1e-10, atol=1e-10) if x.dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    for got, expected in zip(*results):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.dtype == x.dtype
+            np.testing.assert_allclose(got, expected, **tol)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_direct_path_equals_the_column_path(rng, dtype, need_dx):
     """The CAE's shape class (16 -> 16 channels, 3x3, padding 1, a wide plane), both ways:
     the same outputs and gradients up to rounding."""
-    x = rng.standard_normal((5, 16, 12, 29)).astype(dtype)
+    x, dy = (rng.standard_normal((5, 16, 12, 29)).astype(dtype) for _ in range(2))
     w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
     b = rng.standard_normal(16).astype(dtype)
-    dy = rng.standard_normal((5, 16, 12, 29)).astype(dtype)
-    results = {}
-    for direct_max in (-1, 10**9):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
-            mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", -1)
-            y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
-            assert cache[0] == ("direct" if direct_max > 0 else "cols")
-            results[direct_max] = (y, *conv2d_backward(dy, cache, need_dx=need_dx))
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
-    for got, expected in zip(results[10**9], results[-1]):
-        if expected is None:
-            assert got is None
-        else:
-            assert got.dtype == dtype
-            np.testing.assert_allclose(got, expected, **tol)
+    _both_ways(["direct", "folded"], x, w, b, dy, need_dx, ["direct", "cols"])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_winograd_path_equals_the_column_path(rng, dtype, need_dx):
+    """A CAE-like layer (32 -> 24 channels, odd 11 x 29 planes) through Winograd and through
+    the columns: the same outputs and gradients up to rounding, in float32 too."""
+    x, dy = (rng.standard_normal((6, 32, 11, 29)).astype(dtype) for _ in range(2))
+    w = (rng.standard_normal((24, 32, 3, 3)) / 17).astype(dtype)
+    b = rng.standard_normal(24).astype(dtype)
+    dy = dy[:, :24]
+    _both_ways(["winograd", "folded"], x, w, b, dy, need_dx, ["winograd", "cols"])
+
+
+def test_default_paths_for_the_shipped_nets():
+    """Which path the defaults pick: the direct kernel for the fewest channels, Winograd for
+    3x3 stride-1 layers with >= WINOGRAD_MIN_CIN inputs, the columns otherwise (LocNet's
+    3-channel first layer, stride 2)."""
+    def kind(cin, cout, stride):
+        x = np.zeros((1, cin, 6, 8), np.float32)
+        return conv2d_forward(x, np.zeros((cout, cin, 3, 3), np.float32), stride=stride, padding=1)[1][0]
+
+    assert kind(1, 16, 1) == "direct" and kind(16, 1, 1) == "direct"
+    assert kind(16, 16, 1) == "winograd" and kind(8, 16, 1) == "winograd"
+    assert kind(3, 32, 1) == "cols" and kind(16, 16, 2) == "cols"
 
 
 def test_direct_path_in_inference_groups_the_batch(rng):
@@ -447,6 +499,23 @@ def test_direct_path_in_inference_groups_the_batch(rng):
     out = np.empty_like(expected)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("minisnn.ops.conv.COLS_BUDGET", 3 * 12 * 13 * 8 * 2)  # two images a group
+        y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=False)
+    assert y is out and cache is None
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_path_in_inference_groups_the_batch(rng):
+    """Without a cache the Winograd path transforms a group of images at a time (COLS_BUDGET)
+    in scratch buffers and writes into ``out``: same numbers as the cached call."""
+    x = rng.standard_normal((7, 9, 10, 11))
+    w = rng.standard_normal((8, 9, 3, 3))
+    b = rng.standard_normal(8)
+    expected, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+    assert cache[0] == "winograd"
+    out = np.empty_like(expected)
+    per_image = planes_size(9 + 8, 5 * 6) * 8  # V and M for one image: 5 x 6 tiles
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("minisnn.ops.conv.COLS_BUDGET", 2 * per_image + 1000)  # two images a group
         y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=False)
     assert y is out and cache is None
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

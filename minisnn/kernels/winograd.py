@@ -1,0 +1,341 @@
+"""Winograd F(2x2, 3x3): a 3x3 stride-1 convolution with 2.25x fewer multiplications (LEVEL 1b).
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016).  Cut the
+output into 2x2 tiles; tile ``t`` of output channel ``o`` needs the 4x4 input patch ``d``
+(channel ``c``) that starts at the tile's corner in the zero-padded input, and::
+
+    y_tile = A^T [ sum_c (G g[o, c] G^T) * (B^T d[c] B) ] A        (* elementwise, 4x4)
+
+with ``g`` the 3x3 weights and the constant matrices :data:`BT`, :data:`G`, :data:`AT` below.
+The sum over ``c`` at each of the 16 positions ``xi`` of the 4x4 transform is a matrix
+product, so a convolution becomes::
+
+    V[xi, c, t] = (B^T d B)[xi]          input transform   (this module)
+    U[xi, o, c] = (G g G^T)[xi]          weight transform  (ops/conv.py, tiny)
+    M[xi]       = U[xi] @ V[xi]          16 GEMMs, (Cout x Cin) @ (Cin x tiles)
+    y           = A^T M A per tile       output transform  (this module), plus the bias
+
+16 GEMMs of ``Cin*Cout*tiles`` multiply-adds each are ``4*Cin*Cout`` per output pixel
+against im2col's ``9*Cin*Cout``, and ``V`` is 4x the input where im2col's columns are 9x.
+
+The backward pass is the adjoint of each linear step, in reverse order::
+
+    Mg[xi] = (A dy A^T)[xi] per tile    grad-output transform (this module), and the bias
+                                         gradient from the same pass
+    dU[xi] = Mg[xi] @ V[xi]^T -> dw = G^T dU G     (ops/conv.py)
+    dV[xi] = U[xi]^T @ Mg[xi] -> dx = B dV B^T per tile, overlapping tiles added up
+                                         grad-input transform (this module)
+
+All four transforms are exact in real arithmetic; in float32 they round differently from a
+direct sum (relative error ~1e-6 on the CAE's layers, tested against the naive loops).
+
+Layout.  ``V``, ``M``, ``Mg`` and ``dV`` are ``(16, C, T)`` with ``T = N * th * tw`` tiles,
+tile ``t = (n * th + ty) * tw + tx``.  The 16 ``xi`` planes are written (or read) together,
+one element each per tile, so when their distance in memory is a multiple of 4 KiB all 16
+streams fall into the same set of the L1 cache and evict each other: ``T`` is a multiple of
+1024 for the CAE's batch of 64, and the input transform ran 3x slower.  The buffers therefore
+leave a gap of 16 elements between planes (:func:`planes`); the GEMMs see ordinary strided
+matrices.
+
+Each kernel is parallel over (image, channel) planes and each iteration writes only its own
+outputs (the grad-input transform adds the overlapping tiles of one plane in a fixed order),
+so the result does not depend on the thread count.  The NumPy references are written with
+``einsum`` over strided tile views: the formulas above, nearly verbatim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import pjit, prange
+
+#: input transform ``B^T`` (4x4): ``V = B^T d B``
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+#: weight transform ``G`` (4x3): ``U = G g G^T``
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+#: output transform ``A^T`` (2x4): ``y = A^T M A``
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+#: elements left free between two of the 16 planes (see the module docstring)
+PLANE_GAP = 16
+
+
+def tiles(Ho: int, Wo: int) -> tuple[int, int]:
+    """Tiles down and across an ``Ho x Wo`` output: ``(ceil(Ho / 2), ceil(Wo / 2))``."""
+    return (Ho + 1) // 2, (Wo + 1) // 2
+
+
+def planes(C: int, T: int, dtype, buffer=None) -> np.ndarray:
+    """A ``(16, C, T)`` array whose planes are ``PLANE_GAP`` elements apart, made in
+    ``buffer`` (1-D, at least :func:`planes_size` elements) or a new one."""
+    dtype = np.dtype(dtype)
+    stride = C * T + PLANE_GAP
+    if buffer is None:
+        buffer = np.empty(planes_size(C, T), dtype)
+    assert buffer.ndim == 1 and buffer.dtype == dtype and buffer.size >= planes_size(C, T)
+    item = dtype.itemsize
+    return np.lib.stride_tricks.as_strided(buffer, (16, C, T), (stride * item, T * item, item))
+
+
+def planes_size(C: int, T: int) -> int:
+    """Elements behind :func:`planes` ``(C, T)``."""
+    return 16 * (C * T + PLANE_GAP)
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def _tile_views(a, rows, cols, size, step):
+    """``a (N, C, H, W)`` -> ``(N, C, rows, cols, size, size)`` windows ``step`` apart (a view)."""
+    s0, s1, s2, s3 = a.strides
+    N, C = a.shape[:2]
+    return np.lib.stride_tricks.as_strided(
+        a, (N, C, rows, cols, size, size), (s0, s1, s2 * step, s3 * step, s2, s3), writeable=False
+    )
+
+
+def _grid(shape, a, top, left, dtype):
+    """A zero array ``shape (N, C, Hg, Wg)`` holding ``a`` at offset ``(top, left)``."""
+    out = np.zeros(shape, dtype)
+    out[:, :, top : top + a.shape[2], left : left + a.shape[3]] = a
+    return out
+
+
+def input_numpy(x, ph, pw, th, tw, V):
+    """Reference: ``V (16, C, T)`` <- ``B^T d B`` for every 4x4 patch ``d`` of the input
+    ``x (N, C, H, W)`` zero-padded by ``(ph, pw)``; patch ``(ty, tx)`` starts at ``(2 ty, 2 tx)``."""
+    N, C = x.shape[:2]
+    xp = _grid((N, C, 2 * th + 2, 2 * tw + 2), x, ph, pw, x.dtype)
+    d = _tile_views(xp, th, tw, 4, 2)  # (N, C, th, tw, 4, 4)
+    v = np.einsum("ai,ncyxij,bj->abcnyx", BT, d, BT)
+    V[...] = v.reshape(16, C, N * th * tw)
+    return V
+
+
+def output_numpy(M, bias, th, tw, y):
+    """Reference: ``y (N, Co, Ho, Wo)`` <- ``A^T m A`` for every tile's 4x4 ``m`` of
+    ``M (16, Co, T)``, cropped to ``Ho x Wo``, plus ``bias (Co,)`` (empty: no bias)."""
+    N, Co, Ho, Wo = y.shape
+    m = M.reshape(4, 4, Co, N, th, tw)
+    t = np.einsum("ai,ijonyx,bj->noyaxb", AT, m, AT).reshape(N, Co, 2 * th, 2 * tw)
+    y[...] = t[:, :, :Ho, :Wo]
+    if bias.size:
+        y += bias[:, None, None]
+    return y
+
+
+def grad_output_numpy(dy, th, tw, Mg, sums):
+    """Reference adjoint of :func:`output_numpy`: ``Mg (16, Co, T)`` <- ``A g A^T`` for every
+    2x2 tile ``g`` of ``dy (N, Co, Ho, Wo)`` (zeros past the edge); ``sums (N, Co)`` (float64)
+    <- each plane's sum of ``dy`` (the bias gradient, before the sum over images)."""
+    N, Co = dy.shape[:2]
+    grid = _grid((N, Co, 2 * th, 2 * tw), dy, 0, 0, dy.dtype)
+    g = _tile_views(grid, th, tw, 2, 2)  # (N, Co, th, tw, 2, 2)
+    z = np.einsum("ai,noyxab,bj->ijonyx", AT, g, AT)  # A = AT.T
+    Mg[...] = z.reshape(16, Co, N * th * tw)
+    sums[...] = dy.sum(axis=(2, 3), dtype=np.float64)
+    return Mg, sums
+
+
+def grad_input_numpy(dV, ph, pw, th, tw, dx):
+    """Reference adjoint of :func:`input_numpy`: every tile's ``B dv B^T`` added back onto the
+    4x4 patch it came from, the padding cut off: ``dx (N, C, H, W)``."""
+    N, C, H, W = dx.shape
+    v = dV.reshape(4, 4, C, N, th, tw)
+    d = np.einsum("ai,abcnyx,bj->ncyxij", BT, v, BT)  # B = BT.T
+    grid = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dx.dtype)
+    for i in range(4):
+        for j in range(4):
+            grid[:, :, i : i + 2 * th : 2, j : j + 2 * tw : 2] += d[..., i, j]
+    dx[...] = grid[:, :, ph : ph + H, pw : pw + W]
+    return dx
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@pjit
+def input_numba(x, ph, pw, th, tw, V):
+    """Numba twin of :func:`input_numpy`: one zero-padded copy of the plane, then each patch's
+    ``B^T d B`` written out as the 32 additions it is."""
+    N, C, H, W = x.shape
+    Hp, Wp = 2 * th + 2, 2 * tw + 2
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        xp = np.zeros((Hp, Wp), x.dtype)
+        xp[ph : ph + H, pw : pw + W] = x[n, c]
+        for ty in range(th):
+            r0, r1, r2, r3 = xp[2 * ty], xp[2 * ty + 1], xp[2 * ty + 2], xp[2 * ty + 3]
+            t0 = (n * th + ty) * tw
+            for tx in range(tw):
+                t, j = t0 + tx, 2 * tx
+                # B^T d: the four rows combined, column by column
+                a0, a1, a2, a3 = r0[j] - r2[j], r0[j + 1] - r2[j + 1], r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
+                b0, b1, b2, b3 = r1[j] + r2[j], r1[j + 1] + r2[j + 1], r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
+                c0, c1, c2, c3 = r2[j] - r1[j], r2[j + 1] - r1[j + 1], r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
+                d0, d1, d2, d3 = r1[j] - r3[j], r1[j + 1] - r3[j + 1], r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
+                # (B^T d) B: the same combination along each row
+                V[0, c, t], V[1, c, t], V[2, c, t], V[3, c, t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                V[4, c, t], V[5, c, t], V[6, c, t], V[7, c, t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                V[8, c, t], V[9, c, t], V[10, c, t], V[11, c, t] = c0 - c2, c1 + c2, c2 - c1, c1 - c3
+                V[12, c, t], V[13, c, t], V[14, c, t], V[15, c, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+    return V
+
+
+@pjit
+def output_numba(M, bias, th, tw, y):
+    """Numba twin of :func:`output_numpy`."""
+    N, Co, Ho, Wo = y.shape
+    has_bias = bias.size > 0
+    for plane in prange(N * Co):
+        n = plane // Co
+        o = plane % Co
+        b = bias[o] if has_bias else 0.0
+        for ty in range(th):
+            t0, i = (n * th + ty) * tw, 2 * ty
+            for tx in range(tw):
+                t, j = t0 + tx, 2 * tx
+                # A^T m: rows 0+1+2 and 1-2-3, column by column
+                p0 = M[0, o, t] + M[4, o, t] + M[8, o, t]
+                p1 = M[1, o, t] + M[5, o, t] + M[9, o, t]
+                p2 = M[2, o, t] + M[6, o, t] + M[10, o, t]
+                p3 = M[3, o, t] + M[7, o, t] + M[11, o, t]
+                q0 = M[4, o, t] - M[8, o, t] - M[12, o, t]
+                q1 = M[5, o, t] - M[9, o, t] - M[13, o, t]
+                q2 = M[6, o, t] - M[10, o, t] - M[14, o, t]
+                q3 = M[7, o, t] - M[11, o, t] - M[15, o, t]
+                # (A^T m) A, cropped at the right and bottom edges
+                y[n, o, i, j] = p0 + p1 + p2 + b
+                if j + 1 < Wo:
+                    y[n, o, i, j + 1] = p1 - p2 - p3 + b
+                if i + 1 < Ho:
+                    y[n, o, i + 1, j] = q0 + q1 + q2 + b
+                    if j + 1 < Wo:
+                        y[n, o, i + 1, j + 1] = q1 - q2 - q3 + b
+    return y
+
+
+@pjit
+def grad_output_numba(dy, th, tw, Mg, sums):
+    """Numba twin of :func:`grad_output_numpy`."""
+    N, Co, Ho, Wo = dy.shape
+    for plane in prange(N * Co):
+        n = plane // Co
+        o = plane % Co
+        total = 0.0
+        for ty in range(th):
+            t0, i = (n * th + ty) * tw, 2 * ty
+            for tx in range(tw):
+                t, j = t0 + tx, 2 * tx
+                g00 = dy[n, o, i, j]
+                g01 = dy[n, o, i, j + 1] if j + 1 < Wo else 0.0
+                g10 = dy[n, o, i + 1, j] if i + 1 < Ho else 0.0
+                g11 = dy[n, o, i + 1, j + 1] if i + 1 < Ho and j + 1 < Wo else 0.0
+                total += g00 + g01 + g10 + g11
+                # A g: row pairs (r0, r1) -> (r0, r0 + r1, r0 - r1, -r1), then the same along rows
+                for k in range(4):
+                    if k == 0:
+                        u0, u1 = g00, g01
+                    elif k == 1:
+                        u0, u1 = g00 + g10, g01 + g11
+                    elif k == 2:
+                        u0, u1 = g00 - g10, g01 - g11
+                    else:
+                        u0, u1 = -g10, -g11
+                    Mg[4 * k, o, t] = u0
+                    Mg[4 * k + 1, o, t] = u0 + u1
+                    Mg[4 * k + 2, o, t] = u0 - u1
+                    Mg[4 * k + 3, o, t] = -u1
+        sums[n, o] = total
+    return Mg, sums
+
+
+@pjit
+def grad_input_numba(dV, ph, pw, th, tw, dx):
+    """Numba twin of :func:`grad_input_numpy`: the tiles of one plane are added onto a padded
+    copy in tile order, which is then cut to size."""
+    N, C, H, W = dx.shape
+    Hp, Wp = 2 * th + 2, 2 * tw + 2
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        grid = np.zeros((Hp, Wp), dx.dtype)
+        for ty in range(th):
+            t0, i = (n * th + ty) * tw, 2 * ty
+            for tx in range(tw):
+                t, j = t0 + tx, 2 * tx
+                # v B^T along each row: (v0, v1, v2, v3) -> (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+                v0, v1, v2, v3 = dV[0, c, t], dV[1, c, t], dV[2, c, t], dV[3, c, t]
+                s0, s1, s2, s3 = v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+                v0, v1, v2, v3 = dV[4, c, t], dV[5, c, t], dV[6, c, t], dV[7, c, t]
+                w0, w1, w2, w3 = v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+                v0, v1, v2, v3 = dV[8, c, t], dV[9, c, t], dV[10, c, t], dV[11, c, t]
+                z0, z1, z2, z3 = v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+                v0, v1, v2, v3 = dV[12, c, t], dV[13, c, t], dV[14, c, t], dV[15, c, t]
+                h0, h1, h2, h3 = v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+                # then B (...) down each column, added onto the patch
+                grid[i, j] += s0
+                grid[i, j + 1] += s1
+                grid[i, j + 2] += s2
+                grid[i, j + 3] += s3
+                grid[i + 1, j] += w0 - z0 + h0
+                grid[i + 1, j + 1] += w1 - z1 + h1
+                grid[i + 1, j + 2] += w2 - z2 + h2
+                grid[i + 1, j + 3] += w3 - z3 + h3
+                grid[i + 2, j] += w0 + z0 - s0
+                grid[i + 2, j + 1] += w1 + z1 - s1
+                grid[i + 2, j + 2] += w2 + z2 - s2
+                grid[i + 2, j + 3] += w3 + z3 - s3
+                grid[i + 3, j] -= h0
+                grid[i + 3, j + 1] -= h1
+                grid[i + 3, j + 2] -= h2
+                grid[i + 3, j + 3] -= h3
+        dx[n, c] = grid[ph : ph + H, pw : pw + W]
+    return dx
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def _example_shapes():
+    # odd output sizes (5 x 7 with padding 1 on 5 x 7): the last tiles are cropped
+    return 2, 3, 4, 5, 7, 1, 1
+
+
+def _example_input(rng):
+    N, C, _, H, W, ph, pw = _example_shapes()
+    th, tw = tiles(H + 2 * ph - 2, W + 2 * pw - 2)
+    return rng.standard_normal((N, C, H, W)), ph, pw, th, tw, planes(C, N * th * tw, np.float64)
+
+
+def _example_output(rng):
+    N, _, Co, H, W, ph, pw = _example_shapes()
+    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    th, tw = tiles(Ho, Wo)
+    M = planes(Co, N * th * tw, np.float64)
+    M[...] = rng.standard_normal(M.shape)
+    return M, rng.standard_normal(Co), th, tw, np.empty((N, Co, Ho, Wo))
+
+
+def _example_grad_output(rng):
+    N, _, Co, H, W, ph, pw = _example_shapes()
+    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    th, tw = tiles(Ho, Wo)
+    return rng.standard_normal((N, Co, Ho, Wo)), th, tw, planes(Co, N * th * tw, np.float64), np.empty((N, Co))
+
+
+def _example_grad_input(rng):
+    N, C, _, H, W, ph, pw = _example_shapes()
+    th, tw = tiles(H + 2 * ph - 2, W + 2 * pw - 2)
+    dV = planes(C, N * th * tw, np.float64)
+    dV[...] = rng.standard_normal(dV.shape)
+    return dV, ph, pw, th, tw, np.empty((N, C, H, W))
+
+
+from . import register  # noqa: E402
+
+register("winograd_input", input_numpy, input_numba, _example_input)
+register("winograd_output", output_numpy, output_numba, _example_output)
+register("winograd_grad_output", grad_output_numpy, grad_output_numba, _example_grad_output)
+register("winograd_grad_input", grad_input_numpy, grad_input_numba, _example_grad_input)
