@@ -20,6 +20,7 @@ import numpy as np
 
 from . import functional as F
 from .autodiff import Function, Tensor, is_grad_enabled
+from .kernels.elementwise import multiply
 from .neurons import NeuronType
 
 __all__ = [
@@ -302,7 +303,7 @@ class NeuronsFn(Function):
         return r
 
     def backward(self, dout):
-        return dout * self.dr
+        return multiply(dout, self.dr)  # dout * self.dr, on all threads
 
     def release(self):
         super().release()

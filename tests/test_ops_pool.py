@@ -118,3 +118,20 @@ def test_avg_pool2d_matches_torch(g):
     dy = g.rng().standard_normal(y.shape)
     ty.backward(torch.tensor(dy))
     np.testing.assert_allclose(avg_pool2d_backward(dy, cache), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride", [((2, 2), (2, 2)), ((3, 2), (1, 2))])
+def test_pool_kernels_equal_their_references_bit_for_bit(rng, dtype, kernel, stride):
+    """The Numba kernels add the taps in the references' order and dtype: the same bits, on a
+    CAE-sized batch (the registry's generic test checks them to a tolerance)."""
+    from minisnn.kernels import pool
+
+    x = rng.standard_normal((4, 16, 24, 56)).astype(dtype)
+    y = np.empty((4, 16, (24 - kernel[0]) // stride[0] + 1, (56 - kernel[1]) // stride[1] + 1), dtype)
+    args = (*kernel, *stride)
+    fast = pool.avg_pool_numba(x, *args, y.copy())
+    np.testing.assert_array_equal(fast, pool.avg_pool_numpy(x, *args, y.copy()))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    fast = pool.avg_pool_grad_numba(dy, *args, np.empty_like(x))
+    np.testing.assert_array_equal(fast, pool.avg_pool_grad_numpy(dy, *args, np.empty_like(x)))

@@ -54,5 +54,7 @@ from . import events  # noqa: E402,F401  (registers the kernels)
 from . import direct  # noqa: E402,F401  (registers the kernels)
 from . import fold  # noqa: E402,F401  (registers the kernels)
 from . import winograd  # noqa: E402,F401  (registers the kernels)
+from . import pool  # noqa: E402,F401  (registers the kernels)
+from . import elementwise  # noqa: E402,F401  (registers the kernels)
 
 __all__ = ["KERNELS", "KernelPair", "register", "warmup", "get_num_threads", "set_num_threads"]

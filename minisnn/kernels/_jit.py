@@ -23,6 +23,10 @@ JIT_OPTIONS = dict(nopython=True, cache=True, fastmath=False, nogil=True)
 
 prange = numba.prange
 
+#: False under ``NUMBA_DISABLE_JIT=1``, where the kernels are plain Python loops (correct, but
+#: ~1000x slower): callers with a NumPy twin that is fast on its own use that instead.
+COMPILED = not numba.config.DISABLE_JIT
+
 
 def jit(fn):
     """Compile ``fn`` as a serial kernel with the project's JIT options."""

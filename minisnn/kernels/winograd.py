@@ -10,8 +10,8 @@ with ``g`` the 3x3 weights and the constant matrices :data:`BT`, :data:`G`, :dat
 The sum over ``c`` at each of the 16 positions ``xi`` of the 4x4 transform is a matrix
 product, so a convolution becomes::
 
-    V[xi, c, t] = (B^T d B)[xi]          input transform   (this module)
-    U[xi, o, c] = (G g G^T)[xi]          weight transform  (ops/conv.py, tiny)
+    V[xi, c, t] = (B^T d B)[xi]          input transform
+    U[xi, o, c] = (G g G^T)[xi]          weight transform
     M[xi]       = U[xi] @ V[xi]          16 GEMMs, (Cout x Cin) @ (Cin x tiles)
     y           = A^T M A per tile       output transform  (this module), plus the bias
 
@@ -22,11 +22,13 @@ The backward pass is the adjoint of each linear step, in reverse order::
 
     Mg[xi] = (A dy A^T)[xi] per tile    grad-output transform (this module), and the bias
                                          gradient from the same pass
-    dU[xi] = Mg[xi] @ V[xi]^T -> dw = G^T dU G     (ops/conv.py)
+    dU[xi] = Mg[xi] @ V[xi]^T -> dw = G^T dU G     weight-gradient transform
     dV[xi] = U[xi]^T @ Mg[xi] -> dx = B dV B^T per tile, overlapping tiles added up
-                                         grad-input transform (this module)
+                                         grad-input transform
 
-All four transforms are exact in real arithmetic; in float32 they round differently from a
+(the GEMMs live in :mod:`minisnn.ops.conv`, every transform in this module).
+
+All the transforms are exact in real arithmetic; in float32 they round differently from a
 direct sum (relative error ~1e-6 on the CAE's layers, tested against the naive loops).
 
 Layout.  ``V``, ``M``, ``Mg`` and ``dV`` are ``(16, C, T)`` with ``T = N * th * tw`` tiles,
@@ -37,9 +39,10 @@ streams fall into the same set of the L1 cache and evict each other: ``T`` is a 
 leave a gap of 16 elements between planes (:func:`planes`); the GEMMs see ordinary strided
 matrices.
 
-Each kernel is parallel over (image, channel) planes and each iteration writes only its own
+The tile kernels are parallel over (image, channel) planes and each iteration writes only its own
 outputs (the grad-input transform adds the overlapping tiles of one plane in a fixed order),
-so the result does not depend on the thread count.  The NumPy references are written with
+so the result does not depend on the thread count; the weight transforms (a few thousand
+3x3 kernels) run serially.  The NumPy references are written with
 ``einsum`` over strided tile views: the formulas above, nearly verbatim.
 """
 
@@ -47,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import pjit, prange
+from ._jit import jit, pjit, prange
 
 #: input transform ``B^T`` (4x4): ``V = B^T d B``
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -149,6 +152,24 @@ def grad_input_numpy(dV, ph, pw, th, tw, dx):
             grid[:, :, i : i + 2 * th : 2, j : j + 2 * tw : 2] += d[..., i, j]
     dx[...] = grid[:, :, ph : ph + H, pw : pw + W]
     return dx
+
+
+def weights_numpy(w, U):
+    """Reference: ``U (16, Cout, Cin)`` <- ``G w[o, c] G^T`` for every channel pair of
+    ``w (Cout, Cin, 3, 3)``, computed in float64."""
+    Cout, Cin = w.shape[:2]
+    u = np.einsum("ik,ockl,jl->ijoc", G, w.astype(np.float64), G)
+    U[...] = u.reshape(16, Cout, Cin)
+    return U
+
+
+def weights_grad_numpy(dU, dw):
+    """Reference adjoint of :func:`weights_numpy`: ``dw (Cout, Cin, 3, 3)`` <- ``G^T dU G``
+    for every channel pair of ``dU (16, Cout, Cin)``, computed in float64."""
+    Cout, Cin = dw.shape[:2]
+    d = dU.astype(np.float64).reshape(4, 4, Cout, Cin)
+    dw[...] = np.einsum("ik,ijoc,jl->ockl", G, d, G)
+    return dw
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -295,6 +316,46 @@ def grad_input_numba(dV, ph, pw, th, tw, dx):
     return dx
 
 
+@jit
+def weights_numba(w, U):
+    """Numba twin of :func:`weights_numpy`: ``G x`` of a 3-vector is ``(x0, (x0 + x1 + x2) / 2,
+    (x0 - x1 + x2) / 2, x2)``, applied down the columns of each 3x3 kernel, then along its rows."""
+    Cout, Cin = w.shape[:2]
+    gw = np.empty((4, 3))
+    for o in range(Cout):
+        for c in range(Cin):
+            g = w[o, c]
+            for j in range(3):
+                x0, x1, x2 = float(g[0, j]), float(g[1, j]), float(g[2, j])
+                gw[0, j], gw[1, j], gw[2, j], gw[3, j] = x0, (x0 + x1 + x2) / 2, (x0 - x1 + x2) / 2, x2
+            for i in range(4):
+                x0, x1, x2 = gw[i, 0], gw[i, 1], gw[i, 2]
+                U[4 * i, o, c] = x0
+                U[4 * i + 1, o, c] = (x0 + x1 + x2) / 2
+                U[4 * i + 2, o, c] = (x0 - x1 + x2) / 2
+                U[4 * i + 3, o, c] = x2
+    return U
+
+
+@jit
+def weights_grad_numba(dU, dw):
+    """Numba twin of :func:`weights_grad_numpy`: ``G^T x`` of a 4-vector is
+    ``(x0 + (x1 + x2) / 2, (x1 - x2) / 2, (x1 + x2) / 2 + x3)``, down the columns, then the rows."""
+    Cout, Cin = dw.shape[:2]
+    t = np.empty((3, 4))
+    for o in range(Cout):
+        for c in range(Cin):
+            for j in range(4):
+                x0, x1, x2, x3 = float(dU[j, o, c]), float(dU[4 + j, o, c]), float(dU[8 + j, o, c]), float(dU[12 + j, o, c])
+                t[0, j], t[1, j], t[2, j] = x0 + (x1 + x2) / 2, (x1 - x2) / 2, (x1 + x2) / 2 + x3
+            for i in range(3):
+                x0, x1, x2, x3 = t[i, 0], t[i, 1], t[i, 2], t[i, 3]
+                dw[o, c, i, 0] = x0 + (x1 + x2) / 2
+                dw[o, c, i, 1] = (x1 - x2) / 2
+                dw[o, c, i, 2] = (x1 + x2) / 2 + x3
+    return dw
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -333,8 +394,18 @@ def _example_grad_input(rng):
     return dV, ph, pw, th, tw, np.empty((N, C, H, W))
 
 
+def _example_weights(rng):
+    return rng.standard_normal((3, 2, 3, 3)), np.empty((16, 3, 2))
+
+
+def _example_weights_grad(rng):
+    return rng.standard_normal((16, 3, 2)), np.empty((3, 2, 3, 3))
+
+
 from . import register  # noqa: E402
 
+register("winograd_weights", weights_numpy, weights_numba, _example_weights)
+register("winograd_weights_grad", weights_grad_numpy, weights_grad_numba, _example_weights_grad)
 register("winograd_input", input_numpy, input_numba, _example_input)
 register("winograd_output", output_numpy, output_numba, _example_output)
 register("winograd_grad_output", grad_output_numpy, grad_output_numba, _example_grad_output)

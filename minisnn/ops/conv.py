@@ -247,13 +247,6 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
     return y, (("direct", xcm, w, b is not None, g) if keep_cache else None)
 
 
-def _winograd_weights(w):
-    """``U (16, Cout, Cin) = G w[o, c] G^T`` for every channel pair (in float64, then ``w``'s dtype)."""
-    Cout, Cin = w.shape[:2]
-    U = wino.G @ w.astype(np.float64) @ wino.G.T  # (Cout, Cin, 4, 4)
-    return np.ascontiguousarray(U.transpose(2, 3, 0, 1).reshape(16, Cout, Cin), dtype=w.dtype)
-
-
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
     """conv2d_forward's Winograd path: input transform, 16 GEMMs, output transform (+ bias).
     The transformed input ``V`` (4x the input) is the cache: the weight gradient reads it."""
@@ -261,7 +254,7 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
     Cout = w.shape[0]
     y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
     th, tw = wino.tiles(g.Ho, g.Wo)
-    U = _winograd_weights(w)
+    U = wino.weights_numba(w, np.empty((16, Cout, Cin), x.dtype))
     bias = np.empty(0, x.dtype) if b is None else b
     per_image = wino.planes_size(Cin + Cout, th * tw) * x.itemsize
     group = N if keep_cache else max(1, min(N, COLS_BUDGET // per_image))
@@ -289,8 +282,8 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     Mg = wino.planes(Cout, T, U.dtype, scratch("wino_M", (wino.planes_size(Cout, T),), U.dtype))
     sums = np.empty((N, Cout))
     wino.grad_output_numba(dy, th, tw, Mg, sums)
-    dU = np.matmul(Mg, V.transpose(0, 2, 1)).reshape(4, 4, Cout, Cin).transpose(2, 3, 0, 1)
-    dw = (wino.G.T @ dU.astype(np.float64) @ wino.G).astype(U.dtype)  # (Cout, Cin, 3, 3)
+    dU = np.matmul(Mg, V.transpose(0, 2, 1))  # (16, Cout, Cin)
+    dw = wino.weights_grad_numba(dU, np.empty((Cout, Cin, 3, 3), U.dtype))
     db = sums.sum(axis=0).astype(U.dtype) if has_bias else None
     dx = None
     if need_dx:

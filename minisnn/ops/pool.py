@@ -3,13 +3,17 @@
 ``y[n, c, i, j] = mean of x[n, c, i*sH : i*sH + kH, j*sW : j*sW + kW]``.  The backward pass
 spreads each upstream value evenly over its window: ``dx[window] += dy / (kH * kW)``.
 Spiking nets use average pooling because it is linear (a fixed convolution), unlike max
-pooling.
+pooling.  Both directions are one parallel pass of :mod:`minisnn.kernels.pool` (whose NumPy
+references, used without the compiler, add one strided slice per kernel tap;
+``tests/naive.py`` holds the loop oracle).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..kernels._jit import COMPILED
+from ..kernels.pool import avg_pool_grad_numba, avg_pool_grad_numpy, avg_pool_numba, avg_pool_numpy
 from ._checks import as_float, pair
 from .windows import geometry
 
@@ -21,26 +25,17 @@ def avg_pool2d_forward(x, kernel, stride=None):
     k = pair(kernel, op, "kernel", 1)
     s = k if stride is None else pair(stride, op, "stride", 1)
     g = geometry(op, x.shape[2], x.shape[3], k, s, (0, 0))
-    # one strided slice per kernel tap, added up: kH * kW passes of plain array adds, several
-    # times faster than a mean over small window axes (the mirror image of the backward pass;
-    # tests/naive.py holds the loop reference it is tested against)
-    y = np.zeros((x.shape[0], x.shape[1], g.Ho, g.Wo), dtype=x.dtype)
-    for ky in range(g.kh):
-        for kx in range(g.kw):
-            y += x[:, :, ky : ky + g.sh * g.Ho : g.sh, kx : kx + g.sw * g.Wo : g.sw]
-    y *= x.dtype.type(1.0 / (g.kh * g.kw))
+    y = np.empty((x.shape[0], x.shape[1], g.Ho, g.Wo), dtype=x.dtype)
+    (avg_pool_numba if COMPILED else avg_pool_numpy)(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, y)
     return y, (x.shape, x.dtype, g)
 
 
 def avg_pool2d_backward(dy, cache):
     """Gradient of :func:`avg_pool2d_forward` with respect to ``x``."""
     shape, dtype, g = cache
-    dx = np.zeros(shape, dtype=dtype)
-    share = (dy / (g.kh * g.kw)).astype(dtype, copy=False)
-    for ky in range(g.kh):
-        for kx in range(g.kw):
-            dx[:, :, ky : ky + g.sh * g.Ho : g.sh, kx : kx + g.sw * g.Wo : g.sw] += share
-    return dx
+    dy = np.ascontiguousarray(dy, dtype=dtype)
+    grad = avg_pool_grad_numba if COMPILED else avg_pool_grad_numpy
+    return grad(dy, g.kh, g.kw, g.sh, g.sw, np.empty(shape, dtype=dtype))
 
 
 __all__ = ["avg_pool2d_forward", "avg_pool2d_backward"]
