@@ -505,7 +505,7 @@ def test_direct_path_in_inference_groups_the_batch(rng):
 
 
 def test_winograd_path_in_inference_groups_the_batch(rng):
-    """Without a cache the Winograd path transforms a group of images at a time (COLS_BUDGET)
+    """Without a cache the Winograd path transforms a group of images at a time (WINOGRAD_BUDGET)
     in scratch buffers and writes into ``out``: same numbers as the cached call."""
     x = rng.standard_normal((7, 9, 10, 11))
     w = rng.standard_normal((8, 9, 3, 3))
@@ -515,7 +515,7 @@ def test_winograd_path_in_inference_groups_the_batch(rng):
     out = np.empty_like(expected)
     per_image = planes_size(9 + 8, 5 * 6) * 8  # V and M for one image: 5 x 6 tiles
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("minisnn.ops.conv.COLS_BUDGET", 2 * per_image + 1000)  # two images a group
+        mp.setattr("minisnn.ops.conv.WINOGRAD_BUDGET", 2 * per_image + 1000)  # two images a group
         y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=False)
     assert y is out and cache is None
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

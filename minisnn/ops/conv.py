@@ -99,6 +99,13 @@ DIRECT_DX_MAX_WORK = 16 * 16
 #: took 118 against 94 ms.  None: never (the tests force each path this way).
 WINOGRAD_MIN_CIN: int | None = 8
 
+#: Largest transformed input + product (bytes) of an inference Winograd convolution
+#: (``keep_cache=False``): a group of images at a time, like :data:`COLS_BUDGET`.  Smaller,
+#: because the product is 4x the *output*: at 512 MiB the spiking LocNet evaluation of
+#: ``minisnn-train loc`` peaked ~150 MiB higher than with the columns; at this size the
+#: GEMMs still see tens of thousands of tiles.
+WINOGRAD_BUDGET = 128 << 20
+
 
 def _winograd(g: Geometry, Cin: int, Cout: int) -> bool:
     return (
@@ -249,7 +256,8 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
 
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
     """conv2d_forward's Winograd path: input transform, 16 GEMMs, output transform (+ bias).
-    The transformed input ``V`` (4x the input) is the cache: the weight gradient reads it."""
+    The transformed input ``V`` (4x the input) is the cache: the weight gradient reads it.
+    Without a cache, ``V`` and the product ``M`` live in the column path's scratch buffers."""
     N, Cin = x.shape[:2]
     Cout = w.shape[0]
     y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
@@ -257,14 +265,14 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
     U = wino.weights_numba(w, np.empty((16, Cout, Cin), x.dtype))
     bias = np.empty(0, x.dtype) if b is None else b
     per_image = wino.planes_size(Cin + Cout, th * tw) * x.itemsize
-    group = N if keep_cache else max(1, min(N, COLS_BUDGET // per_image))
+    group = N if keep_cache else max(1, min(N, WINOGRAD_BUDGET // per_image))
     for n0 in range(0, N, group):
         xg = np.ascontiguousarray(x[n0 : n0 + group])
         T = xg.shape[0] * th * tw
         size = (wino.planes_size(Cin, T),)
-        V = wino.planes(Cin, T, x.dtype, recycled(size, x.dtype) if keep_cache else scratch("wino_V", size, x.dtype))
+        V = wino.planes(Cin, T, x.dtype, recycled(size, x.dtype) if keep_cache else scratch("cols", size, x.dtype))
         wino.input_numba(xg, g.ph, g.pw, th, tw, V)
-        M = wino.planes(Cout, T, x.dtype, scratch("wino_M", (wino.planes_size(Cout, T),), x.dtype))
+        M = wino.planes(Cout, T, x.dtype, scratch("y_rows", (wino.planes_size(Cout, T),), x.dtype))
         np.matmul(U, V, out=M)
         wino.output_numba(M, bias, th, tw, y[n0 : n0 + group])
     return y, (("winograd", V, U, b is not None, g, x.shape) if keep_cache else None)
@@ -279,7 +287,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     th, tw = wino.tiles(g.Ho, g.Wo)
     T = N * th * tw
     dy = np.ascontiguousarray(dy, dtype=U.dtype)
-    Mg = wino.planes(Cout, T, U.dtype, scratch("wino_M", (wino.planes_size(Cout, T),), U.dtype))
+    Mg = wino.planes(Cout, T, U.dtype, scratch("y_rows", (wino.planes_size(Cout, T),), U.dtype))
     sums = np.empty((N, Cout))
     wino.grad_output_numba(dy, th, tw, Mg, sums)
     dU = np.matmul(Mg, V.transpose(0, 2, 1))  # (16, Cout, Cin)
@@ -287,7 +295,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     db = sums.sum(axis=0).astype(U.dtype) if has_bias else None
     dx = None
     if need_dx:
-        dV = wino.planes(Cin, T, U.dtype, scratch("wino_V", (wino.planes_size(Cin, T),), U.dtype))
+        dV = wino.planes(Cin, T, U.dtype, scratch("dcols", (wino.planes_size(Cin, T),), U.dtype))
         np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
         dx = wino.grad_input_numba(dV, g.ph, g.pw, th, tw, np.empty(x_shape, U.dtype))
     return dx, dw, db
