@@ -11,7 +11,11 @@ BLAS and torch alike):
   process with the same thread settings (see ``torch_worker``), and the ratio
   torch_time / minisnn_time (> 1: minisnn is faster).
 
-FLOPs are counted as 2*MACs for the forward and 3 * that for forward + backward.
+FLOPs are counted as 2*MACs for the forward and 3 * that for forward + backward, MACs being
+those of the direct algorithm (the im2col GEMM).  3x3 stride-1 layers with >= 8 input
+channels run as Winograd F(2x2, 3x3), which does 2.25x fewer multiplications, so their
+GFLOP/s is an *effective* rate (direct-algorithm FLOPs / time, as cuDNN and oneDNN benchmarks
+report it) and can exceed the GEMM's.
 
     python benchmarks/bench_ops.py [--only loc|cae|all] [--threads 2] [--repeats 5] [--json out.json]
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The benchmark suite: minisnn against numpy's GEMM, PyTorch and snnTorch, in one command.
 
-    python benchmarks/run_all.py                  # everything (18-21 min measured on 2 quiet cores)
+    python benchmarks/run_all.py                  # everything (16-21 min measured on 2 quiet cores)
     python benchmarks/run_all.py --quick          # smoke test: tiny sizes, ~2 min; numbers mean little
     python benchmarks/run_all.py --only ops,train # some sections
     python benchmarks/run_all.py --no-torch       # minisnn only; the peer columns say "skipped"
