@@ -611,3 +611,14 @@ def test_event_driven_conv_bad_input():
         conv2d_events(x, np.zeros((3, 4, 3, 3), np.float32))
     with pytest.raises(ValueError, match="out must be"):
         conv2d_events(x, np.zeros((3, 2, 3, 3), np.float32), out=np.zeros((1, 3, 5, 5), np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d", "conv2d_events"])
+def test_unsupported_float_dtypes_get_a_one_line_error(op, dtype):
+    """The kernels compile for float32 and float64; other floats must not reach Numba."""
+    x = np.ones((1, 8, 5, 5), dtype)
+    w = np.ones((8, 8, 3, 3), dtype)
+    fn = {"conv2d": conv2d_forward, "conv_transpose2d": conv_transpose2d_forward, "conv2d_events": conv2d_events}[op]
+    with pytest.raises(ValueError, match=f"{op}: arrays must be float32 or float64, got {np.dtype(dtype)}"):
+        fn(x, w)

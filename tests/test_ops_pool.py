@@ -135,3 +135,14 @@ def test_pool_kernels_equal_their_references_bit_for_bit(rng, dtype, kernel, str
     dy = rng.standard_normal(y.shape).astype(dtype)
     fast = pool.avg_pool_grad_numba(dy, *args, np.empty_like(x))
     np.testing.assert_array_equal(fast, pool.avg_pool_grad_numpy(dy, *args, np.empty_like(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_other_float_dtypes_take_the_numpy_reference(dtype):
+    """The kernels compile for float32 / float64; other floats are pooled by NumPy, in their dtype."""
+    x = np.arange(2 * 3 * 4 * 6, dtype=dtype).reshape(2, 3, 4, 6)
+    y, cache = avg_pool2d_forward(x, 2)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.astype(np.float64), naive.avg_pool2d(x.astype(np.float64), 2, None), rtol=1e-3)
+    dx = avg_pool2d_backward(np.ones_like(y), cache)
+    assert dx.dtype == dtype and np.all(dx == dtype(0.25))

@@ -34,8 +34,9 @@ def multiply_numba(a, b, out):
 
 def multiply(a, b):
     """``a * b`` for two arrays of the same shape and dtype, in parallel when both are
-    C-contiguous (otherwise, or without the compiler, NumPy's product, broadcasting and all)."""
-    same = a.shape == b.shape and a.dtype == b.dtype
+    C-contiguous float32 or float64 (otherwise, or without the compiler, NumPy's product,
+    broadcasting and all)."""
+    same = a.shape == b.shape and a.dtype == b.dtype and a.dtype in (np.float32, np.float64)
     if not (COMPILED and same and a.flags.c_contiguous and b.flags.c_contiguous):
         return a * b
     out = np.empty_like(a)

@@ -13,7 +13,7 @@ Semantics and weight layouts are PyTorch's (``torch.nn.functional.conv2d`` and
   folded into the columns for small planes (see :data:`FOLD_BELOW`).  Stride-1 layers with
   very few channels skip the columns: :mod:`minisnn.kernels.direct` (see
   :data:`DIRECT_MAX_WORK`), with the weight gradient as one GEMM per tap.  Other 3x3 stride-1
-  layers run as Winograd F(2x2, 3x3) (:mod:`minisnn.kernels.winograd`, see :data:`WINOGRAD`):
+  layers run as Winograd F(2x2, 3x3) (:mod:`minisnn.kernels.winograd`, see :data:`WINOGRAD_MIN_CIN`):
   16 smaller GEMMs with 2.25x fewer multiplications and no column matrix.
 
 * ``conv_transpose2d``: ``x (N, Cin, H, W)``, ``w (Cin, Cout, kH, kW)``. It is the
@@ -51,7 +51,8 @@ def _check_arrays(op, x, w, b, in_axis, out_axis):
         b = as_float(b, op, "b", ndim=1)
         if b.shape != (w.shape[out_axis],):
             raise ValueError(f"{op}: bias shape {b.shape} does not match {w.shape[out_axis]} output channels")
-    common_dtype(op, x, w, b)
+    if common_dtype(op, x, w, b) not in (np.float32, np.float64):  # what the kernels compile for
+        raise ValueError(f"{op}: arrays must be float32 or float64, got {x.dtype}")
     if x.shape[1] != w.shape[in_axis]:
         raise ValueError(
             f"{op}: input has {x.shape[1]} channels (x {x.shape}) "

@@ -18,6 +18,11 @@ from ._checks import as_float, pair
 from .windows import geometry
 
 
+def _fast(dtype) -> bool:
+    """The Numba kernels for float32 / float64 when compiled; NumPy otherwise (float16, ...)."""
+    return COMPILED and dtype in (np.float32, np.float64)
+
+
 def avg_pool2d_forward(x, kernel, stride=None):
     """``x (N, C, H, W)`` -> ``(y (N, C, Ho, Wo), cache)``; ``stride`` defaults to ``kernel``."""
     op = "avg_pool2d"
@@ -26,7 +31,7 @@ def avg_pool2d_forward(x, kernel, stride=None):
     s = k if stride is None else pair(stride, op, "stride", 1)
     g = geometry(op, x.shape[2], x.shape[3], k, s, (0, 0))
     y = np.empty((x.shape[0], x.shape[1], g.Ho, g.Wo), dtype=x.dtype)
-    (avg_pool_numba if COMPILED else avg_pool_numpy)(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, y)
+    (avg_pool_numba if _fast(x.dtype) else avg_pool_numpy)(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, y)
     return y, (x.shape, x.dtype, g)
 
 
@@ -34,7 +39,7 @@ def avg_pool2d_backward(dy, cache):
     """Gradient of :func:`avg_pool2d_forward` with respect to ``x``."""
     shape, dtype, g = cache
     dy = np.ascontiguousarray(dy, dtype=dtype)
-    grad = avg_pool_grad_numba if COMPILED else avg_pool_grad_numpy
+    grad = avg_pool_grad_numba if _fast(dtype) else avg_pool_grad_numpy
     return grad(dy, g.kh, g.kw, g.sh, g.sw, np.empty(shape, dtype=dtype))
 
 
