@@ -56,6 +56,7 @@ import math
 
 import numpy as np
 
+from . import _jit
 from ._jit import jit, pjit, prange
 
 f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
@@ -496,7 +497,7 @@ def softlif_rate_and_grad_numba(J, sigma, tau_rc, tau_ref, amplitude):
 
 #: False under ``NUMBA_DISABLE_JIT=1``: the kernels are then plain Python loops (correct but
 #: ~1000x slower), so :mod:`minisnn.neurons` keeps to the NumPy references.
-COMPILED = hasattr(_lif_rates, "py_func")
+COMPILED = _jit.COMPILED
 
 
 # ---------------------------------------------------------------------------------------------

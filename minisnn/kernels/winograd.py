@@ -263,20 +263,16 @@ def grad_output_numba(dy, th, tw, Mg, sums):
                 g10 = dy[n, o, i + 1, j] if i + 1 < Ho else 0.0
                 g11 = dy[n, o, i + 1, j + 1] if i + 1 < Ho and j + 1 < Wo else 0.0
                 total += g00 + g01 + g10 + g11
-                # A g: row pairs (r0, r1) -> (r0, r0 + r1, r0 - r1, -r1), then the same along rows
-                for k in range(4):
-                    if k == 0:
-                        u0, u1 = g00, g01
-                    elif k == 1:
-                        u0, u1 = g00 + g10, g01 + g11
-                    elif k == 2:
-                        u0, u1 = g00 - g10, g01 - g11
-                    else:
-                        u0, u1 = -g10, -g11
-                    Mg[4 * k, o, t] = u0
-                    Mg[4 * k + 1, o, t] = u0 + u1
-                    Mg[4 * k + 2, o, t] = u0 - u1
-                    Mg[4 * k + 3, o, t] = -u1
+                # A g: the two rows (r0, r1) become (r0, r0 + r1, r0 - r1, -r1) ...
+                a0, a1 = g00, g01
+                b0, b1 = g00 + g10, g01 + g11
+                c0, c1 = g00 - g10, g01 - g11
+                d0, d1 = -g10, -g11
+                # ... and (A g) A^T does the same along each of the four rows
+                Mg[0, o, t], Mg[1, o, t], Mg[2, o, t], Mg[3, o, t] = a0, a0 + a1, a0 - a1, -a1
+                Mg[4, o, t], Mg[5, o, t], Mg[6, o, t], Mg[7, o, t] = b0, b0 + b1, b0 - b1, -b1
+                Mg[8, o, t], Mg[9, o, t], Mg[10, o, t], Mg[11, o, t] = c0, c0 + c1, c0 - c1, -c1
+                Mg[12, o, t], Mg[13, o, t], Mg[14, o, t], Mg[15, o, t] = d0, d0 + d1, d0 - d1, -d1
         sums[n, o] = total
     return Mg, sums
 
