@@ -19,7 +19,8 @@ written with torch ops (softplus, log1p: what a PyTorch user would write), ReLU 
 rectified-linear neurons.  Every case (engine x net x batch) runs in its own child process
 with the same thread settings; the parent imports nothing heavy until all children are done.
 
-Reported per case: the median step time of --repeats steps after --warmup steps, images/s,
+Reported per case: the median step time of --repeats steps after --warmup steps (by default
+3 after 1 for LocNet, 20 after 3 for the CAE, the same for both engines), images/s,
 CPU/wall, and the peak RSS of the steps (``VmHWM``, reset just before the first step: the
 resident weights, optimizer state and data plus what the steps allocate; the whole process's
 peak is in the JSON).  Target (issue 7): minisnn images/s >= 1.0x PyTorch's on both nets.
@@ -60,8 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--loc-dense", type=int, nargs="+", default=[512, 256, 64])
     p.add_argument("--cae-size", type=int, nargs=2, default=[24, 56], metavar=("H", "W"))
     p.add_argument("--cae-widths", type=int, nargs=3, default=[16, 32, 64])
-    p.add_argument("--repeats", type=int, default=3, help="timed steps per case (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed steps per case (default: LocNet 3, CAE 20; a CAE step takes ~0.1 s and "
+                        "varies by +-15 %% from step to step on a shared machine, so 3 of them gave ratios "
+                        "from 0.84x to 1.1x)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: LocNet 1, CAE 3)")
     p.add_argument("--threads", type=int, default=2, help="threads for numba, BLAS and torch (default 2)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     p.add_argument("--mem-limit-gb", type=float, default=0.0, help="address-space limit per child (0: none)")
@@ -70,9 +74,20 @@ def parse_args(argv=None):
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # engine:net:batch
     p.add_argument("--wdir", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.repeats < 1 or a.warmup < 0:
+    if (a.repeats is not None and a.repeats < 1) or (a.warmup is not None and a.warmup < 0):
         p.error("--repeats must be >= 1 and --warmup >= 0")
     return a
+
+
+#: (warm-up steps, timed steps) per net when --warmup / --repeats are not given: the same for
+#: both engines; a LocNet step takes seconds, a CAE step a tenth of one
+DEFAULT_STEPS = {"loc": (1, 3), "cae": (3, 20)}
+
+
+def steps_for(args, net: str) -> tuple[int, int]:
+    """``(warmup, repeats)`` of a case: the options if given, else :data:`DEFAULT_STEPS`."""
+    warmup, repeats = DEFAULT_STEPS[net]
+    return (warmup if args.warmup is None else args.warmup), (repeats if args.repeats is None else args.repeats)
 
 
 def describe(args, net: str) -> str:
@@ -284,11 +299,12 @@ def _limit_memory(gb):
 def _time_steps(args, engine, net, B, step, info) -> dict:
     setup_peak = C.own_peak_rss_mb()
     reset = C.reset_peak_rss()
-    for _ in range(args.warmup):
+    warmup, repeats = steps_for(args, net)
+    for _ in range(warmup):
         step()
     times = []
     c0 = C.cpu_seconds()
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
@@ -309,8 +325,9 @@ def run_child(args, engine, net, B, wdir):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{engine}:{net}:{B}", "--wdir", wdir,
            "--loc-size", *map(str, args.loc_size), "--loc-widths", *map(str, args.loc_widths),
            "--loc-dense", *map(str, args.loc_dense), "--cae-size", *map(str, args.cae_size),
-           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(args.repeats),
-           "--warmup", str(args.warmup), "--threads", str(args.threads), "--mem-limit-gb", str(args.mem_limit_gb)]
+           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(steps_for(args, net)[1]),
+           "--warmup", str(steps_for(args, net)[0]), "--threads", str(args.threads),
+           "--mem-limit-gb", str(args.mem_limit_gb)]
     t0 = time.perf_counter()
     env = C.minisnn_env() if engine == "minisnn" else C.peer_env()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -392,7 +409,9 @@ def main(argv=None):
                       r["images_per_s"], r["cpu_per_wall"], r["peak_rss_mib"], chk, note])
     for net, _ in nets_batches:
         print(f"{net}: {describe(args, net)}")
-    print(f"step s = median of {args.repeats} steps after {args.warmup} warm-up; peak RSS = VmHWM of the steps "
+    counts = "; ".join(f"{net} {steps_for(args, net)[1]} after {steps_for(args, net)[0]} warm-up"
+                       for net in dict(nets_batches))
+    print(f"step s = median of the timed steps ({counts}); peak RSS = VmHWM of the steps "
           f"(reset before the first); check = max relative difference of a 2-image forward pass vs minisnn")
     C.print_table(headers, table, "llrrrrrrl")
     summary = summarize(rows, nets_batches)

@@ -58,7 +58,7 @@ FLAT = 0.10  # "flat in T": peak RSS at the largest T within 10% of the smallest
 # sizes of the two modes; every number here is passed to a child script on its command line
 FULL = {
     "ops": [],  # bench_ops defaults: LocNet batch 8, CAE batch 64, 5 repeats
-    "train": [],  # bench_train defaults: LocNet 3x200x300 batch 32, CAE batch 64, 3 repeats
+    "train": [],  # bench_train defaults: LocNet 3x200x300 batch 32 (3 repeats), CAE batch 64 (20)
     "snn": ["--steps", "50", "100", "200", "--chunk-sweep", "", "--no-profile", "--no-mem-probe",
             "--no-path-compare"],
     "hybrid": ["--kinds", "ann", "mean-rate", "snntorch-bptt", "--steps", "25", "50", "100", "200"],
@@ -66,7 +66,7 @@ FULL = {
                       "16", "--steps", "25", "--repeats", "1"],
     "scaling_T": ["--kinds", "mean-rate", "snntorch-bptt", "snn", "snntorch", "--batch", "2", "--steps", "25",
                   "50", "100", "200", "400", "--repeats", "1"],
-    "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "2"],
+    "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10"],
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],
