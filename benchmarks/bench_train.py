@@ -322,11 +322,12 @@ def _time_steps(args, engine, net, B, step, info) -> dict:
 
 
 def run_child(args, engine, net, B, wdir):
+    warmup, repeats = steps_for(args, net)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{engine}:{net}:{B}", "--wdir", wdir,
            "--loc-size", *map(str, args.loc_size), "--loc-widths", *map(str, args.loc_widths),
            "--loc-dense", *map(str, args.loc_dense), "--cae-size", *map(str, args.cae_size),
-           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(steps_for(args, net)[1]),
-           "--warmup", str(steps_for(args, net)[0]), "--threads", str(args.threads),
+           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(repeats),
+           "--warmup", str(warmup), "--threads", str(args.threads),
            "--mem-limit-gb", str(args.mem_limit_gb)]
     t0 = time.perf_counter()
     env = C.minisnn_env() if engine == "minisnn" else C.peer_env()

@@ -18,6 +18,7 @@ functions and ``prange`` becomes ``range``: the tests run that way too.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 JIT_OPTIONS = dict(nopython=True, cache=True, fastmath=False, nogil=True)
 
@@ -26,6 +27,15 @@ prange = numba.prange
 #: False under ``NUMBA_DISABLE_JIT=1``, where the kernels are plain Python loops (correct, but
 #: ~1000x slower): callers with a NumPy twin that is fast on its own use that instead.
 COMPILED = not numba.config.DISABLE_JIT
+
+#: the dtypes the array kernels are compiled and tested for
+KERNEL_DTYPES = (np.float32, np.float64)
+
+
+def compiled_for(dtype) -> bool:
+    """Whether a kernel should take arrays of ``dtype``: compiled, and a dtype it is made for
+    (callers fall back to their NumPy reference otherwise, e.g. for float16)."""
+    return COMPILED and dtype in KERNEL_DTYPES
 
 
 def jit(fn):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import COMPILED, pjit, prange
+from ._jit import compiled_for, pjit, prange
 
 #: elements per parallel work item
 BLOCK = 1 << 14
@@ -36,8 +36,8 @@ def multiply(a, b):
     """``a * b`` for two arrays of the same shape and dtype, in parallel when both are
     C-contiguous float32 or float64 (otherwise, or without the compiler, NumPy's product,
     broadcasting and all)."""
-    same = a.shape == b.shape and a.dtype == b.dtype and a.dtype in (np.float32, np.float64)
-    if not (COMPILED and same and a.flags.c_contiguous and b.flags.c_contiguous):
+    same = a.shape == b.shape and a.dtype == b.dtype
+    if not (same and compiled_for(a.dtype) and a.flags.c_contiguous and b.flags.c_contiguous):
         return a * b
     out = np.empty_like(a)
     multiply_numba(a.reshape(-1), b.reshape(-1), out.reshape(-1))

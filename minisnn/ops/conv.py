@@ -39,6 +39,7 @@ from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from ..kernels import winograd as wino
+from ..kernels._jit import KERNEL_DTYPES
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -51,7 +52,7 @@ def _check_arrays(op, x, w, b, in_axis, out_axis):
         b = as_float(b, op, "b", ndim=1)
         if b.shape != (w.shape[out_axis],):
             raise ValueError(f"{op}: bias shape {b.shape} does not match {w.shape[out_axis]} output channels")
-    if common_dtype(op, x, w, b) not in (np.float32, np.float64):  # what the kernels compile for
+    if common_dtype(op, x, w, b) not in KERNEL_DTYPES:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {x.dtype}")
     if x.shape[1] != w.shape[in_axis]:
         raise ValueError(
@@ -158,8 +159,12 @@ def _unrows(a2, N):
 
 def _unrows_into(a2, out, bias=None):
     """:func:`_unrows` into ``out (N, M, P)``, plus ``bias (M,)`` if given, in the same pass."""
-    b = np.empty(0, a2.dtype) if bias is None else np.ascontiguousarray(bias, dtype=a2.dtype)
-    return unfold_numba(np.ascontiguousarray(a2), b, out)
+    return unfold_numba(np.ascontiguousarray(a2), _bias_or_empty(bias, a2.dtype), out)
+
+
+def _bias_or_empty(b, dtype):
+    """The kernels' bias argument: ``b`` as a contiguous ``dtype`` array, or an empty one for none."""
+    return np.empty(0, dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
 
 
 def _per_image(a, cols, out=None):
@@ -264,7 +269,7 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
     y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
     th, tw = wino.tiles(g.Ho, g.Wo)
     U = wino.weights_numba(w, np.empty((16, Cout, Cin), x.dtype))
-    bias = np.empty(0, x.dtype) if b is None else b
+    bias = _bias_or_empty(b, x.dtype)
     per_image = wino.planes_size(Cin + Cout, th * tw) * x.itemsize
     group = N if keep_cache else max(1, min(N, WINOGRAD_BUDGET // per_image))
     for n0 in range(0, N, group):
@@ -432,7 +437,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         cols = _per_image(wm.T, x3, _temp("cols", wm.T, x3))
     if (kh, kw) == stride and padding == (0, 0) and (oph, opw) == (0, 0):
         # windows side by side (the CAE's upsampling layers): a permutation, bias fused in
-        bias = np.empty(0, x.dtype) if b is None else b
+        bias = _bias_or_empty(b, x.dtype)
         y = shuffle_numba(cols, kh, kw, bias, np.empty((N, Cout, Ho, Wo), x.dtype), fold)
     else:
         y = col2im(cols, g, N, Cout, fold=fold)

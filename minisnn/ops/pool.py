@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels._jit import COMPILED
+from ..kernels._jit import compiled_for
 from ..kernels.pool import avg_pool_grad_numba, avg_pool_grad_numpy, avg_pool_numba, avg_pool_numpy
 from ._checks import as_float, pair
 from .windows import geometry
-
-
-def _fast(dtype) -> bool:
-    """The Numba kernels for float32 / float64 when compiled; NumPy otherwise (float16, ...)."""
-    return COMPILED and dtype in (np.float32, np.float64)
 
 
 def avg_pool2d_forward(x, kernel, stride=None):
@@ -31,7 +26,7 @@ def avg_pool2d_forward(x, kernel, stride=None):
     s = k if stride is None else pair(stride, op, "stride", 1)
     g = geometry(op, x.shape[2], x.shape[3], k, s, (0, 0))
     y = np.empty((x.shape[0], x.shape[1], g.Ho, g.Wo), dtype=x.dtype)
-    (avg_pool_numba if _fast(x.dtype) else avg_pool_numpy)(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, y)
+    (avg_pool_numba if compiled_for(x.dtype) else avg_pool_numpy)(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, y)
     return y, (x.shape, x.dtype, g)
 
 
@@ -39,7 +34,7 @@ def avg_pool2d_backward(dy, cache):
     """Gradient of :func:`avg_pool2d_forward` with respect to ``x``."""
     shape, dtype, g = cache
     dy = np.ascontiguousarray(dy, dtype=dtype)
-    grad = avg_pool_grad_numba if _fast(dtype) else avg_pool_grad_numpy
+    grad = avg_pool_grad_numba if compiled_for(dtype) else avg_pool_grad_numpy
     return grad(dy, g.kh, g.kw, g.sh, g.sw, np.empty(shape, dtype=dtype))
 
 
