@@ -7,6 +7,8 @@ runs quickly with NUMBA_DISABLE_JIT=1.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -70,10 +72,32 @@ def lowpass_args(rng, T=30, M=2 * BLOCK + 37, dtype=np.float64):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_and_example_matches(name):
+    # exact on any host: the same arithmetic in the same order on both sides, and for the LIF
+    # the same C-library expm1 / log1p (never NumPy's SIMD ones; see minisnn/kernels/lif.py)
     pair = KERNELS[name]
     args = pair.example(np.random.default_rng(0))
     a1, a2 = copy_args(args), copy_args(args)
     assert_same(a1, a2, pair.reference(*a1), pair.fast(*a2))
+
+
+@pytest.mark.parametrize("change", [dict(tau_ref=0.002 + 0.001),     # one refractory step longer
+                                    dict(tau_rc=0.02 * (1 + 1e-12))])  # time constant off by 1e-12
+def test_lif_comparison_catches_a_wrong_kernel(change):
+    """The exact comparison above fails for a LIF whose refractory period is one step off, or
+    whose time constant is off in the 12th digit (here the reference plays the wrong kernel)."""
+    args = list(_lif_example_args())
+    wrong = list(copy_args(args))
+    wrong[6] = change.get("tau_ref", wrong[6])
+    wrong[5] = change.get("tau_rc", wrong[5])
+    right = copy_args(args)
+    with pytest.raises(AssertionError):
+        assert_same(wrong, right, lif_run_numpy(*wrong), lif_run_numba(*right))
+
+
+def _lif_example_args():
+    args = KERNELS["lif_run"].example(np.random.default_rng(0))
+    assert args[5:7] == (0.02, 0.002)             # tau_rc, tau_ref: what the test above changes
+    return args
 
 
 def test_kernels_init_imports_modules():
@@ -426,6 +450,11 @@ def test_rate_kernels_thread_count_independent_many_blocks(kind, restore_threads
         np.testing.assert_array_equal(a, b)
 
 
+def libm(fn, x):
+    """The C library's ``fn`` (``math.exp``, ``math.log1p``) elementwise."""
+    return np.array([fn(v) for v in x.tolist()])
+
+
 def test_exp_block_matches_libm():
     ln2 = np.log(2.0)
     a = -np.concatenate([np.linspace(0.0, 708.0, 4001), np.logspace(-300, np.log10(708.0), 400),
@@ -433,7 +462,8 @@ def test_exp_block_matches_libm():
                           708.0]])
     out = np.empty_like(a)
     R._exp_block(a, out)
-    np.testing.assert_allclose(out, np.exp(a), rtol=4.5e-16, atol=0.0)    # <= 2 ulp
+    # against the C library's exp, not NumPy's (whose SIMD paths differ from host to host)
+    np.testing.assert_allclose(out, libm(math.exp, a), rtol=4.5e-16, atol=0.0)    # <= 2 ulp
     below = -np.array([708.0000001, 709.0, 745.0, 746.0, 1e5, 1e300])     # flushed to 0
     out = np.empty_like(below)
     R._exp_block(below, out)
@@ -446,6 +476,6 @@ def test_log1p_block_matches_libm():
                         np.nextafter(b, 0.0), np.nextafter(b, np.inf), [0.0, 5e-324, 1e-310]])
     out = np.empty_like(x)
     R._log1p_block(x, out)
-    np.testing.assert_allclose(out, np.log1p(x), rtol=4.5e-16, atol=0.0)  # <= 2 ulp
+    np.testing.assert_allclose(out, libm(math.log1p, x), rtol=4.5e-16, atol=0.0)  # <= 2 ulp
     tiny = x < 2.0**-53
     np.testing.assert_array_equal(out[tiny], x[tiny])                    # log1p(x) == x

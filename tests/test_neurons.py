@@ -40,7 +40,23 @@ ALL_MODELS = [
 
 # ---------------------------------------------------------------------------------------------
 # step == nengo's step
+#
+# Our LIF calls the C library's expm1 / log1p (as the Numba kernel does); nengo calls NumPy's,
+# which take SIMD paths on some CPUs (AVX-512) and can differ in the last bit.  So the state is
+# compared within STATE_ATOL, and the spike trains exactly only where that is host-independent:
+# the tests check that no voltage came within THRESHOLD_MARGIN of the threshold, a margin 10^6
+# times the state difference allowed, so no last-bit difference can flip a spike.
 # ---------------------------------------------------------------------------------------------
+
+STATE_ATOL = 1e-12         # |ours - nengo| on the state (seen on an AVX-512 host: <= 2.3e-14)
+THRESHOLD_MARGIN = 1e-6   # min |v - 1| before the reset that the fixed inputs below must keep
+
+
+def threshold_margin(dt, J, voltage, refractory_time, tau_rc):
+    """Smallest ``|v - 1|`` at the threshold test of the next LIF step from this state."""
+    delta_t = np.clip(dt - (refractory_time - dt), 0, dt)
+    v = voltage - (J - voltage) * np.expm1(-delta_t / tau_rc)
+    return np.abs(v - 1).min()
 
 
 @pytest.mark.parametrize("params", [{}, {"tau_rc": 0.05, "tau_ref": 0.003, "amplitude": 0.3},
@@ -54,15 +70,17 @@ def test_lif_step_equals_nengo(params):
     v2, r2 = v1.copy(), r1.copy()
     o1, o2 = np.empty(M), np.empty(M)
     base = rng.uniform(-1.0, 15.0, M)
-    n_spikes = 0
+    n_spikes, margin = 0, np.inf
     for _ in range(1000):
         J = base + rng.normal(0.0, 2.0, M)
+        margin = min(margin, threshold_margin(DT, J, v2, r2, theirs.tau_rc))
         ours.step(DT, J, o1, v1, r1)
         theirs.step(DT, J, o2, v2, r2)
         np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_allclose(v1, v2, rtol=0, atol=STATE_ATOL)
+        np.testing.assert_allclose(r1, r2, rtol=0, atol=STATE_ATOL)
         n_spikes += np.count_nonzero(o1)
-    np.testing.assert_allclose(v1, v2, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(r1, r2, rtol=0, atol=1e-12)
+    assert margin > THRESHOLD_MARGIN      # so the exact spike comparison holds on any host
     assert n_spikes > 1000
 
 
@@ -92,15 +110,18 @@ def test_lif_run_equals_nengo_steps():
     state = lif.make_state(M, rng, dtype=np.float64)
     v, r = state["voltage"].copy(), state["refractory_time"].copy()
     expected = np.empty((T, M))
+    margin = np.inf
     for t in range(T):
+        margin = min(margin, threshold_margin(DT, J[t], v, r, lif.tau_rc))
         nengo.LIF().step(DT, J[t], expected[t], v, r)
+    assert margin > THRESHOLD_MARGIN      # so the exact spike comparison holds on any host
     out = np.empty((T, M))
     counts = lif.run(DT, J[:100], out[:100], state)
     counts += lif.run(DT, J[100:], out[100:], state)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(counts, (expected > 0).sum(axis=0))
-    np.testing.assert_allclose(state["voltage"], v, atol=1e-12)
-    np.testing.assert_allclose(state["refractory_time"], r, atol=1e-12)
+    np.testing.assert_allclose(state["voltage"], v, rtol=0, atol=STATE_ATOL)
+    np.testing.assert_allclose(state["refractory_time"], r, rtol=0, atol=STATE_ATOL)
 
 
 def test_spiking_relu_run_equals_nengo_steps():

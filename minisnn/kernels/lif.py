@@ -21,6 +21,15 @@ This is, operation for operation, ``nengo.LIF.step`` (nengo 4.1, ``nengo/neurons
 step, so the part of the step after the spike is credited to the refractory period and the
 long-run rate equals the ``LIFRate`` formula.
 
+Transcendentals (both the reference and the kernel): ``expm1`` and ``log1p`` are the C
+library's (``math.expm1`` / ``math.log1p``, which Numba compiles to calls of the same C
+functions), applied elementwise in the reference.  NumPy's own float64 ``np.expm1`` /
+``np.log1p`` take SIMD code paths on some CPUs (AVX-512) that can differ from the C library's
+in the last bit, so a reference written with them would equal the kernel on some hosts only;
+with the same functions on both sides the two agree bit for bit on every host.  (Nengo itself
+calls NumPy's: on such a host this step and ``nengo.LIF.step`` can differ in the last bit of the
+state, see ``tests/test_neurons.py``.)
+
 Precision rule (both the reference and the kernel): every step is computed in float64 from
 the stored state and the result is stored back in the arrays' own dtype.  With float64 arrays
 this is exactly Nengo's arithmetic; with float32 arrays the state is rounded once per step, so
@@ -50,6 +59,11 @@ import numpy as np
 from ._jit import jit, pjit, prange
 
 f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
+
+#: The C library's ``expm1`` and ``log1p`` elementwise over float64 arrays: the very functions the
+#: Numba kernel calls (see "Transcendentals" above), where NumPy's ufuncs may not be.
+libm_expm1 = np.vectorize(math.expm1, otypes=[np.float64])
+libm_log1p = np.vectorize(math.log1p, otypes=[np.float64])
 
 #: Neurons per parallel work item in the Numba scans (one item = a contiguous block of
 #: columns; within a block the loop runs over time, then over the block's neurons, so the
@@ -90,7 +104,7 @@ def lif_step_numpy(dt, J, output, voltage, refractory_time, tau_rc, tau_ref, min
 
     ref -= dt
     delta_t = np.clip(dt - ref, 0, dt)
-    v -= (J - v) * np.expm1(-delta_t / tau_rc)
+    v -= (J - v) * libm_expm1(-delta_t / tau_rc)
 
     spiked = v > 1
     output[...] = spiked * (amplitude / dt)
@@ -99,7 +113,7 @@ def lif_step_numpy(dt, J, output, voltage, refractory_time, tau_rc, tau_ref, min
     js = J[spiked]
     ok = (js > 1) & (vs < js)             # Nengo's formula is finite here (non-degenerate)
     t_spike = dt - delta_t[spiked]        # degenerate case: crossing at the start
-    t_spike[ok] = dt + tau_rc * np.log1p(-(vs[ok] - 1) / (js[ok] - 1))
+    t_spike[ok] = dt + tau_rc * libm_log1p(-(vs[ok] - 1) / (js[ok] - 1))
 
     v[v < min_voltage] = min_voltage
     v[spiked] = 0
