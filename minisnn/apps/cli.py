@@ -217,8 +217,11 @@ def _check_common(steps, data_dir):
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
+@click.option("--short-steps", type=int, default=None,
+              help="T of the low-latency rows: both SNNs are also evaluated at this T, with their rate and "
+                   "energy at it (preset: default and paper 20, tiny 6; none when >= --steps).")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              folds, threads, cache, quiet, resume, overwrite):
+              folds, short_steps, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE, firing-rate regularizer), converts it to LIF neurons
@@ -235,7 +238,8 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 
     with _user_errors(out_dir):
         cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
-                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
+                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
+                      steps_short=short_steps)
         with claim_out(out_dir, overwrite=overwrite, resume=resume):
             cache_dir = _default_cache() / "loc" if cache else None
             click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
@@ -319,7 +323,7 @@ def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet, resume=False):
         merged.update(mean_iou=float(means.mean()), sem=float(means.std(ddof=1) / np.sqrt(k)),
                       hit50=float(np.mean([r["table"][j]["hit50"] for r in per_fold])),
                       hit75=float(np.mean([r["table"][j]["hit75"] for r in per_fold])))
-        for key in ("rate_hz", "synops", "energy_uj", "energy_vs_ann"):
+        for key in ("rate_hz", "synops", "energy_uj", "energy_vs_ann", "energy_vs_ann_synaptic"):
             if row.get(key) is not None:
                 merged[key] = float(np.mean([r["table"][j][key] for r in per_fold]))
         merged["model"] = f"{row['model']} [{k} folds]"

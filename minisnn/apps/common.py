@@ -26,11 +26,28 @@ from ..simulate import ann_macs
 from ..train import fit
 from .progress import Bar
 
-#: Energy per operation used for the estimates in the tables (45 nm CMOS, 32-bit floating
-#: point): a multiply-accumulate (ANN) = multiply 3.7 pJ + add 0.9 pJ; a synaptic operation
-#: (SNN: a spike adds a weight) = one add, 0.9 pJ.  Source: M. Horowitz, "Computing's energy
-#: problem (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use.
-ENERGY_PJ = {"mac": 4.6, "synop": 0.9,
+#: Energy per operation, picojoules, for the estimates in the tables: 45 nm CMOS, 32-bit
+#: floating point, add 0.9 pJ and multiply 3.7 pJ (M. Horowitz, "Computing's energy problem
+#: (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use).  Every cost
+#: below is a count of those two operations:
+#:
+#: * ``mac`` (ANN, and the SNN's first layer on the static input): multiply + add.
+#: * ``synop`` (SNN): a spike adds its weight to one target: one add.
+#: * ``neuron_update`` (SNN, every neuron, every step): the LIF's ``ref -= dt``,
+#:   ``v += (J - v) * e`` and ``v > 1`` are four adds and a multiply; the spiking rectified
+#:   linear's ``v += max(J, 0) * dt``, ``v >= 1``, ``v -= n`` count the same.  The reset and
+#:   Nengo's sub-step spike time (once per spike, not per step) are not charged.
+#: * ``filter_update`` (SNN, every filtered current, every step): the Lowpass
+#:   ``y = a * y + (1 - a) * u``, two multiplies and an add.  The filter is linear, so a chip
+#:   routes spikes as synaptic adds and filters each postsynaptic current once per step: the
+#:   inputs of every neuron layer but the first (whose current is constant) and the readout.
+#: * ``activation`` (ANN, every neuron, once): one comparison, what a ReLU costs - the least
+#:   any activation costs, so the comparison never flatters the SNN.
+#:
+#: The literature's usual count (``energy_vs_ann_synaptic`` in the results) charges the SNN for
+#: its synaptic operations and first-layer MACs only and the ANN for its MACs only; KerasSpiking's
+#: ``ModelEnergy`` and Lemaire et al. (2022) also charge the neuron updates, as done here.
+ENERGY_PJ = {"mac": 4.6, "synop": 0.9, "neuron_update": 7.3, "filter_update": 8.3, "activation": 0.9,
              "source": "Horowitz, ISSCC 2014, 45 nm, 32-bit float: add 0.9 pJ, multiply 3.7 pJ"}
 
 
@@ -44,7 +61,8 @@ class SpikingEval:
     synops: float          # per input, over the whole presentation
     first_layer_macs: float
     steps: int
-    sizes: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)      # {layer name: neurons per input}
+    filtered: int = 0                               # currents filtered per input and step
     outputs_at: dict = field(default_factory=dict)  # {T: raw readouts of a T-step run}, T = steps too
 
 
@@ -81,7 +99,16 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     outputs_at = {T: np.concatenate(v) for T, v in at.items()}
     outputs_at[steps] = outputs
     return SpikingEval(outputs, rates, float(mean_rate), synops / n, first_layer_macs(snet.net, x.shape[1:]),
-                       steps, sizes, outputs_at)
+                       steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at)
+
+
+def filtered_currents(snet: SpikingNet, sizes: dict, output_shape) -> int:
+    """Currents the synapses filter per input and step (see :data:`ENERGY_PJ`): the inputs of
+    every neuron layer after the first, and the readout's outputs; none without a synapse."""
+    if not snet.synapse or not sizes:
+        return 0
+    first = next(iter(sizes.values()))
+    return int(sum(sizes.values()) - first + math.prod(output_shape))
 
 
 def first_layer_macs(net: Sequential, shape) -> float:
@@ -90,14 +117,35 @@ def first_layer_macs(net: Sequential, shape) -> float:
     return ann_macs(Sequential(net[0]), shape)
 
 
-def energy_fields(macs: float, ev: SpikingEval | None = None) -> dict:
-    """Table columns for the energy estimate: the ANN's (``ev`` None) or an SNN's."""
-    ann_uj = macs * ENERGY_PJ["mac"] * 1e-6
+def energy_fields(macs: float, neurons: int, ev: SpikingEval | None = None) -> dict:
+    """Table columns for the energy estimate (:data:`ENERGY_PJ`), per input: the ANN's (``ev``
+    None; ``macs`` multiply-accumulates and ``neurons`` activations) or an SNN's (``ev``), with
+    ``energy_vs_ann`` the complete ratio and ``energy_vs_ann_synaptic`` the literature's."""
+    pj = ENERGY_PJ
+    ann_pj = macs * pj["mac"] + neurons * pj["activation"]
+    ann_synaptic_pj = macs * pj["mac"]
     if ev is None:
-        return {"synops": None, "energy_uj": ann_uj, "energy_vs_ann": 1.0, "macs": macs}
-    energy = (ev.synops * ENERGY_PJ["synop"] + ev.first_layer_macs * ENERGY_PJ["mac"]) * 1e-6
-    return {"rate_hz": ev.mean_rate, "synops": ev.synops, "energy_uj": energy, "steps": ev.steps,
-            "energy_vs_ann": energy / ann_uj if ann_uj else None}
+        return {"synops": None, "energy_uj": ann_pj * 1e-6, "energy_vs_ann": 1.0,
+                "energy_vs_ann_synaptic": 1.0, "macs": macs,
+                "energy_parts_uj": {"macs": ann_synaptic_pj * 1e-6, "activations": neurons * pj["activation"] * 1e-6}}
+    parts = {"first_layer_macs": ev.first_layer_macs * pj["mac"], "synops": ev.synops * pj["synop"],
+             "neuron_updates": ev.steps * sum(ev.sizes.values()) * pj["neuron_update"],
+             "filter_updates": ev.steps * ev.filtered * pj["filter_update"]}
+    total = sum(parts.values())
+    synaptic = parts["first_layer_macs"] + parts["synops"]
+    return {"rate_hz": ev.mean_rate, "synops": ev.synops, "energy_uj": total * 1e-6, "steps": ev.steps,
+            "energy_vs_ann": total / ann_pj if ann_pj else None,
+            "energy_vs_ann_synaptic": synaptic / ann_synaptic_pj if ann_synaptic_pj else None,
+            "energy_parts_uj": {k: v * 1e-6 for k, v in parts.items()}}
+
+
+def energy_note(pj: dict) -> str:
+    """The report's sentence on how the energy columns are counted (:data:`ENERGY_PJ`)."""
+    return (f"Energy per input ({pj['source']}): the ANN pays {pj['mac']} pJ per MAC and {pj['activation']} pJ "
+            f"per activation; an SNN pays its first layer's MACs (on the static input, once), {pj['synop']} pJ per "
+            f"synaptic operation, {pj['neuron_update']} pJ per neuron update and {pj['filter_update']} pJ per "
+            f"synaptic filter update, every step. 'vs ANN' is that complete ratio; 'vs ANN (syn. only)' is the "
+            f"literature's usual one (synaptic operations and first-layer MACs against the ANN's MACs).")
 
 
 def format_table(headers: list, rows: list) -> str:
@@ -113,6 +161,11 @@ def format_table(headers: list, rows: list) -> str:
 
 def fmt_or_dash(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def fmt_ratio(value) -> str:
+    """An energy ratio as ``0.51x`` (``-`` for none)."""
+    return "-" if value is None else f"{value:.2f}x"
 
 
 class EpochBar:
@@ -158,7 +211,8 @@ class Config:
 
 #: The command-line option of each checked setting (the field name is added where it differs).
 OPTION_NAMES = {"epochs": "--epochs", "hybrid_epochs": "--hybrid-epochs", "batch_size": "--batch-size",
-                "steps_train": "--train-steps", "steps_eval": "--steps", "eval_batch": "eval_batch",
+                "steps_train": "--train-steps", "steps_eval": "--steps", "steps_short": "--short-steps",
+                "eval_batch": "eval_batch",
                 "lr": "--lr", "hybrid_lr": "--hybrid-lr", "seed": "--seed"}
 
 
@@ -174,7 +228,8 @@ def make_config(presets: dict, preset: str, overrides: dict):
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
     cfg = dataclasses.replace(presets[preset], **{k: v for k, v in overrides.items() if v is not None})
-    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "eval_batch", "seed"):
+    checked = ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "steps_short", "eval_batch", "seed")
+    for name in (n for n in checked if hasattr(cfg, n)):
         low = 0 if name in ("epochs", "hybrid_epochs", "seed") else 1
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int):

@@ -59,8 +59,10 @@ from .common import (
     loading_bar,
     metric_vs_steps,
     energy_fields,
+    energy_note,
     figure_sections,
     fmt_or_dash,
+    fmt_ratio,
     format_table,
     phase_done,
     run_settings,
@@ -196,18 +198,18 @@ def score(prob: np.ndarray, masks: np.ndarray, depth: int) -> dict:
 
 def table2(rows) -> str:
     headers = ["model", "volume Dice (± s.e.)", "slice Dice", "avg rate Hz", "SynOps/slice", "energy/slice uJ",
-               "vs ANN"]
+               "vs ANN", "vs ANN (syn. only)"]
     body = [[r["model"], f"{r['dice_volume']:.4f} ± {r['sem_volume']:.4f}", f"{r['dice_slice']:.4f}",
              fmt_or_dash(r.get("rate_hz"), ".1f"), fmt_or_dash(r.get("synops"), ".3g"),
              fmt_or_dash(r.get("energy_uj"), ".3g"),
-             "-" if r.get("energy_vs_ann") is None else f"{r['energy_vs_ann']:.2f}x"] for r in rows]
+             fmt_ratio(r.get("energy_vs_ann")), fmt_ratio(r.get("energy_vs_ann_synaptic"))] for r in rows]
     return format_table(headers, body)
 
 
-def _row(model, s, macs=None, ev=None) -> dict:
+def _row(model, s, macs=None, neurons=0, ev=None) -> dict:
     row = {"model": model, **{k: s[k] for k in ("dice_volume", "sem_volume", "dice_slice", "sem_slice")}}
     if macs is not None:
-        row.update(energy_fields(macs, ev))
+        row.update(energy_fields(macs, neurons, ev))
     return row
 
 
@@ -325,8 +327,10 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs),
-            _row("converted SNN", s_conv, macs, ev_conv), _row("hybrid SNN", s_hyb, macs, ev_hyb)]
+    neurons = sum(ev_conv.sizes.values())
+    rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs, neurons),
+            _row(f"converted SNN (T={cfg.steps_eval})", s_conv, macs, neurons, ev_conv),
+            _row(f"hybrid SNN (T={cfg.steps_eval})", s_hyb, macs, neurons, ev_hyb)]
     gap = s_ann["dice_volume"] - s_conv["dice_volume"]
     results = {
         "app": "seg", "config": cfg.to_dict(), "table_metric": "volume Dice per test subject (slice Dice beside it)",
@@ -335,7 +339,7 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
                  "n_val": len(va), "n_test": len(te), "test_subjects": [data.subjects[i].name for i in te],
                  "slices_per_subject": depth},
         "table": rows, "ann_macs": macs, "energy_pj": ENERGY_PJ,
-        "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates},
+        "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates}, "layer_sizes": ev_conv.sizes,
         "history": {"ann": hist_ann, "hybrid": hist_hyb}, "dice_vs_steps": curve,
         "recovered_fraction": (s_hyb["dice_volume"] - s_conv["dice_volume"]) / gap if gap > 0 else None,
         "timings_s": timings,
@@ -398,8 +402,7 @@ def report_markdown(results: dict) -> str:
         f"The table shows the volume Dice per test subject (the standard) and the mean slice Dice (the paper's "
         f"style). SNNs: spiking rectified-linear neurons (scale_firing_rates {cfg['scale']:g}), Lowpass synapse "
         f"{cfg['synapse']} s, T = {cfg['steps_eval']} steps of {cfg['dt'] * 1000:g} ms, readout = sigmoid of the "
-        f"mean logits over the last {(cfg['steps_eval'] + 1) // 2} steps. Energy: {results['energy_pj']['mac']} pJ "
-        f"per MAC, {results['energy_pj']['synop']} pJ per synaptic operation ({results['energy_pj']['source']}).", "",
+        f"mean logits over the last {(cfg['steps_eval'] + 1) // 2} steps. " + energy_note(results["energy_pj"]), "",
         f"Hybrid fine-tuning recovered {rec:.0%} of the conversion loss." if rec is not None else
         "The converted SNN lost nothing to recover.", "",
         f"Wall time: {t['total_s'] / 60:.1f} min.", "",
@@ -430,8 +433,9 @@ def evaluate_checkpoint(path, data_dir=None, steps=None, *, quiet=True, cache_di
     ev = predict_snn(snet, x, T, cfg.eval_batch, "SNN", quiet)
     kind = "hybrid SNN" if meta.get("kind") == "snn" else "converted SNN"
     log(f"data: {data.source}: {S} subjects; checkpoint {path} ({meta.get('kind')})")
-    rows = [_row("rate network (these weights)", score(predict_ann(net, x), y, depth), macs),
-            _row(f"{kind} (T={T})", score(ev.outputs, y, depth), macs, ev)]
+    neurons = sum(ev.sizes.values())
+    rows = [_row("rate network (these weights)", score(predict_ann(net, x), y, depth), macs, neurons),
+            _row(f"{kind} (T={T})", score(ev.outputs, y, depth), macs, neurons, ev)]
     return {"table": rows, "steps": T, "checkpoint": str(path), "data": data.source}
 
 
