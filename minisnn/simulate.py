@@ -79,6 +79,8 @@ class SimResult:
     paths : {weight layer name: ``"dense"`` or ``"event"``} for the convolutions fed by spikes
     readouts_at : {T': (B, ...)} the readout a presentation of only ``T'`` steps would have
         given (its own window at its own end), for every ``T'`` of ``simulate(also_at=...)``
+    synops_at : {T': synaptic operations per input over the first ``T'`` steps}, for the
+        same ``T'`` (what a presentation of ``T'`` steps costs)
     steps, dt : the presentation
     """
 
@@ -93,6 +95,7 @@ class SimResult:
     sizes: dict = field(default_factory=dict)
     paths: dict = field(default_factory=dict)
     readouts_at: dict = field(default_factory=dict)
+    synops_at: dict = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
@@ -392,6 +395,10 @@ def simulate(
     buffers: dict = {}  # one output buffer per middle layer, reused by every block
     last = neuron_layers[-1][0]
     extra = {T: [] for T in windows if T is not None}
+    synops_at = {T: 0.0 for T in extra}
+    # time blocks of time_chunk steps, also cut at every T' of also_at (cutting changes no spike)
+    starts = sorted({*range(0, steps, time_chunk), *(T for T in extra if T < steps)})
+    blocks = list(zip(starts, starts[1:] + [steps]))
 
     for b0 in range(0, B, batch_chunk):
         xb = x[b0 : b0 + batch_chunk]
@@ -407,8 +414,9 @@ def simulate(
             name: np.zeros(nb * int(np.prod(out_shapes[name])), dtype)
             for name in paths if paths[name] == "event" and syn_a
         }
-        for t0 in range(0, steps, time_chunk):
-            tc = min(time_chunk, steps - t0)
+        synops_so_far = 0.0  # this batch chunk's, per input summed over its inputs
+        for t0, t1 in blocks:
+            tc = t1 - t0
             cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
             for name, layer in middle:
                 if paths.get(name) == "event":
@@ -427,7 +435,9 @@ def simulate(
                 n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
                 n_spk = n_spk.reshape(nb, sizes[name])
                 counts[name] += float(n_spk.sum())
-                synops[name] += float((n_spk * fanouts[name]).sum())
+                layer_synops = float((n_spk * fanouts[name]).sum())
+                synops[name] += layer_synops
+                synops_so_far += layer_synops
                 for key, (start, end) in windows.items():
                     if not (name == last or (keep_layer_means and key is None)):
                         continue
@@ -440,6 +450,8 @@ def simulate(
                         else:
                             sums[name, key] = part
                 cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
+            if t1 in synops_at:
+                synops_at[t1] += synops_so_far
         for (name, key), total in sums.items():
             start, end = windows[key]
             total /= end - start
@@ -466,5 +478,6 @@ def simulate(
         sizes=sizes,
         paths=paths,
         readouts_at={T: np.concatenate(v, axis=0) for T, v in extra.items()},
+        synops_at={T: v / B for T, v in synops_at.items()},
     )
     return result

@@ -217,10 +217,13 @@ def test_readouts_at_shorter_T_equal_runs_of_that_length(path, readout):
     long = simulate(net, x, 30, time_chunk=7, batch_chunk=2, also_at=(1, 9, 14, 30), **kw)
     assert sorted(long.readouts_at) == [1, 9, 14, 30]
     np.testing.assert_allclose(long.readouts_at[30], long.readout, rtol=1e-12, atol=1e-12)
+    assert long.synops_at[30] == pytest.approx(long.synops["total"], rel=1e-12)
     for T in (1, 9, 14):
         short = simulate(net, x, T, time_chunk=5, **kw)
         np.testing.assert_allclose(long.readouts_at[T], short.readout, rtol=1e-9, atol=1e-9)
+        assert long.synops_at[T] == pytest.approx(short.synops["total"], rel=1e-12)   # same spikes
     assert not np.allclose(long.readouts_at[9], long.readout), "the windows must differ to prove anything"
+    assert 0 < long.synops_at[9] < long.synops_at[14] < long.synops_at[30]
 
 
 def test_auto_path_follows_the_expected_spike_density():

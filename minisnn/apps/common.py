@@ -64,6 +64,12 @@ class SpikingEval:
     sizes: dict = field(default_factory=dict)      # {layer name: neurons per input}
     filtered: int = 0                               # currents filtered per input and step
     outputs_at: dict = field(default_factory=dict)  # {T: raw readouts of a T-step run}, T = steps too
+    synops_at: dict = field(default_factory=dict)   # {T: synaptic operations per input of a T-step run}
+
+    def at(self, T: int) -> "SpikingEval":
+        """What a presentation of ``T`` steps (one of ``outputs_at``) measured, for its energy:
+        its readouts, its synaptic operations and its length (the rates stay those of the run)."""
+        return dataclasses.replace(self, outputs=self.outputs_at[T], synops=self.synops_at[T], steps=T)
 
 
 def _steps_below(steps, T) -> list:
@@ -79,6 +85,7 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     also_at = _steps_below(also_at, steps)
     outputs, n = [], len(x)
     at: dict = {T: [] for T in also_at}
+    synops_at = {T: 0.0 for T in also_at}
     counts, synops, sizes = {}, 0.0, {}
     with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
         for i in range(0, n, batch):
@@ -87,6 +94,7 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
             outputs.append(res.readout)
             for T in also_at:
                 at[T].append(res.readouts_at[T])
+                synops_at[T] += res.synops_at[T] * len(xb)
             sizes = res.sizes
             for k, r in res.rates.items():
                 counts[k] = counts.get(k, 0.0) + r * len(xb)
@@ -98,8 +106,10 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     outputs = np.concatenate(outputs)
     outputs_at = {T: np.concatenate(v) for T, v in at.items()}
     outputs_at[steps] = outputs
+    synops_at = {T: v / n for T, v in synops_at.items()}
+    synops_at[steps] = synops / n
     return SpikingEval(outputs, rates, float(mean_rate), synops / n, first_layer_macs(snet.net, x.shape[1:]),
-                       steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at)
+                       steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at, synops_at)
 
 
 def filtered_currents(snet: SpikingNet, sizes: dict, output_shape) -> int:
@@ -481,26 +491,37 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
 
 
 def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], float], batch: int,
-                    prepare=None, evals: dict | None = None) -> dict:
+                    prepare=None, evals: dict | None = None, energy: Callable[[SpikingEval], float] | None = None
+                    ) -> dict:
     """``{"steps": [...], name: [metric at each T]}`` for every spiking model in ``models``;
-    ``measure`` scores raw readouts.  The readouts come from ``evals[name].outputs_at`` (runs
-    already made on the same ``x``) where they hold that T, the others from one more run at
-    the longest missing T (a run of T steps also gives every shorter run's readout)."""
+    ``measure`` scores raw readouts; with ``energy`` (of a :class:`SpikingEval`, e.g. uJ per
+    input) also ``{name + "_energy": [energy at each T]}``.  The readouts come from
+    ``evals[name]`` (runs already made on the same ``x``) where they hold that T, the others
+    from one more run at the longest missing T (a run of T steps also gives every shorter run's
+    readout and synaptic operations)."""
     steps = sorted({int(T) for T in steps})
     curve = {"steps": steps}
     for name, model in models.items():
-        have = dict(evals[name].outputs_at) if evals and name in evals else {}
-        missing = [T for T in steps if T not in have]
+        runs = {}  # {T: the SpikingEval holding it}
+        if evals and name in evals:
+            runs.update({T: evals[name] for T in evals[name].outputs_at})
+        missing = [T for T in steps if T not in runs]
         if missing:
-            have.update(run_snn(model, x, missing[-1], batch, prepare=prepare, also_at=missing).outputs_at)
-        curve[name] = [measure(have[T]) for T in steps]
+            ev = run_snn(model, x, missing[-1], batch, prepare=prepare, also_at=missing)
+            runs.update({T: ev for T in missing})
+        curve[name] = [measure(runs[T].outputs_at[T]) for T in steps]
+        if energy is not None:
+            curve[f"{name}_energy"] = [energy(runs[T].at(T)) for T in steps]
     return curve
 
 
-def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str, loss: str = "loss") -> dict:
+def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str, loss: str = "loss",
+                  metric_key: str = "mean_iou") -> dict:
     """The figures both apps draw: firing rates per layer (converted vs hybrid), validation
-    ``metric`` per epoch (ANN, then hybrid), the training ``loss`` per epoch and the test
-    ``metric`` against T.  Returns ``{figure key: file name}``."""
+    ``metric`` per epoch (ANN, then hybrid), the training ``loss`` per epoch, the test
+    ``metric`` against T, and the frontier: the test metric against the energy per input
+    across T (table rows' ``metric_key``: the first row is the constant baseline, the second
+    the ANN).  Returns ``{figure key: file name}``."""
     from . import plots
 
     figs = {"rates": "firing_rates.png", curve_key: f"{curve_key}.png"}
@@ -533,7 +554,26 @@ def write_figures(out, results: dict, metric: str, curve_key: str, inputs: str, 
                                              "hybrid SNN": (c["steps"], c["hybrid"])},
                      title=f"test {metric} against the presentation length T", xlabel="T (steps of 1 ms)",
                      ylabel=metric)
+    if "converted_energy" in c:
+        figs["frontier"] = "frontier.png"
+        plots.line_chart(out / figs["frontier"], frontier_series(c, results["table"], metric_key),
+                         title=f"test {metric} against energy per {inputs[:-1]} (SNNs at T = "
+                               f"{', '.join(map(str, c['steps']))})",
+                         xlabel=f"energy per {inputs[:-1]} (uJ, complete count)", ylabel=metric, logx=True)
     return figs
+
+
+def frontier_series(curve: dict, table: list, metric_key: str) -> dict:
+    """The frontier figure's lines: each SNN's (energy, metric) across T, and the ANN's and
+    the constant baseline's metric as horizontal lines over that energy range (the ANN's own
+    energy marked by a dot on its line)."""
+    energies = curve["converted_energy"] + curve["hybrid_energy"]
+    ann = table[1]
+    lo, hi = min(energies + [ann["energy_uj"]]), max(energies + [ann["energy_uj"]])
+    return {"converted SNN": (curve["converted_energy"], curve["converted"]),
+            "hybrid SNN": (curve["hybrid_energy"], curve["hybrid"]),
+            "ANN": ([lo, ann["energy_uj"], hi], [ann[metric_key]] * 3),
+            table[0]["model"]: ([lo, hi], [table[0][metric_key]] * 2)}
 
 
 def figure_sections(results: dict, titles: dict) -> list:

@@ -451,13 +451,14 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
     # IoU against T
     t0 = time.perf_counter()
+    neurons = sum(ev_conv.sizes.values())
     curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x[te],
                             lambda out: score(norm.boxes(out), y[te])["mean_iou"], cfg.eval_batch,
-                            prepare=norm.images, evals={"converted": ev_conv, "hybrid": ev_hyb})
+                            prepare=norm.images, evals={"converted": ev_conv, "hybrid": ev_hyb},
+                            energy=lambda ev: energy_fields(macs, neurons, ev)["energy_uj"])
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    neurons = sum(ev_conv.sizes.values())
     rows = [_row("constant box (train mean)", base), _row("ANN (LocNet)", s_ann, macs, neurons),
             _row(f"converted SNN (T={cfg.steps_eval})", s_conv, macs, neurons, ev_conv),
             _row(f"hybrid SNN (T={cfg.steps_eval})", s_hyb, macs, neurons, ev_hyb)]
@@ -545,7 +546,8 @@ def report_markdown(results: dict) -> str:
     lines += figure_sections(results, {"examples": "Test images: truth and predicted boxes",
                                        "rates": "Firing rates per layer", "training": "Validation curves",
                                        "loss": "Training loss",
-                                       "iou_vs_steps": "Mean IoU against T"})
+                                       "iou_vs_steps": "Mean IoU against T",
+                                       "frontier": "Mean IoU against energy per image"})
     return "\n".join(lines)
 
 

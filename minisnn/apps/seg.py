@@ -321,13 +321,14 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
         f"({hist_hyb['message']})")
 
     t0 = time.perf_counter()
+    neurons = sum(ev_conv.sizes.values())
     curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x_te,
                             lambda out: score(_sigmoid(out), y_te, depth)["dice_volume"], cfg.eval_batch,
-                            evals={"converted": ev_conv, "hybrid": ev_hyb})
+                            evals={"converted": ev_conv, "hybrid": ev_hyb},
+                            energy=lambda ev: energy_fields(macs, neurons, ev)["energy_uj"])
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    neurons = sum(ev_conv.sizes.values())
     rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs, neurons),
             _row(f"converted SNN (T={cfg.steps_eval})", s_conv, macs, neurons, ev_conv),
             _row(f"hybrid SNN (T={cfg.steps_eval})", s_hyb, macs, neurons, ev_hyb)]
@@ -379,7 +380,8 @@ def _write_outputs(out: Path, cfg, results, net, hnet, data, te, x_te, y_te, p_a
             titles.append(name)
     figs["examples"] = "examples.png"
     plots.image_grid(out / figs["examples"], tiles, [{} for _ in tiles], colors={}, titles=titles, cols=5, scale=3)
-    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices", loss="0.5 BCE + 0.5 Dice loss"))
+    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices", loss="0.5 BCE + 0.5 Dice loss",
+                              metric_key="dice_volume"))
     # the hybrid SNN's test predictions in each subject's own geometry
     pred_dir = out / "predictions"
     for s, i in enumerate(te):
@@ -410,7 +412,8 @@ def report_markdown(results: dict) -> str:
     lines += figure_sections(results, {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
                                        "rates": "Firing rates per layer", "training": "Validation curves",
                                        "loss": "Training loss",
-                                       "dice_vs_steps": "Dice against T"})
+                                       "dice_vs_steps": "Dice against T",
+                                       "frontier": "Volume Dice against energy per slice"})
     return "\n".join(lines)
 
 
