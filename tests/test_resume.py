@@ -64,7 +64,7 @@ def _kill_when(args, out, checkpoint: str, timeout: float = 60.0) -> int:
 def _metrics(out) -> dict:
     """Everything in results.json that is a result (not a time or a path)."""
     res = json.loads((Path(out) / "results.json").read_text())
-    keep = {k: res[k] for k in ("table", "rates_hz", "iou_vs_steps", "dice_vs_steps", "recovered_fraction")
+    keep = {k: res[k] for k in ("table", "rates_hz", "iou_vs_steps", "dice_vs_steps", "recovery")
             if k in res}
     keep["history"] = {phase: {k: v for k, v in h.items() if k not in ("time", "resumed_from")}
                        for phase, h in res["history"].items()}

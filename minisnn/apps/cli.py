@@ -194,6 +194,13 @@ def _eval_options(app: str, data_help: str):
     return _stack(options)
 
 
+def _short_steps_option(preset_values: str):
+    return click.option("--short-steps", type=int, default=None,
+                        help="T of the low-latency operating point: the hybrid fine-tuning keeps its best epoch "
+                             "at this T, and both SNNs are also evaluated at it, with their rate and energy "
+                             f"(preset: {preset_values}; no extra rows when >= --steps).")
+
+
 def _check_common(steps, data_dir):
     if steps is not None and steps < 1:
         _fail(f"--steps must be >= 1, got {steps}")
@@ -217,9 +224,7 @@ def _check_common(steps, data_dir):
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
-@click.option("--short-steps", type=int, default=None,
-              help="T of the low-latency rows: both SNNs are also evaluated at this T, with their rate and "
-                   "energy at it (preset: default and paper 20, tiny 6; none when >= --steps).")
+@_short_steps_option("default and paper 20, tiny 6")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
               folds, short_steps, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
@@ -253,6 +258,10 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     click.echo(loc.table1(results["table"]))
     for name, v in results.get("targets", {}).items():
         click.echo(f"  target {name}: {'met' if v['met'] else 'MISSED'} ({v['value']:+.4f})")
+    if results.get("recovery") is not None:
+        from .common import recovery_line
+
+        click.echo(f"  {recovery_line(results['recovery'], 'IoU')}")
     click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints and figures "
                f"({results['timings_s']['total_s'] / 60:.1f} min)")
 
@@ -367,7 +376,8 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
     "seg",
     data_help="NIfTI folder in the Decathlon layout: imagesTr/ + labelsTr/ (or images/ + labels/). "
               "Default: seeded synthetic volumes, written and read as NIfTI.",
-    preset_help="default: 100 of the subjects, widths 8-16-32, 3 ANN epochs, T=30, ~5 min on 2 quiet cores; "
+    preset_help="default: 100 of the subjects, widths 8-16-32, 3 ANN epochs, SNNs at T=30 and T=6, ~5 min on 2 "
+                "quiet cores; "
                 "paper: every subject, 20 ANN epochs, T=30, per-step hybrid fine-tuning (up to 6 epochs, early "
                 "stopping), ~55 min (the paper's 100 epochs at lr 1e-5 do not fit 90 minutes here, see "
                 "docs/results.md); tiny: seconds, for smoke tests.",
@@ -380,13 +390,15 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
 @click.option("--subjects", type=int, default=None,
               help="Use a seeded subset of this many subjects, split by subject as usual; 0 = all "
                    "(preset: default 100 of the 260 real ones, to fit its 5 minutes; paper: all).")
+@_short_steps_option("default 6, paper 30, tiny 4")
 def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              subjects, threads, cache, quiet, resume, overwrite):
+              subjects, short_steps, threads, cache, quiet, resume, overwrite):
     """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
 
-    Trains the ANN (rectified-linear neurons, scale_firing_rates 1000, 0.5 BCE + 0.5 Dice),
-    converts it to spiking rectified-linear neurons with a 5 ms synapse, evaluates, fine-tunes
-    with the hybrid method, evaluates again, then prints Table 2 (constant prior mask first)
+    Trains the ANN (rectified-linear neurons, scale_firing_rates 500 in the default preset and
+    1000 in the paper's, 0.5 BCE + 0.5 Dice), converts it to spiking rectified-linear neurons
+    with a 1 ms synapse (paper preset: 5 ms), evaluates, fine-tunes with the hybrid method at
+    the short T, evaluates again, then prints Table 2 (constant prior mask first)
     and writes results.json, report.md, checkpoints, PNG figures and the test subjects'
     predicted masks as NIfTI to --out.
     """
@@ -399,7 +411,8 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
         _fail(f"--subjects must be 0 (all) or >= 3, got {subjects}")
     with _user_errors(out_dir):
         cfg = _config(seg, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
-                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr)
+                      steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
+                      steps_short=short_steps)
         if subjects is not None:
             cfg.subjects = subjects or None
         with claim_out(out_dir, overwrite=overwrite, resume=resume):
@@ -410,8 +423,10 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
                f"({results['table_metric']})")
     click.echo(seg.table2(results["table"]))
-    if results.get("recovered_fraction") is not None:
-        click.echo(f"  hybrid fine-tuning recovered {results['recovered_fraction']:.0%} of the conversion loss")
+    if results.get("recovery") is not None:
+        from .common import recovery_line
+
+        click.echo(f"  {recovery_line(results['recovery'], 'volume Dice')}")
     click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints, figures and predictions/ "
                f"({results['timings_s']['total_s'] / 60:.1f} min)")
 
