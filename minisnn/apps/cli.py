@@ -151,7 +151,7 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--epochs", type=int, default=None, help=epochs_help),
         click.option("--hybrid-epochs", type=int, default=None,
                      help=f"Most hybrid fine-tuning epochs; early stopping on the validation {metric} may end sooner."),
-        click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of every SNN evaluation."),
+        click.option("--steps", type=int, default=None, help="T, the time steps (1 ms) of the long SNN evaluations."),
         click.option("--train-steps", type=int, default=None, help="T of the hybrid training presentations."),
         click.option("--batch-size", type=int, default=None, help="Training batch size (default 32)."),
         click.option("--lr", type=float, default=None, help=lr_help),
@@ -216,8 +216,9 @@ def _check_common(steps, data_dir):
               "Default: a seeded synthetic set, generated in seconds.",
     preset_help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
                 "input and 50 ANN epochs (58 min measured on 2 cores); tiny: seconds, for smoke tests.",
-    epochs_help="ANN epochs (preset: default 15, paper 50).",
-    lr_help="ANN Adam learning rate (default 0.001; the paper used 0.01, which collapses onto the mean box here).",
+    epochs_help="ANN epochs (preset: default 30, paper 50).",
+    lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper used 0.01, which collapses onto "
+            "the mean box here).",
     hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.001).",
     metric="IoU",
 )
@@ -229,10 +230,11 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
               folds, short_steps, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
-    Trains the ANN (soft-LIF neurons, MSE, firing-rate regularizer), converts it to LIF neurons
-    with a 5 ms synapse, evaluates, fine-tunes with the hybrid method, evaluates again, then
-    prints Table 1 (with the constant-box baseline first) and writes results.json, report.md,
-    ann.npz, hybrid_snn.npz and PNG figures to --out.
+    Trains the ANN (soft-LIF neurons, MSE; the paper preset adds the firing-rate regularizer),
+    converts it to LIF neurons with Lowpass synapses (default 2 ms, paper preset 5 ms),
+    evaluates, fine-tunes with the hybrid method for the short T, evaluates again, then prints
+    Table 1 (with the constant-box baseline first; SNNs at --steps and at --short-steps) and
+    writes results.json, report.md, ann.npz, hybrid_snn.npz and PNG figures to --out.
     """
     _start(threads)
     _check_common(steps, data_dir)

@@ -163,6 +163,20 @@ def recovery(ann: float, converted: float, hybrid: float, steps: int) -> dict:
             "recovered_fraction": (hybrid - converted) / loss if loss >= MIN_LOSS_TO_RECOVER else None}
 
 
+def snn_rows(row: Callable, macs: float, neurons: int, metric: str, ann: dict, long: tuple, short: dict | None
+             ) -> tuple[list, dict]:
+    """The SNN rows of a results table and the :func:`recovery` at the operating point.
+
+    ``row(model, scores, macs, neurons, ev)`` makes one row; ``long = (T, {"converted": (ev,
+    scores), "hybrid": (ev, scores)})`` are the long evaluations, ``short`` the same at the
+    short T (or None); ``ann`` the ANN's scores, ``metric`` the scores' key of the metric."""
+    rows, runs = [], [long] + ([short] if short and short[1] else [])
+    for T, evals in runs:
+        rows += [row(f"{key} SNN (T={T})", sc, macs, neurons, ev) for key, (ev, sc) in evals.items()]
+    T_op, op = runs[-1]
+    return rows, recovery(ann[metric], op["converted"][1][metric], op["hybrid"][1][metric], T_op)
+
+
 def recovery_line(rec: dict, metric: str) -> str:
     """One sentence on :func:`recovery`'s result."""
     if rec["recovered_fraction"] is None:

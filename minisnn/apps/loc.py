@@ -65,8 +65,8 @@ from .common import (
     figure_sections,
     fmt_or_dash,
     fmt_ratio,
-    recovery,
     recovery_line,
+    snn_rows,
     format_table,
     loading_bar,
     metric_vs_steps,
@@ -305,7 +305,8 @@ def table1(rows: list) -> str:
 
 
 def _row(model: str, s: dict, macs: float | None = None, neurons: int = 0, ev: SpikingEval | None = None) -> dict:
-    row = {"model": model, **{k: s[k] for k in ("mean_iou", "sem", "hit50", "hit75")}}
+    row = {"model": model, **{k: s[k] for k in ("mean_iou", "sem", "hit50", "hit75")},
+           "steps": None, "rate_hz": None, "energy_vs_ann": None}  # every row has these keys
     if macs is not None:
         row.update(energy_fields(macs, neurons, ev))
     return row
@@ -470,12 +471,10 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    rows = [_row("constant box (train mean)", base), _row("ANN (LocNet)", s_ann, macs, neurons),
-            _row(f"converted SNN (T={cfg.steps_eval})", s_conv, macs, neurons, ev_conv),
-            _row(f"hybrid SNN (T={cfg.steps_eval})", s_hyb, macs, neurons, ev_hyb)]
-    rows += [_row(f"{key} SNN (T={cfg.steps_short})", sc, macs, neurons, ev) for key, (ev, sc) in short.items()]
-    s_c, s_h, T_op = (short["converted"][1], short["hybrid"][1], cfg.steps_short) if short else (s_conv, s_hyb, cfg.steps_eval)
-    rec = recovery(s_ann["mean_iou"], s_c["mean_iou"], s_h["mean_iou"], T_op)
+    snn, rec = snn_rows(_row, macs, neurons, "mean_iou", s_ann,
+                        (cfg.steps_eval, {"converted": (ev_conv, s_conv), "hybrid": (ev_hyb, s_hyb)}),
+                        (cfg.steps_short, short))
+    rows = [_row("constant box (train mean)", base), _row("ANN (LocNet)", s_ann, macs, neurons), *snn]
     results = {
         "app": "loc", "config": cfg.to_dict(),
         "data": {"source": data.source, "n_images": n, "dropped": list(data.dropped),

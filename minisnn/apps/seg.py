@@ -63,8 +63,8 @@ from .common import (
     figure_sections,
     fmt_or_dash,
     fmt_ratio,
-    recovery,
     recovery_line,
+    snn_rows,
     format_table,
     phase_done,
     run_settings,
@@ -213,7 +213,8 @@ def table2(rows) -> str:
 
 
 def _row(model, s, macs=None, neurons=0, ev=None) -> dict:
-    row = {"model": model, **{k: s[k] for k in ("dice_volume", "sem_volume", "dice_slice", "sem_slice")}}
+    row = {"model": model, **{k: s[k] for k in ("dice_volume", "sem_volume", "dice_slice", "sem_slice")},
+           "steps": None, "rate_hz": None, "energy_vs_ann": None}  # every row has these keys
     if macs is not None:
         row.update(energy_fields(macs, neurons, ev))
     return row
@@ -344,12 +345,10 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     timings["curve_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
 
-    rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs, neurons),
-            _row(f"converted SNN (T={cfg.steps_eval})", s_conv, macs, neurons, ev_conv),
-            _row(f"hybrid SNN (T={cfg.steps_eval})", s_hyb, macs, neurons, ev_hyb)]
-    rows += [_row(f"{key} SNN (T={cfg.steps_short})", sc, macs, neurons, ev) for key, (ev, sc) in short.items()]
-    s_c, s_h, T_op = (short["converted"][1], short["hybrid"][1], cfg.steps_short) if short else (s_conv, s_hyb, cfg.steps_eval)
-    rec = recovery(s_ann["dice_volume"], s_c["dice_volume"], s_h["dice_volume"], T_op)
+    snn, rec = snn_rows(_row, macs, neurons, "dice_volume", s_ann,
+                        (cfg.steps_eval, {"converted": (ev_conv, s_conv), "hybrid": (ev_hyb, s_hyb)}),
+                        (cfg.steps_short, short))
+    rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs, neurons), *snn]
     results = {
         "app": "seg", "config": cfg.to_dict(), "table_metric": "volume Dice per test subject (slice Dice beside it)",
         "data": {"source": data.source, "n_subjects": len(pool), "n_available": S, "skipped": list(data.skipped),
