@@ -258,8 +258,10 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     click.echo("")
     click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
     click.echo(loc.table1(results["table"]))
+    from .common import target_line
+
     for name, v in results.get("targets", {}).items():
-        click.echo(f"  target {name}: {'met' if v['met'] else 'MISSED'} ({v['value']:+.4f})")
+        click.echo(f"  target {name}: {target_line(v)}")
     if results.get("recovery") is not None:
         from .common import recovery_line
 

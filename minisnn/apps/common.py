@@ -177,6 +177,12 @@ def snn_rows(row: Callable, macs: float, neurons: int, metric: str, ann: dict, l
     return rows, recovery(ann[metric], op["converted"][1][metric], op["hybrid"][1][metric], T_op)
 
 
+def target_line(target: dict) -> str:
+    """``met (+0.2629)`` or ``MISSED (1.12x)``: a target of :func:`minisnn.apps.loc` results."""
+    value = f"{target['value']:.2f}x" if target.get("unit") == "x" else f"{target['value']:+.4f}"
+    return f"{'met' if target['met'] else 'MISSED'} ({value})"
+
+
 def recovery_line(rec: dict, metric: str) -> str:
     """One sentence on :func:`recovery`'s result."""
     if rec["recovered_fraction"] is None:
