@@ -1,11 +1,12 @@
 """A regression test of learning: a small seeded LocNet run, end to end, must learn.
 
 The synthetic airplanes at the main job's size (48x72, widths 8-16-32) with the main job's
-recipe, shortened to 400 images, 10 ANN epochs and one hybrid epoch at T = 10 (41 s measured
-on 2 busy cores).  The margins were set from a measured run (below), with room for the
-last-bit differences between hosts (README, "Bit for bit on one host"): test mean IoU of the
-constant box 0.4412, the ANN 0.5000 (+0.059); at T = 20 the converted SNN 0.4476 and the
-hybrid 0.4705 (+0.023).
+recipe, shortened to 400 images, 10 ANN epochs and one hybrid epoch at T = 10 (45 s measured
+on 2 busy cores).  The margins were set from a measured run, with room for the last-bit
+differences between hosts (README, "Bit for bit on one host"): test mean IoU of the constant
+box 0.4412, the ANN 0.5000 (+0.059); at T = 10 the converted SNN 0.4295 and the hybrid 0.4450
+(+0.016).  With OpenBLAS's AVX2 kernel (``OPENBLAS_CORETYPE=Haswell``, the other host class):
+the ANN 0.5154 (+0.074), at T = 10 the converted SNN 0.4382 and the hybrid 0.4486 (+0.010).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from minisnn.apps import loc
 
-ANN_MARGIN = 0.03   # the ANN must beat the constant box by this much (measured: +0.059)
+ANN_MARGIN = 0.03   # the ANN must beat the constant box by this much (measured: +0.059, +0.074)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_ann_beats_the_constant_box(small_run):
 
 def test_hybrid_does_not_end_below_the_converted_net(small_run):
     """Early stopping keeps the converted weights unless a hybrid epoch beats them on the
-    validation split at T = 10; on the test split at T = 20 the hybrid net must not be worse."""
+    validation split at T = 10, the T it fine-tunes for; on the test split at that T the
+    hybrid net must not be worse."""
     history = small_run["history"]["hybrid"]
     assert history["best_val"] >= history["val_initial"]    # kept: the converted weights or better
-    assert _iou(small_run, "hybrid SNN (T=20)") >= _iou(small_run, "converted SNN (T=20)")
+    assert _iou(small_run, "hybrid SNN (T=10)") >= _iou(small_run, "converted SNN (T=10)")

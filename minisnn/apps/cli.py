@@ -219,7 +219,7 @@ def _check_common(steps, data_dir):
     epochs_help="ANN epochs (preset: default 30, paper 50).",
     lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper used 0.01, which collapses onto "
             "the mean box here).",
-    hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.001).",
+    hybrid_lr_help="Hybrid fine-tuning learning rate (preset: default 0.002, paper 0.001).",
     metric="IoU",
 )
 @click.option("--folds", type=int, default=None,

@@ -95,7 +95,7 @@ class LocConfig(Config):
     batch_size: int = 32
     hybrid_batch_size: int | None = None  # None = batch_size
     lr: float = 0.002                   # ANN Adam learning rate
-    hybrid_lr: float = 0.001
+    hybrid_lr: float = 0.002
     steps_train: int = 20               # T of the hybrid training presentations
     hybrid_mode: str = "mean"           # "mean" (mean-rate replay) or "per-step" (unrolled in time)
     steps_eval: int = 60                # T of the long SNN evaluations
@@ -130,7 +130,7 @@ PRESETS = {
     "paper": LocConfig(preset="paper", size=(200, 300), widths=(8, 16, 32), dense=(128, 64, 16), epochs=50,
                        init_current=(2.5, 1.5), hybrid_epochs=4, patience=2, lr=0.001, steps_train=30, steps_eval=80,
                        steps_curve=(20, 40, 80), n_synthetic=800, eval_batch=8, rate_weight=0.01, synapse=0.005,
-                       relative_lr=True),
+                       relative_lr=True, hybrid_lr=0.001),
     # seconds: for tests and smoke runs
     "tiny": LocConfig(preset="tiny", size=(24, 36), widths=(4, 8, 8), dense=(32, 16, 8), epochs=2,
                       hybrid_epochs=1, patience=1, steps_train=8, steps_eval=12, steps_short=6, steps_curve=(6, 12),
