@@ -192,6 +192,11 @@ def recovery_line(rec: dict, metric: str) -> str:
             f"conversion loss ({rec['conversion_loss']:.4f} {metric})")
 
 
+def sentence(text: str) -> str:
+    """``text`` as a sentence: first letter upper case (the rest kept), a full stop."""
+    return text[:1].upper() + text[1:] + "."
+
+
 def energy_note(pj: dict) -> str:
     """The report's sentence on how the energy columns are counted (:data:`ENERGY_PJ`)."""
     return (f"Energy per input ({pj['source']}): the ANN pays {pj['mac']} pJ per MAC and {pj['activation']} pJ "

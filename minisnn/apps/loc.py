@@ -66,6 +66,7 @@ from .common import (
     fmt_or_dash,
     fmt_ratio,
     recovery_line,
+    sentence,
     snn_rows,
     target_line,
     format_table,
@@ -565,14 +566,14 @@ def report_markdown(results: dict) -> str:
         f"test {d['n_test']}" + (f"; dropped: {', '.join(d['dropped'])}" if d["dropped"] else ""), "",
         "```", table1(results["table"]), "```", "",
         f"SNNs: LIF neurons, Lowpass synapse {cfg['synapse']} s, T = {cfg['steps_eval']} steps of "
-        f"{cfg['dt'] * 1000:g} ms, readout = mean over the last {(cfg['steps_eval'] + 1) // 2} steps "
-        f"(of the second half of a shorter run). " + energy_note(results["energy_pj"]), "",
+        f"{cfg['dt'] * 1000:g} ms (and {cfg['steps_short']} in the short rows), readout = the mean output over "
+        f"the second half of the presentation. " + energy_note(results["energy_pj"]), "",
         "Targets:", "",
     ]
     for name, v in results["targets"].items():
         lines.append(f"- {name}: {target_line(v)}")
     if "recovery" in results:
-        lines += ["", recovery_line(results["recovery"], "IoU").capitalize() + "."]
+        lines += ["", sentence(recovery_line(results["recovery"], "IoU"))]
     lines += ["", f"Wall time: {t['total_s'] / 60:.1f} min (ANN training {t['ann_train_s']:.0f} s, hybrid "
               f"training {t['hybrid_train_s']:.0f} s).", ""]
     lines += figure_sections(results, {"examples": "Test images: truth and predicted boxes",

@@ -64,6 +64,7 @@ from .common import (
     fmt_or_dash,
     fmt_ratio,
     recovery_line,
+    sentence,
     snn_rows,
     format_table,
     phase_done,
@@ -420,7 +421,7 @@ def report_markdown(results: dict) -> str:
         f"style). SNNs: spiking rectified-linear neurons (scale_firing_rates {cfg['scale']:g}), Lowpass synapse "
         f"{cfg['synapse']} s, T = {cfg['steps_eval']} steps of {cfg['dt'] * 1000:g} ms, readout = sigmoid of the "
         f"mean logits over the last {(cfg['steps_eval'] + 1) // 2} steps. " + energy_note(results["energy_pj"]), "",
-        recovery_line(results["recovery"], "volume Dice").capitalize() + ".", "",
+        sentence(recovery_line(results["recovery"], "volume Dice")), "",
         f"Wall time: {t['total_s'] / 60:.1f} min.", "",
     ]
     lines += figure_sections(results, {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
