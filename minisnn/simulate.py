@@ -79,8 +79,8 @@ class SimResult:
     paths : {weight layer name: ``"dense"`` or ``"event"``} for the convolutions fed by spikes
     readouts_at : {T': (B, ...)} the readout a presentation of only ``T'`` steps would have
         given (its own window at its own end), for every ``T'`` of ``simulate(also_at=...)``
-    synops_at : {T': synaptic operations per input over the first ``T'`` steps}, for the
-        same ``T'`` (what a presentation of ``T'`` steps costs)
+    synops_at, spikes_at : {T': synaptic operations and spikes per input over the first ``T'``
+        steps}, for the same ``T'`` (what a presentation of ``T'`` steps costs)
     steps, dt : the presentation
     """
 
@@ -96,6 +96,7 @@ class SimResult:
     paths: dict = field(default_factory=dict)
     readouts_at: dict = field(default_factory=dict)
     synops_at: dict = field(default_factory=dict)
+    spikes_at: dict = field(default_factory=dict)
 
     @property
     def mean_rate(self) -> float:
@@ -396,6 +397,7 @@ def simulate(
     last = neuron_layers[-1][0]
     extra = {T: [] for T in windows if T is not None}
     synops_at = {T: 0.0 for T in extra}
+    spikes_at = {T: 0.0 for T in extra}
     # time blocks of time_chunk steps, also cut at every T' of also_at (cutting changes no spike)
     starts = sorted({*range(0, steps, time_chunk), *(T for T in extra if T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
@@ -414,7 +416,7 @@ def simulate(
             name: np.zeros(nb * int(np.prod(out_shapes[name])), dtype)
             for name in paths if paths[name] == "event" and syn_a
         }
-        synops_so_far = 0.0  # this batch chunk's, per input summed over its inputs
+        synops_so_far = spikes_so_far = 0.0  # this batch chunk's, summed over its inputs
         for t0, t1 in blocks:
             tc = t1 - t0
             cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
@@ -434,7 +436,9 @@ def simulate(
                 a = 0.0 if name in raw else syn_a  # raw spikes for an event-driven conv
                 n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
                 n_spk = n_spk.reshape(nb, sizes[name])
-                counts[name] += float(n_spk.sum())
+                layer_spikes = float(n_spk.sum())
+                counts[name] += layer_spikes
+                spikes_so_far += layer_spikes
                 layer_synops = float((n_spk * fanouts[name]).sum())
                 synops[name] += layer_synops
                 synops_so_far += layer_synops
@@ -452,6 +456,7 @@ def simulate(
                 cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
             if t1 in synops_at:
                 synops_at[t1] += synops_so_far
+                spikes_at[t1] += spikes_so_far
         for (name, key), total in sums.items():
             start, end = windows[key]
             total /= end - start
@@ -479,5 +484,6 @@ def simulate(
         paths=paths,
         readouts_at={T: np.concatenate(v, axis=0) for T, v in extra.items()},
         synops_at={T: v / B for T, v in synops_at.items()},
+        spikes_at={T: v / B for T, v in spikes_at.items()},
     )
     return result

@@ -66,11 +66,14 @@ class SpikingEval:
     filtered: int = 0                               # currents filtered per input and step
     outputs_at: dict = field(default_factory=dict)  # {T: raw readouts of a T-step run}, T = steps too
     synops_at: dict = field(default_factory=dict)   # {T: synaptic operations per input of a T-step run}
+    mean_rate_at: dict = field(default_factory=dict)  # {T: mean_rate of a T-step run}
 
     def at(self, T: int) -> "SpikingEval":
-        """What a presentation of ``T`` steps (one of ``outputs_at``) measured, for its energy:
-        its readouts, its synaptic operations and its length (the rates stay those of the run)."""
-        return dataclasses.replace(self, outputs=self.outputs_at[T], synops=self.synops_at[T], steps=T)
+        """What a presentation of ``T`` steps (one of ``outputs_at``) measured: its raw readouts,
+        its mean rate, its synaptic operations and its length (the per-layer ``rates`` stay
+        those of the whole run)."""
+        return dataclasses.replace(self, outputs=self.outputs_at[T], mean_rate=self.mean_rate_at[T],
+                                   synops=self.synops_at[T], steps=T)
 
 
 def _steps_below(steps, T) -> list:
@@ -87,6 +90,7 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     outputs, n = [], len(x)
     at: dict = {T: [] for T in also_at}
     synops_at = {T: 0.0 for T in also_at}
+    spikes_at = {T: 0.0 for T in also_at}
     counts, synops, sizes = {}, 0.0, {}
     with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
         for i in range(0, n, batch):
@@ -96,6 +100,7 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
             for T in also_at:
                 at[T].append(res.readouts_at[T])
                 synops_at[T] += res.synops_at[T] * len(xb)
+                spikes_at[T] += res.spikes_at[T] * len(xb)
             sizes = res.sizes
             for k, r in res.rates.items():
                 counts[k] = counts.get(k, 0.0) + r * len(xb)
@@ -109,8 +114,11 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     outputs_at[steps] = outputs
     synops_at = {T: v / n for T, v in synops_at.items()}
     synops_at[steps] = synops / n
+    mean_rate_at = {T: v / (n * total * T * snet.dt) if total else 0.0 for T, v in spikes_at.items()}
+    mean_rate_at[steps] = float(mean_rate)
     return SpikingEval(outputs, rates, float(mean_rate), synops / n, first_layer_macs(snet.net, x.shape[1:]),
-                       steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at, synops_at)
+                       steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at, synops_at,
+                       mean_rate_at)
 
 
 def filtered_currents(snet: SpikingNet, sizes: dict, output_shape) -> int:
@@ -286,8 +294,8 @@ def make_config(presets: dict, preset: str, overrides: dict):
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
     cfg = dataclasses.replace(presets[preset], **{k: v for k, v in overrides.items() if v is not None})
-    checked = ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "steps_short", "eval_batch", "seed")
-    for name in (n for n in checked if hasattr(cfg, n)):
+    for name in ("epochs", "hybrid_epochs", "batch_size", "steps_train", "steps_eval", "steps_short", "eval_batch",
+                 "seed"):
         low = 0 if name in ("epochs", "hybrid_epochs", "seed") else 1
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int):
