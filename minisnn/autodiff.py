@@ -438,7 +438,8 @@ class Mean(Sum):
     def forward(self, x, axis=None, keepdims=False):
         out = super().forward(x, axis=axis, keepdims=keepdims)
         self.count = x.size // max(out.size, 1) if x.size else 1
-        return out / self.count if out.dtype.kind == "f" else out
+        # true division for every dtype: the mean of integers is a float, as in NumPy
+        return np.true_divide(out, self.count)
 
     def backward(self, dout):
         return super().backward(dout / self.count)

@@ -71,6 +71,17 @@ def test_mean_gradient_values():
     np.testing.assert_allclose(x.grad, np.full((2, 5), 0.2))
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_, np.float32, np.float64])
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_mean_of_any_dtype_is_numpys_mean(dtype, axis):
+    # integer means are floats (np.arange(4).mean() == 1.5), float32 stays float32
+    x = (np.arange(12).reshape(3, 4) % 5).astype(dtype)
+    y = Tensor(x).mean(axis=axis)
+    expected = x.mean(axis=axis)
+    assert y.data.dtype == expected.dtype
+    np.testing.assert_array_equal(y.data, expected)
+
+
 @pytest.mark.parametrize(
     "shape_a, shape_b",
     [
