@@ -445,6 +445,7 @@ def test_check_csv_layout_reports_degenerate_boxes_and_stays_usable(tmp_path):
     ("truncated image", "unreadable images:  1", "cannot decode"),
     ("box outside", "outside the image 1", "lies outside"),
     ("malformed row", "1 malformed", "expected 5 fields"),
+    ("name outside the folder", "1 malformed", "leaves the images folder"),
 ])
 def test_check_bad_csv_folders_are_unusable(tmp_path, damage, report_text, reason):
     lines = ["image_0001.jpg,4,3,36,27", "image_0002.jpg,0,0,50,20", "image_0003.jpg,10,5,30,15"]
@@ -454,6 +455,10 @@ def test_check_bad_csv_folders_are_unusable(tmp_path, damage, report_text, reaso
         lines[1] = "image_0002.jpg,0,0,51,20"
     elif damage == "malformed row":
         lines[2] = "image_0003.jpg,10,5,30"
+    elif damage == "name outside the folder":
+        lines[2] = "../images/../../outside.jpg,10,5,30,15"
+        (tmp_path / "outside.jpg").write_bytes(_jpeg(36, 24, 7))
+        tmp_path = tmp_path / "data"
     d = _csv_folder(tmp_path, lines)
     if damage == "truncated image":
         p = d / "images" / "image_0003.jpg"

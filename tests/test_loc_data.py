@@ -257,6 +257,18 @@ def test_bad_csv_rows_raise_one_line_errors(tmp_path, lines, needles):
     raises_one_line(data_dir, "airplanes.csv", *needles)
 
 
+@pytest.mark.parametrize("where", ["parent", "absolute", "nested-parent"])
+def test_csv_filenames_that_leave_the_images_folder_are_refused(tmp_path, where):
+    # a real, readable JPEG outside the images folder: listing it must not read it
+    outside = tmp_path / "outside.jpg"
+    _write_jpeg(outside, 36, 24, seed=9)
+    name = {"parent": "../../outside.jpg", "absolute": str(outside),
+            "nested-parent": "sub/../../../outside.jpg"}[where]
+    data_dir = make_csv_dir(tmp_path / "data", lines=ROWS[:1] + [f"{name},4,3,30,20"] + ROWS[1:])
+    assert (data_dir / "images" / name).resolve() == outside.resolve()  # the row does point at it
+    raises_one_line(data_dir, "airplanes.csv", "line 2", repr(name), "leaves the images folder")
+
+
 def test_non_utf8_csv(tmp_path):
     data_dir = make_csv_dir(tmp_path)
     (data_dir / "airplanes.csv").write_bytes(b"image_0001.jpg,4,3,36,27\nimage\xff.jpg,1,2,3,4\n")

@@ -209,6 +209,8 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 def _csv_rows(csv_path: Path, images: Path, report: _Report) -> list:
     """``[(name, image path, (x1, y1, x2, y2), where)]`` of the well-formed rows; the rest reported."""
+    from .loc_data import escapes_folder
+
     rows, malformed, first = [], [], {}
     duplicates = []
     try:
@@ -227,6 +229,9 @@ def _csv_rows(csv_path: Path, images: Path, report: _Report) -> list:
                 seen = True
                 if len(fields) != 5 or not fields[0] or not all(_INTEGER.fullmatch(x) for x in fields[1:]):
                     malformed.append(f"line {line}: {','.join(fields)[:60]!r}")
+                    continue
+                if escapes_folder(fields[0]):
+                    malformed.append(f"line {line}: {fields[0]!r} leaves the images folder")
                     continue
                 if fields[0] in first:
                     duplicates.append(f"line {line}: {fields[0]} (first on line {first[fields[0]]})")

@@ -340,6 +340,9 @@ def _parse_csv_row(fields, csv_path, line, data_dir, first_line) -> _Row:
     name = fields[0]
     if not name:
         raise DataError(f"{where}: empty filename")
+    if escapes_folder(name):
+        raise DataError(f"{where}: filename {name!r} leaves the images folder: expected a path inside "
+                        f"{data_dir / 'images'} (no absolute path, no '..')")
     coords = []
     for label, text in zip(_CSV_FIELDS[1:], fields[1:]):
         if not _INTEGER.fullmatch(text):
@@ -349,6 +352,13 @@ def _parse_csv_row(fields, csv_path, line, data_dir, first_line) -> _Row:
         raise DataError(f"{where}: duplicate filename {name} (first listed on line {first_line[name]})")
     first_line[name] = line
     return _Row(name, data_dir / "images" / name, tuple(coords), csv_path, line)
+
+
+def escapes_folder(name: str) -> bool:
+    """True if the CSV file name ``name`` would read a file outside the images folder: an
+    absolute path or one with a ``..`` component (as archive extraction refuses such members)."""
+    path = Path(name.replace("\\", "/"))
+    return path.is_absolute() or path.drive != "" or ".." in path.parts
 
 
 def _caltech_rows(data_dir: Path) -> list[_Row]:
