@@ -11,6 +11,7 @@ from minisnn.hybrid import (HybridNeuronsFn, LowpassScanFn, SpikingScanFn, TimeW
 from minisnn.layers import Neurons, NeuronsFn
 from minisnn.neurons import LIF, LIFRate, RectifiedLinear, SoftLIFRate, SpikingRectifiedLinear
 from minisnn.simulate import simulate
+from naive_sim import simulate_time_major
 from minisnn.train import RateRegularizer, ann_loss, fit, forward_with_activations
 
 
@@ -177,6 +178,41 @@ def test_replay_and_per_step_output_equal_the_snn_readout(synapse):
     np.testing.assert_allclose(info_p["readout"], info["sim"].readout, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="mode"):
         hybrid_loss(snet, x, y, F.mse_loss, mode="bptt")
+
+
+MEASURE_CASES = [
+    # name, net builder, input shape, synapse, readout window (None = the second half)
+    ("conv softlif->lif, synapse", lambda: conv_net(SoftLIFRate(sigma=0.005, amplitude=0.01), wmul=2.0, bias=2.0),
+     (3, 2, 8, 8), 0.005, None),
+    ("conv softlif->lif, no synapse, window 7",
+     lambda: conv_net(SoftLIFRate(sigma=0.005, amplitude=0.01), wmul=2.0, bias=2.0), (3, 2, 8, 8), None, 7),
+    ("conv relu->spiking relu, gain 100", lambda: conv_net(RectifiedLinear(), scale=100.0, wmul=3.0, bias=1.0),
+     (2, 2, 8, 8), 0.002, None),
+]
+
+
+@pytest.mark.parametrize("case", MEASURE_CASES, ids=[c[0] for c in MEASURE_CASES])
+def test_measured_layer_means_equal_the_time_major_reference(case):
+    # what the mean-mode replay feeds back as each hidden layer's output must be that layer's
+    # filtered output averaged over the readout window, step by step as the slow reference
+    # computes it (a simulator that mis-scaled or mis-windowed a hidden layer's mean would
+    # still give the right readout if the readout were checked alone)
+    _, build, shape, synapse, window = case
+    snet = convert(build(), synapse=synapse, steps=21, seed=3, readout_steps=window)
+    x = np.random.default_rng(4).uniform(0, 1, shape)
+    readout, means, _ = measure(snet, x)
+    ref_readout, spikes, ref_means = simulate_time_major(snet.net, x, 21, synapse=synapse, window=snet.window(),
+                                                         seed=3, layer_means=True)
+    assert sorted(means) == sorted(ref_means) == ["1", "3"]
+    for name in means:
+        assert spikes[name].sum() > 0, f"layer {name} never spiked: the case tests nothing"
+        np.testing.assert_allclose(means[name], ref_means[name], rtol=1e-12, atol=1e-12, err_msg=f"layer {name}")
+    np.testing.assert_allclose(readout, ref_readout, rtol=1e-12, atol=1e-12)
+    # and the replay built on them outputs exactly the readout (the suffix is affine)
+    out, acts = replay(snet, x, means)
+    for name in means:
+        np.testing.assert_array_equal(acts[name].data, means[name])
+    np.testing.assert_allclose(out.data, readout, rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- per-step: layer-major vs time-major
