@@ -80,8 +80,10 @@ def test_fast_matches_reference(name):
 def test_result_does_not_depend_on_thread_count(name):
     pair = KERNELS[name]
     args = _example(pair)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread only (NUMBA_NUM_THREADS < 2): nothing to compare 1 thread against")
     previous = kernels.get_num_threads()
-    many = min(2, numba.config.NUMBA_NUM_THREADS)
+    many = 2
     try:
         kernels.set_num_threads(1)
         one = _run(pair.fast, args)
@@ -93,5 +95,22 @@ def test_result_does_not_depend_on_thread_count(name):
     _assert_runs_equal(several, one, exact=True)
 
 
-def test_warmup_runs():
+def test_warmup_runs_every_registered_kernel(monkeypatch):
+    called = []
+
+    def recording(pair):
+        def fast(*args):
+            called.append(pair.name)
+            return pair.fast(*args)
+        return fast
+
+    recorded = {name: kernels.KernelPair(name, pair.reference, recording(pair), pair.example)
+                for name, pair in KERNELS.items()}
+    monkeypatch.setattr(kernels, "KERNELS", recorded)
     kernels.warmup()
+    assert called == list(KERNELS), "warmup must run each registered kernel once, in order"
+    if numba.config.DISABLE_JIT:
+        return
+    for name, pair in KERNELS.items():
+        if isinstance(pair.fast, numba.core.registry.CPUDispatcher):
+            assert pair.fast.signatures, f"{name}: warmup left the kernel uncompiled"
