@@ -96,48 +96,18 @@ def pin_thread_env(n: int) -> None:
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
-def _blas_threads_via_threadpoolctl(n: int):
-    try:
-        import threadpoolctl
-    except ImportError:
-        return None
-    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-    return [
-        {"internal_api": i.get("internal_api"), "num_threads": i.get("num_threads"), "version": i.get("version")}
-        for i in threadpoolctl.threadpool_info()
-        if i.get("user_api") == "blas"
-    ]
-
-
 def set_threads(n: int) -> dict:
-    """Run numba (via minisnn), torch and BLAS on ``n`` threads; returns what was set.
+    """Run numba and BLAS (:func:`minisnn.runtime.set_threads`) and torch on ``n`` threads;
+    returns what was set."""
+    from minisnn.runtime import set_threads as set_minisnn_threads
 
-    BLAS is set through ``threadpoolctl`` when it is installed; otherwise the only reliable
-    way is the environment at start-up (``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` /
-    ``MKL_NUM_THREADS``), which :func:`pin_thread_env` takes care of.
-    """
-    info: dict = {"requested": n}
-    try:
-        from minisnn.kernels import get_num_threads, set_num_threads
-
-        set_num_threads(n)
-        info["numba"] = get_num_threads()
-    except Exception as e:  # pragma: no cover - reported, not fatal
-        info["numba"] = f"error: {e}"
+    info: dict = {"requested": n, **set_minisnn_threads(n)}
     torch = try_import_torch()
     if torch is not None:
         torch.set_num_threads(n)
         info["torch"] = torch.get_num_threads()
     else:
         info["torch"] = "not installed"
-    blas = _blas_threads_via_threadpoolctl(n)
-    if blas is not None:
-        info["blas"] = blas
-    else:
-        env = {v: os.environ.get(v) for v in THREAD_ENV_VARS}
-        ok = all(env[v] == str(n) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"))
-        info["blas"] = "env " + ("set at start-up" if ok else "NOT set (start with OPENBLAS_NUM_THREADS/OMP_NUM_THREADS)")
-        info["env"] = env
     return info
 
 

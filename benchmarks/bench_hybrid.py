@@ -147,14 +147,6 @@ def _limit_memory(gb):
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _set_minisnn_threads(n):
-    """Numba threads; BLAS threads come from the environment (``pin_thread_env``).  Not
-    ``_common.set_threads``: it imports torch, whose memory would count in minisnn's peak RSS."""
-    from minisnn.kernels import set_num_threads
-
-    set_num_threads(n)
-
-
 def child_weights(args) -> dict:
     """Save the net's weights (in layer order) for the snnTorch children."""
     import numpy as np
@@ -171,8 +163,10 @@ def child_weights(args) -> dict:
 
 
 def child_minisnn(args, kind: str, T: int, B: int) -> dict:
-    _set_minisnn_threads(args.threads)
     import minisnn as ms
+    from minisnn.runtime import set_threads
+
+    set_threads(args.threads)  # not C.set_threads: torch would count in the peak RSS
     from minisnn import functional as F
     from minisnn.autodiff import no_grad
     from minisnn.hybrid import convert, hybrid_loss

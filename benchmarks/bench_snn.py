@@ -185,21 +185,6 @@ def layer_geometry():
 # ----------------------------------------------------------------------------- worker: minisnn side
 
 
-def set_minisnn_threads(n: int) -> dict:
-    """Numba threads (BLAS threads come from the environment set by ``pin_thread_env``).
-
-    Not ``_common.set_threads``: that imports torch, whose ~200 MB would count in the
-    minisnn processes' peak RSS.
-    """
-    from minisnn.kernels import get_num_threads, set_num_threads
-
-    set_num_threads(n)
-    info = {"numba": get_num_threads()}
-    blas = C._blas_threads_via_threadpoolctl(n)
-    info["blas"] = blas if blas is not None else "env " + str({v: os.environ.get(v) for v in C.THREAD_ENV_VARS})
-    return info
-
-
 def load_layer_arrays(wdir: Path):
     """``[(w, b), ...]`` for the 9 spiking layers and the readout, float32, from ``wdir``."""
     import numpy as np
@@ -274,9 +259,9 @@ def worker_calibrate(job):
     from minisnn.ops import conv2d_forward
     from minisnn.simulate import simulate
 
-    from minisnn import reuse_freed_memory
+    from minisnn.runtime import reuse_freed_memory, set_threads
 
-    threads = set_minisnn_threads(job["threads"])
+    threads = set_threads(job["threads"])  # not C.set_threads: torch would count in the peak RSS
     reuse_freed_memory()  # as minisnn-train does
     warmup()
     wdir = Path(job["wdir"])
@@ -389,9 +374,9 @@ def worker_minisnn(job):
     from minisnn.kernels import warmup
     from minisnn.simulate import simulate
 
-    from minisnn import reuse_freed_memory
+    from minisnn.runtime import reuse_freed_memory, set_threads
 
-    threads = set_minisnn_threads(job["threads"])
+    threads = set_threads(job["threads"])  # not C.set_threads: torch would count in the peak RSS
     reuse_freed_memory()  # as minisnn-train does
     warmup()
     wdir = Path(job["wdir"])

@@ -1,5 +1,6 @@
-"""How minisnn uses the process: thread-wait defaults at import, the allocator setting the
-command-line tools apply (``reuse_freed_memory``), and the pool of recycled cache buffers."""
+"""How minisnn uses the process (:mod:`minisnn.runtime`): thread-wait defaults at import, the
+thread counts and the allocator setting the command-line tools apply, and the pool of
+recycled cache buffers."""
 
 from __future__ import annotations
 
@@ -31,6 +32,27 @@ def test_import_keeps_the_users_own_values():
     got = _env_after_import(OMP_WAIT_POLICY="ACTIVE")
     assert got["OMP_WAIT_POLICY"] == "ACTIVE"
     assert got["OPENBLAS_THREAD_TIMEOUT"] == minisnn.THREAD_WAIT_DEFAULTS["OPENBLAS_THREAD_TIMEOUT"]
+
+
+SET_THREADS_PROBE = (
+    "import json, sys, numpy, threadpoolctl; from minisnn.runtime import set_threads; "
+    "got = set_threads(int(sys.argv[1])); "
+    "blas = [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']; "
+    "print(json.dumps({'got': got, 'blas_now': blas}))"
+)
+
+
+def test_set_threads_sets_numba_and_the_blas_numpy_loaded():
+    # in a child: the thread pools are the process's, and this one's must stay as they are
+    cpus = os.cpu_count() or 1
+    for n in sorted({1, min(2, cpus)}):
+        out = subprocess.run([sys.executable, "-c", SET_THREADS_PROBE, str(n)], capture_output=True, text=True,
+                             check=True)
+        result = json.loads(out.stdout)
+        assert result["got"]["numba"] == n
+        assert result["blas_now"], "numpy's BLAS was not found by threadpoolctl"
+        assert result["blas_now"] == [n] * len(result["blas_now"])
+        assert [b["num_threads"] for b in result["got"]["blas"]] == result["blas_now"]
 
 
 def test_reuse_freed_memory_reports_whether_it_applied():

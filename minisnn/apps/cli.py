@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+from ..runtime import THREAD_VARS
 
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -49,9 +49,9 @@ class _OneLineErrors(click.Group):
 
 def _start(threads: int | None) -> None:
     """What every command does first: the thread count, then glibc's allocator told to keep
-    freed memory for reuse (:func:`minisnn.ops.scratch.reuse_freed_memory`)."""
+    freed memory for reuse (:func:`minisnn.runtime.reuse_freed_memory`)."""
     _set_threads(threads)
-    from ..ops.scratch import reuse_freed_memory
+    from ..runtime import reuse_freed_memory
 
     reuse_freed_memory()
 
@@ -68,51 +68,12 @@ def _set_threads(n: int | None) -> None:
         # And leave os.environ alone: numba re-reads NUMBA_NUM_THREADS at every compilation and
         # raises if it differs from the pool it started, and an in-process caller (a test
         # with click's CliRunner) would otherwise leak the setting into its later subprocesses.
-        from ..kernels import set_num_threads
+        from ..runtime import set_threads
 
-        set_num_threads(n)
-        _set_blas_threads(n)
+        set_threads(n)
         return
     for var in THREAD_VARS:  # read once, at load time
         os.environ[var] = str(n)
-
-
-_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
-                 "openblas_set_num_threads", "MKL_Set_Num_Threads")
-
-
-def _set_blas_threads(n: int) -> bool:
-    """Set the thread count of the BLAS numpy has loaded (OpenBLAS or MKL), as threadpoolctl does:
-    through the library's own setter, found in the process's loaded libraries.  Best effort:
-    False when no known BLAS library was found."""
-    import ctypes
-
-    paths = set()
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() or "mkl_rt" in line.lower()}
-    except OSError:  # no /proc (macOS): look beside numpy
-        import glob
-
-        import numpy
-
-        root = os.path.dirname(os.path.dirname(numpy.__file__))
-        for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*", "scipy_openblas*/lib/*openblas*"):
-            paths.update(glob.glob(os.path.join(root, pattern)))
-    done = False
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _BLAS_SETTERS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                setter(n)
-                done = True
-                break
-    return done
 
 
 def _fail(message: str) -> None:
@@ -215,11 +176,11 @@ def _check_common(steps, data_dir):
               "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
               "Default: a seeded synthetic set, generated in seconds.",
     preset_help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
-                "input and 50 ANN epochs (58 min measured on 2 cores); tiny: seconds, for smoke tests.",
+                "input and 50 ANN epochs (about an hour on 2 cores); tiny: seconds, for smoke tests.",
     epochs_help="ANN epochs (preset: default 30, paper 50).",
     lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper used 0.01, which collapses onto "
             "the mean box here).",
-    hybrid_lr_help="Hybrid fine-tuning learning rate (preset: default 0.002, paper 0.001).",
+    hybrid_lr_help="Hybrid fine-tuning learning rate (default 0.002 in both presets).",
     metric="IoU",
 )
 @click.option("--folds", type=int, default=None,
@@ -231,7 +192,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE; the paper preset adds the firing-rate regularizer),
-    converts it to LIF neurons with Lowpass synapses (default 2 ms, paper preset 5 ms),
+    converts it to LIF neurons with 2 ms Lowpass synapses (the paper: 5 ms),
     evaluates, fine-tunes with the hybrid method for the short T, evaluates again, then prints
     Table 1 (with the constant-box baseline first; SNNs at --steps and at --short-steps) and
     writes results.json, report.md, ann.npz, hybrid_snn.npz and PNG figures to --out.
@@ -382,8 +343,8 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
               "Default: seeded synthetic volumes, written and read as NIfTI.",
     preset_help="default: 100 of the subjects, widths 8-16-32, 3 ANN epochs, SNNs at T=30 and T=6, ~5 min on 2 "
                 "quiet cores; "
-                "paper: every subject, 20 ANN epochs, T=30, per-step hybrid fine-tuning (up to 6 epochs, early "
-                "stopping), ~55 min (the paper's 100 epochs at lr 1e-5 do not fit 90 minutes here, see "
+                "paper: every subject, 20 ANN epochs, SNNs at T=30 and T=6, per-step hybrid fine-tuning at T=6 "
+                "(up to 6 epochs, early stopping) (the paper's 100 epochs at lr 1e-5 do not fit 90 minutes here, see "
                 "docs/results.md); tiny: seconds, for smoke tests.",
     epochs_help="ANN epochs (preset: default 3, paper 20).",
     lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper's 1e-5 barely moves in that "
@@ -394,14 +355,14 @@ def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet)
 @click.option("--subjects", type=int, default=None,
               help="Use a seeded subset of this many subjects, split by subject as usual; 0 = all "
                    "(preset: default 100 of the 260 real ones, to fit its 5 minutes; paper: all).")
-@_short_steps_option("default 6, paper 30, tiny 4")
+@_short_steps_option("default and paper 6, tiny 4")
 def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
               subjects, short_steps, threads, cache, quiet, resume, overwrite):
     """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
 
-    Trains the ANN (rectified-linear neurons, scale_firing_rates 500 in the default preset and
-    1000 in the paper's, 0.5 BCE + 0.5 Dice), converts it to spiking rectified-linear neurons
-    with a 1 ms synapse (paper preset: 5 ms), evaluates, fine-tunes with the hybrid method at
+    Trains the ANN (rectified-linear neurons, scale_firing_rates 500, the paper: 1000; 0.5 BCE +
+    0.5 Dice), converts it to spiking rectified-linear neurons with a 1 ms synapse (the paper:
+    5 ms), evaluates, fine-tunes with the hybrid method at
     the short T, evaluates again, then prints Table 2 (constant prior mask first)
     and writes results.json, report.md, checkpoints, PNG figures and the test subjects'
     predicted masks as NIfTI to --out.
