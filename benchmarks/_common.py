@@ -309,6 +309,14 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def limit_memory(gb: float | None) -> None:
+    """Cap this process's address space at ``gb`` GiB (a child that would swap the machine
+    fails with MemoryError instead); None or <= 0: no cap."""
+    if gb and gb > 0:
+        limit = int(gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far (all its threads)."""
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -140,13 +140,6 @@ def batch_data(args, B):
     return x, y
 
 
-def _limit_memory(gb):
-    import resource
-
-    limit = int(gb * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def child_weights(args) -> dict:
     """Save the net's weights (in layer order) for the snnTorch children."""
     import numpy as np
@@ -175,7 +168,7 @@ def child_minisnn(args, kind: str, T: int, B: int) -> dict:
 
     ms.reuse_freed_memory()  # as minisnn-train does
     warmup()
-    _limit_memory(args.mem_limit_gb)
+    C.limit_memory(args.mem_limit_gb)
     net = build(args.height, args.width, args.widths, args.dense)
     x, y = batch_data(args, B)
     extra = {}
@@ -240,7 +233,7 @@ def child_snntorch(args, kind: str, T: int, B: int) -> dict:
     torch.set_num_threads(args.threads)
     import snntorch as snn
 
-    _limit_memory(args.mem_limit_gb)
+    C.limit_memory(args.mem_limit_gb)
     nn = torch.nn
     beta, alpha = math.exp(-DT / TAU_RC), math.exp(-DT / SYNAPSE)
     z = np.load(os.path.join(args.wdir, "net.npz"))

@@ -159,13 +159,6 @@ def memory_report() -> dict:
     return {"ru_maxrss_mb": C.peak_rss_mb(), "vmhwm_mb": C.proc_status_mb("VmHWM"), "vmrss_mb": C.proc_status_mb("VmRSS")}
 
 
-def cpu_seconds() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def layer_geometry():
     """Per spiking layer: name, kind, output shape (no batch), and the input shape."""
     out = []
@@ -388,9 +381,9 @@ def worker_minisnn(job):
     setup = memory_report()
     if job.get("profile"):
         timers = install_timers(min(job["batch_chunk"], job["batch"]))
-    c0, t0 = cpu_seconds(), time.perf_counter()
+    c0, t0 = C.cpu_seconds(), time.perf_counter()
     res = simulate(net, x, job["steps"], **kw)
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - c0
     out = {
         "engine": "minisnn", "batch": job["batch"], "steps": job["steps"],
         "time_chunk": job["time_chunk"], "batch_chunk": job["batch_chunk"],
@@ -614,9 +607,9 @@ def worker_torch(job):
         run(1, 1)
     setup = memory_report()
     step_times = []
-    c0, t0 = cpu_seconds(), time.perf_counter()
+    c0, t0 = C.cpu_seconds(), time.perf_counter()
     readout, counts = run(T, window, step_times)
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - c0
     sizes = [math.prod(g["out_shape"]) for g in geo]
     rates = {name: float(counts[i]) / (B * sizes[i] * T * DT) for i, name in enumerate(LAYER_NAMES)}
     return {

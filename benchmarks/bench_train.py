@@ -149,7 +149,7 @@ def child_minisnn(args, net_name: str, B: int) -> dict:
     from minisnn import functional as F
     from minisnn.autodiff import Tensor, no_grad
 
-    _limit_memory(args.mem_limit_gb)
+    C.limit_memory(args.mem_limit_gb)
     net = build_minisnn(args, net_name)
     x, y = make_batch(args, net_name, B)
     wfile = os.path.join(args.wdir, f"{net_name}.npz")
@@ -240,7 +240,7 @@ def child_torch(args, net_name: str, B: int) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    _limit_memory(args.mem_limit_gb)
+    C.limit_memory(args.mem_limit_gb)
     nn = torch.nn
     net = build_torch(torch, args, net_name)
     x_np, y_np = make_batch(args, net_name, B)
@@ -286,14 +286,6 @@ def child_torch(args, net_name: str, B: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- shared child code
-
-
-def _limit_memory(gb):
-    if gb and gb > 0:
-        import resource
-
-        limit = int(gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _time_steps(args, engine, net, B, step, info) -> dict:
