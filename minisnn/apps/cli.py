@@ -186,7 +186,7 @@ def _check_common(steps, data_dir):
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
-@_short_steps_option("default and paper 20, tiny 6")
+@_short_steps_option("default 20, paper 16, tiny 6")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
               folds, short_steps, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.

@@ -107,6 +107,8 @@ class LocConfig(Config):
     amplitude: float = 0.01
     rate_target: float = 250.0
     rate_weight: float = 0.0            # the rate regularizer's weight (the paper: 0.01)
+    rate_layers_from: int = 0           # regularize the neuron layers from this one on (0 = all;
+                                        # the paper weighs its layers differently)
     synapse: float = 0.002              # Lowpass tau (s); the paper: 0.005
     dt: float = 0.001
     flip: bool = True
@@ -124,15 +126,16 @@ PRESETS = {
     # the whole pipeline in <= 5 minutes on 2 cores (JIT warm-up included)
     "default": LocConfig(),
     # the paper's input size, ANN epochs and rate regularizer (250 Hz, weight 0.01); widths, T and
-    # the hybrid epoch cap chosen to finish within 90 minutes (~50 s per ANN epoch).  The ANN
-    # recipe is the one measured at this size (ANN 0.8895 on the airplanes): the paper's Adam lr
-    # 0.01 is not used, as at 0.01 (and 0.003) the LIF net collapsed onto the mean box; its
-    # currents start at 2.5 +- 1.5 and its steps are per-layer.  The spiking side is the
-    # default's operating point (issue 18): 2 ms synapses instead of the paper's 5 ms, and the
-    # hybrid step at T = 20 keeping its best epoch by the validation IoU at T = 20.
+    # the hybrid epoch cap chosen to finish within 90 minutes (25-50 s per ANN epoch).  The ANN
+    # recipe is the one measured at this size (test IoU 0.8895 and 0.8933 on the airplanes):
+    # the paper's Adam lr 0.01 is not used, as at 0.01 (and 0.003) the LIF net collapsed onto
+    # the mean box; its currents start at 2.5 +- 1.5 and its steps are per-layer.  The spiking
+    # side is the default's operating point (issue 18) with 2 ms synapses instead of the
+    # paper's 5 ms, at T = 16: at this input size the SNN's state updates and its ~100 Hz (the
+    # regularizer's pull) cost 1.11x the ANN's energy at T = 20 (measured), 0.65x at T = 10.
     "paper": LocConfig(preset="paper", size=(200, 300), widths=(8, 16, 32), dense=(128, 64, 16), epochs=50,
-                       init_current=(2.5, 1.5), hybrid_epochs=5, patience=2, lr=0.001, steps_train=20, steps_eval=80,
-                       steps_short=20, steps_curve=(10, 20, 40, 80), n_synthetic=800, eval_batch=8, rate_weight=0.01,
+                       init_current=(2.5, 1.5), hybrid_epochs=5, patience=2, lr=0.001, steps_train=16, steps_eval=80,
+                       steps_short=16, steps_curve=(10, 16, 20, 40, 80), n_synthetic=800, eval_batch=8, rate_weight=0.01,
                        synapse=0.002, relative_lr=True, hybrid_lr=0.002),
     # seconds: for tests and smoke runs
     "tiny": LocConfig(preset="tiny", size=(24, 36), widths=(4, 8, 8), dense=(32, 16, 8), epochs=2,
@@ -337,9 +340,16 @@ def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
     return wrapped
 
 
+def rate_regularizer(cfg: LocConfig, net) -> RateRegularizer:
+    """The firing-rate regularizer of ``cfg`` for ``net``: every neuron layer from the
+    ``rate_layers_from``-th on (counted from 0) is pulled towards ``rate_target``."""
+    names = [str(i) for i, layer in enumerate(net) if isinstance(layer, Neurons)]
+    return RateRegularizer(cfg.rate_target, cfg.rate_weight, layers=names[cfg.rate_layers_from:], normalized=True)
+
+
 def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=(), checkpoint=None,
               resume=False):
-    reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
+    reg = rate_regularizer(cfg, net)
     step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
     return fit_ann(cfg, net, step, (x_train, y_train),
                    lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks,
@@ -347,7 +357,7 @@ def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callba
 
 
 def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, checkpoint=None, resume=False):
-    reg = RateRegularizer(cfg.rate_target, cfg.rate_weight, normalized=True)
+    reg = rate_regularizer(cfg, snet.net)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
                                                  mode=cfg.hybrid_mode),
                       cfg, norm, cfg.seed + 1)
@@ -487,7 +497,7 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
         "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates}, "layer_sizes": ev_conv.sizes,
         "history": {"ann": hist_ann, "hybrid": hist_hyb}, "iou_vs_steps": curve,
         "normalizer": norm.to_dict(), "timings_s": timings, "recovery": rec,
-        "targets": _targets(cfg, rows, ev_conv, ev_hyb, synthetic=data_dir is None),
+        "targets": _targets(cfg, rows, synthetic=data_dir is None),
     }
     if write_files:
         _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.outputs, ev_hyb.outputs,
@@ -497,30 +507,28 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
 
 
 
-def _targets(cfg, rows, ev_conv, ev_hyb, synthetic: bool = True) -> dict:
-    """The targets the run is measured against (issue 18 for the default preset): each
-    ``{"value": ..., "met": bool}`` (``"unit": "x"`` for an energy ratio)."""
-    base, ann, _, hyb = (r["mean_iou"] for r in rows[:4])
-    t = {"ann_above_constant_box": {"value": ann - base, "met": ann > base}}
-    if cfg.preset == "default":
-        if synthetic:
-            t = {"ann_at_least_0.15_above_constant_box": {"value": ann - base, "met": ann - base >= 0.15}}
-        else:
-            t = {"ann_at_least_0.885": {"value": ann - 0.885, "met": ann >= 0.885}}
-        within = 0.02 if synthetic else 0.01
-        short = next((r for r in rows[4:] if r["model"].startswith("hybrid")), None)
-        if short is not None:
-            T = short["steps"]
-            t[f"hybrid_T{T}_within_{within}_of_ann"] = {"value": ann - short["mean_iou"],
-                                                        "met": ann - short["mean_iou"] <= within}
-            t[f"hybrid_T{T}_energy_at_most_1x_ann"] = {"value": short["energy_vs_ann"], "unit": "x",
-                                                       "met": short["energy_vs_ann"] <= 1.0}
-    if cfg.preset == "paper":
-        t = {"ann_at_least_0.03_above_constant_box": {"value": ann - base, "met": ann - base >= 0.03},
-             "hybrid_above_constant_box": {"value": hyb - base, "met": hyb > base},
-             "hybrid_within_0.02_of_ann": {"value": ann - hyb, "met": ann - hyb <= 0.02},
-             "hybrid_rate_not_above_converted": {"value": ev_hyb.mean_rate - ev_conv.mean_rate,
-                                                 "met": ev_hyb.mean_rate <= ev_conv.mean_rate}}
+def _targets(cfg, rows, synthetic: bool = True) -> dict:
+    """The targets the run is measured against (issue 18), each ``{"value": ..., "met": bool}``
+    (``"unit": "x"`` for an energy ratio): the ANN's margin (over the constant box on the
+    synthetic set; an absolute IoU on the airplanes, the paper's 0.8945 for the paper preset),
+    and the hybrid SNN at the short T within 0.02 (synthetic) or 0.01 (airplanes) of the ANN at
+    no more than the ANN's energy."""
+    base, ann = rows[0]["mean_iou"], rows[1]["mean_iou"]
+    if cfg.preset not in ("default", "paper"):
+        return {"ann_above_constant_box": {"value": ann - base, "met": ann > base}}
+    if synthetic:
+        t = {"ann_at_least_0.15_above_constant_box": {"value": ann - base, "met": ann - base >= 0.15}}
+    else:
+        need = 0.8945 if cfg.preset == "paper" else 0.885
+        t = {f"ann_at_least_{need}": {"value": ann - need, "met": ann >= need}}
+    within = 0.02 if synthetic else 0.01
+    short = next((r for r in rows[4:] if r["model"].startswith("hybrid")), None)
+    if short is not None:
+        T = short["steps"]
+        t[f"hybrid_T{T}_within_{within}_of_ann"] = {"value": ann - short["mean_iou"],
+                                                    "met": ann - short["mean_iou"] <= within}
+        t[f"hybrid_T{T}_energy_at_most_1x_ann"] = {"value": short["energy_vs_ann"], "unit": "x",
+                                                   "met": short["energy_vs_ann"] <= 1.0}
     return t
 
 
