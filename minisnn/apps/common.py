@@ -26,6 +26,17 @@ from ..simulate import ann_macs
 from ..train import fit
 from .progress import Bar
 
+#: Random streams of a run besides the ones seeded with ``seed`` itself (the split, the weights,
+#: the ANN's shuffling): each is ``np.random.default_rng([seed, STREAM])``, so changing how one
+#: is used leaves the others' numbers alone.
+STREAM_FLIP = 17             # LocNet: which images of a batch are mirrored
+STREAM_VALIDATION = 3        # LocNet: which training images are held out for validation
+STREAM_HYBRID_SLICES = 5     # CAE: the share of training slices a hybrid epoch sees
+STREAM_SUBJECTS = 9          # CAE: the seeded subset of subjects (--subjects)
+#: The hybrid phase shuffles with ``seed + HYBRID_SEED_OFFSET`` (and LocNet flips with
+#: ``[seed + HYBRID_SEED_OFFSET, STREAM_FLIP]``).
+HYBRID_SEED_OFFSET = 1
+
 #: Energy per operation, picojoules, for the estimates in the tables: 45 nm CMOS, 32-bit
 #: floating point, add 0.9 pJ and multiply 3.7 pJ (M. Horowitz, "Computing's energy problem
 #: (and what we can do about it)", ISSCC 2014 - the figures most SNN papers use).  Every cost
@@ -545,8 +556,8 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
     bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), batch), quiet, f"val {metric}",
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=batch,
-               lr=cfg.hybrid_lr, seed=cfg.seed + 1, patience=cfg.patience, mode="max", callbacks=[bar],
-               validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
+               lr=cfg.hybrid_lr, seed=cfg.seed + HYBRID_SEED_OFFSET, patience=cfg.patience, mode="max",
+               callbacks=[bar], validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
 
 
 def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], float], batch: int,

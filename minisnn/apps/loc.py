@@ -55,6 +55,9 @@ from ..simulate import ann_macs
 from ..train import RateRegularizer, ann_loss
 from .common import (
     ENERGY_PJ,
+    HYBRID_SEED_OFFSET,
+    STREAM_FLIP,
+    STREAM_VALIDATION,
     Config,
     RunState,
     SpikingEval,
@@ -326,7 +329,7 @@ def _row(model: str, s: dict, macs: float | None = None, neurons: int = 0, ev: S
 def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
     """Wrap a step function: mirror a random half of each batch (seeded), standardize.  The
     generator is ``wrapped.rng`` (a checkpoint saves its state)."""
-    rng = np.random.default_rng([seed, 17])
+    rng = np.random.default_rng([seed, STREAM_FLIP])
 
     def wrapped(xb, yb):
         if cfg.flip:
@@ -360,7 +363,7 @@ def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, ch
     reg = rate_regularizer(cfg, snet.net)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
                                                  mode=cfg.hybrid_mode),
-                      cfg, norm, cfg.seed + 1)
+                      cfg, norm, cfg.seed + HYBRID_SEED_OFFSET)
     return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
                       lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,
                       checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng},
@@ -390,7 +393,7 @@ def split(cfg: LocConfig, n: int, fold: tuple | None = None):
     else:
         train, test = fold
     n_val = max(1, int(round(cfg.val_fraction * len(train)))) if len(train) > 1 else 0
-    rng = np.random.default_rng([cfg.seed, 3])
+    rng = np.random.default_rng([cfg.seed, STREAM_VALIDATION])
     perm = rng.permutation(train)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val]), np.sort(test)
 

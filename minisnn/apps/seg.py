@@ -55,6 +55,8 @@ from ..neurons import RectifiedLinear
 from ..simulate import ann_macs
 from .common import (
     ENERGY_PJ,
+    STREAM_HYBRID_SLICES,
+    STREAM_SUBJECTS,
     Config,
     RunState,
     SpikingEval,
@@ -232,7 +234,7 @@ def _subsample(cfg, x, y, seed):
     if cfg.hybrid_fraction >= 1:
         return x, y
     n = max(1, int(round(cfg.hybrid_fraction * len(x))))
-    idx = np.sort(np.random.default_rng([seed, 5]).choice(len(x), n, replace=False))
+    idx = np.sort(np.random.default_rng([seed, STREAM_HYBRID_SLICES]).choice(len(x), n, replace=False))
     return x[idx], y[idx]
 
 
@@ -256,7 +258,7 @@ def subject_pool(cfg: SegConfig, n: int) -> np.ndarray:
     """The subjects a run uses: all ``n``, or a seeded subset of ``cfg.subjects`` of them."""
     if cfg.subjects is None or cfg.subjects >= n:
         return np.arange(n)
-    return np.sort(np.random.default_rng([cfg.seed, 9]).choice(n, cfg.subjects, replace=False))
+    return np.sort(np.random.default_rng([cfg.seed, STREAM_SUBJECTS]).choice(n, cfg.subjects, replace=False))
 
 
 def load_data(cfg: SegConfig, data_dir=None, cache_dir=None, quiet=True):
