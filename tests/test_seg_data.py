@@ -516,3 +516,10 @@ def test_real_data_all_260():
     # every subject keeps a sizeable hippocampus inside the centred box (PROVENANCE: >= 2047 labelled voxels)
     assert data.masks.reshape(260, -1).sum(1).min() >= 2047
     assert data.subjects[0].name == "hippocampus_001" and data.subjects[0].shape == (35, 51, 35)
+
+
+def test_both_loaders_raise_the_same_data_error():
+    # one class: an except clause for the data's problems catches both apps'
+    from minisnn.apps import datafiles, loc_data
+
+    assert DataError is loc_data.DataError is datafiles.DataError

@@ -67,9 +67,6 @@ cross-validation) return sorted index arrays.
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -80,7 +77,7 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageDraw
 
-from ..io import atomic_write_bytes
+from .datafiles import DataError, cache_key, read_cache, write_cache
 
 __all__ = [
     "BoxData",
@@ -111,13 +108,6 @@ _CALTECH_ANNOTATION = re.compile(r"annotation_([0-9]+)\.mat")
 # What PIL raises for a file it cannot decode: UnidentifiedImageError and "image file is
 # truncated" are OSErrors; some broken headers give ValueError, SyntaxError or EOFError.
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-class DataError(ValueError):
-    """A problem with the input data, explained in one line that names the file (and CSV line)."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).splitlines()))
 
 
 @dataclass
@@ -491,42 +481,22 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
 
 
 def _cache_key(layout: str, size, data_dir: Path, rows: list[_Row]) -> str:
-    """First 16 hex digits of the SHA-256 of layout, size, format version and source file stats."""
+    """The cache key (:func:`minisnn.apps.datafiles.cache_key`): layout, size, format version and
+    the annotation and image files."""
     sources = list(dict.fromkeys(row.annotation for row in rows))  # the CSV, or every .mat, once
-    h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_FORMAT_VERSION, "layout": layout, "size": list(size)}).encode())
-    for path in sources:
-        h.update(_stat_line(path, data_dir))
     for row in rows:
         if not row.image.is_file():
             raise DataError(f"{row.where_image()}: file not found")
-        h.update(_stat_line(row.image, data_dir))
-    return h.hexdigest()[:16]
-
-
-def _stat_line(path: Path, data_dir: Path) -> bytes:
-    """``name<TAB>size<TAB>mtime_ns`` of one source file, for the cache key."""
-    st = path.stat()
-    try:
-        name = path.relative_to(data_dir).as_posix()
-    except ValueError:  # a CSV row naming an absolute path
-        name = path.as_posix()
-    return f"\n{name}\t{st.st_size}\t{st.st_mtime_ns}".encode()
+    settings = {"version": CACHE_FORMAT_VERSION, "layout": layout, "size": list(size)}
+    return cache_key(settings, sources + [row.image for row in rows], data_dir)
 
 
 def _read_cache(path: Path, key: str, size):
     """``(pixels, boxes, names, dropped)`` from a cache file, or None if absent, stale or corrupt."""
-    if not path.is_file():
+    z = read_cache(path, key)
+    if z is None or not {"pixels", "boxes", "names", "dropped"} <= z.keys():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            pixels, boxes = z["pixels"], z["boxes"]
-            names = [str(s) for s in z["names"]]
-            dropped = [str(s) for s in z["dropped"]]
-    except Exception:  # a damaged cache is only a cache: ignore it, decode again and rewrite it
-        return None
+    pixels, boxes, names, dropped = z["pixels"], z["boxes"], list(z["names"]), list(z["dropped"])
     n = len(names)
     if (pixels.dtype != np.uint8 or pixels.shape != (n, 3) + tuple(size)
             or boxes.dtype != np.float32 or boxes.shape != (n, 4)):
@@ -535,11 +505,8 @@ def _read_cache(path: Path, key: str, size):
 
 
 def _write_cache(path: Path, key: str, pixels, boxes, names, dropped) -> None:
-    """Write the cache file atomically (:func:`minisnn.io.atomic_write_bytes`)."""
-    buf = io.BytesIO()
-    np.savez(buf, key=np.array(key), pixels=pixels, boxes=boxes,
-             names=np.array(names, dtype=str), dropped=np.array(dropped, dtype=str))
-    atomic_write_bytes(path, buf.getvalue())
+    write_cache(path, key, pixels=pixels, boxes=boxes, names=np.array(names, dtype=str),
+                dropped=np.array(dropped, dtype=str))
 
 
 # ----------------------------------------------------------------------------- synthetic data

@@ -84,9 +84,6 @@ Synthetic data
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
-import json
 import shutil
 import struct
 import tempfile
@@ -105,6 +102,7 @@ from nibabel.wrapstruct import WrapStructError
 from scipy import ndimage
 
 from ..io import atomic_write_bytes
+from .datafiles import DataError, cache_key, read_cache, write_cache
 
 __all__ = [
     "DEFAULT_CROP",
@@ -142,13 +140,6 @@ _AFFINE_ATOL = 1e-3
 # (a header too short or with impossible fields).
 _READ_ERRORS = (ImageFileError, HeaderDataError, WrapStructError, OSError, EOFError, zlib.error,
                 ValueError, TypeError, MemoryError, OverflowError, IndexError, struct.error)
-
-
-class DataError(ValueError):
-    """A problem with the input data, explained in one line that names the file."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).splitlines()))
 
 
 @dataclass
@@ -479,27 +470,19 @@ def _uncrop(box_values: np.ndarray, start, shape) -> np.ndarray:
 
 
 def _cache_key(crop, data_dir: Path, files: list[Path]) -> str:
-    """16 hex digits of the SHA-256 of crop, format version and the stats of every source file."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_FORMAT_VERSION, "crop": list(crop)}).encode())
-    for path in sorted(files):
-        st = path.stat()
-        h.update(f"\n{path.relative_to(data_dir).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
+    """The cache key (:func:`minisnn.apps.datafiles.cache_key`): crop, format version and every
+    source file."""
+    return cache_key({"version": CACHE_FORMAT_VERSION, "crop": list(crop)}, sorted(files), data_dir)
 
 
 def _read_cache(path: Path, key: str, crop, names: list[str]):
     """``(images, masks, shapes, affines, starts)`` from a cache file, or None if absent, stale or corrupt."""
-    if not path.is_file():
+    z = read_cache(path, key)
+    if z is None or not {"images", "masks", "names", "shapes", "affines", "starts"} <= z.keys():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or [str(s) for s in z["names"]] != names:
-                return None
-            vols, masks = z["images"], z["masks"]
-            shapes, affines, starts = z["shapes"], z["affines"], z["starts"]
-    except Exception:  # a damaged cache is only a cache: ignore it, read again and rewrite it
+    if list(z["names"]) != names:
         return None
+    vols, masks, shapes, affines, starts = z["images"], z["masks"], z["shapes"], z["affines"], z["starts"]
     s = len(names)
     if (vols.dtype != np.float32 or vols.shape != (s,) + crop or masks.dtype != np.uint8
             or masks.shape != (s,) + crop or shapes.shape != (s, 3) or affines.shape != (s, 4, 4)
@@ -509,14 +492,10 @@ def _read_cache(path: Path, key: str, crop, names: list[str]):
 
 
 def _write_cache(path: Path, key: str, vols, masks, subjects: list[Subject]) -> None:
-    """Write the cache file atomically (:func:`minisnn.io.atomic_write_bytes`)."""
-    buf = io.BytesIO()
-    np.savez(buf, key=np.array(key), images=vols, masks=masks,
-             names=np.array([s.name for s in subjects], dtype=str),
-             shapes=np.array([s.shape for s in subjects], np.int64).reshape(-1, 3),
-             affines=np.array([s.affine for s in subjects], np.float64).reshape(-1, 4, 4),
-             starts=np.array([s.crop_start for s in subjects], np.int64).reshape(-1, 3))
-    atomic_write_bytes(path, buf.getvalue())
+    write_cache(path, key, images=vols, masks=masks, names=np.array([s.name for s in subjects], dtype=str),
+                shapes=np.array([s.shape for s in subjects], np.int64).reshape(-1, 3),
+                affines=np.array([s.affine for s in subjects], np.float64).reshape(-1, 4, 4),
+                starts=np.array([s.crop_start for s in subjects], np.int64).reshape(-1, 3))
 
 
 # ----------------------------------------------------------------------------- writing NIfTI
