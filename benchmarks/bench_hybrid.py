@@ -8,7 +8,7 @@ transients of building and converting the net (the whole process's ``ru_maxrss``
 JSON).  Kinds:
 
 * ``ann`` - one ANN training step (rate neurons, same net, same batch): the memory reference;
-* ``mean-rate`` - minisnn's hybrid step, mean-rate mode (simulate, replay, backward, Adam); memory
+* ``mean-rate`` - minisnn's hybrid step, the mean-rate method (simulate, replay, backward, Adam); memory
   of an ANN step whatever T;
 * ``per-step`` - minisnn's hybrid step unrolled over T (memory grows with T; skipped above
   --per-step-max-T);
@@ -187,10 +187,10 @@ def child_minisnn(args, kind: str, T: int, B: int) -> dict:
                 return ann_loss(net, x, y, F.mse_loss)[0]
         else:
             model = convert(net, synapse=SYNAPSE, steps=T, time_chunk=args.time_chunk)
-            mode = "mean" if kind == "mean-rate" else "per-step"
+            method = "mean" if kind == "mean-rate" else "per-step"
 
             def loss_fn():
-                loss, info = hybrid_loss(model, x, y, F.mse_loss, mode=mode)
+                loss, info = hybrid_loss(model, x, y, F.mse_loss, method=method)
                 if info.get("sim") is not None:
                     extra["mean_rate_hz"] = float(info["sim"].mean_rate)
                 return loss

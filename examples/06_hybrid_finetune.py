@@ -66,7 +66,7 @@ def main(out: Path, epochs: int) -> None:
     # 3. hybrid fine-tuning ---------------------------------------------------------------
     t = time.perf_counter()
     hist = fit(snet, lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss), (x, y),
-               val_fn=lambda: snn_accuracy(snet, xv, lv), mode="max", epochs=epochs,
+               val_fn=lambda: snn_accuracy(snet, xv, lv), goal="max", epochs=epochs,
                batch_size=32, lr=0.01, seed=0, validate_first=True)
     print(f"3. hybrid fine-tuning, {hist['epochs_run']} epochs in {time.perf_counter() - t:.1f} s: "
           f"validation accuracy {hist['val_initial']:.3f} before, per epoch "

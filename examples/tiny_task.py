@@ -79,4 +79,4 @@ def train_ann(net: ms.Sequential, data: dict, epochs: int = 10) -> dict:
     x, y, _ = data["train"]
     xv, _, lv = data["val"]
     return fit(net, lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss), (x, y),
-               val_fn=lambda: ann_accuracy(net, xv, lv), mode="max", epochs=epochs, batch_size=32, lr=0.01)
+               val_fn=lambda: ann_accuracy(net, xv, lv), goal="max", epochs=epochs, batch_size=32, lr=0.01)

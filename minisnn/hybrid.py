@@ -9,7 +9,7 @@ The paper's method in three functions:
   readout window, dt, seed) and, per neuron layer, the **gradient model**: the rate model whose
   derivative the backward pass uses (for a LIF converted from ``SoftLIFRate(sigma)`` it is that
   SoftLIFRate, not LIFRate).
-* :func:`hybrid_loss` with ``mode="mean"`` (the default, the paper's method):
+* :func:`hybrid_loss` with ``method="mean"`` (the default, the paper's method):
 
   1. simulate the SNN on the batch (:func:`minisnn.simulate.simulate`, no graph) and keep every
      neuron layer's mean filtered output over the readout window;
@@ -20,17 +20,17 @@ The paper's method in three functions:
      last neuron layer are affine, so applying them to the mean is the mean of their output).
 
   The replay is an ANN-sized graph: peak memory is that of an ANN step, whatever ``T``.
-* :func:`hybrid_loss` with ``mode="per-step"`` is KerasSpiking's spiking-aware training: the
+* :func:`hybrid_loss` with ``method="per-step"`` is KerasSpiking's spiking-aware training: the
   network is unrolled over all ``T`` steps as a graph, every neuron layer spikes forward
   (one Nengo ``step`` per time step) and back-propagates its rate derivative at that step's
   current, and the gradient flows exactly through the linear Lowpass synapses and layers over
-  time.  Memory grows with ``T``; it is the reference the mean mode is checked against.  It
+  time.  Memory grows with ``T``; it is the reference the mean method is checked against.  It
   runs layer-major (each layer once over all steps stacked on the batch axis:
   :class:`SpikingScanFn`, :class:`LowpassScanFn`): on the segmentation CAE at T = 30, batch 16,
   one forward + backward took 1.2-2.6 s against 4.7-5.0 s for the time-major reference
   (:class:`SpikingStepFn`, ``order="time"``), quiet machine.
 
-A firing-rate regularizer (:class:`minisnn.train.RateRegularizer`) can be added to either mode:
+A firing-rate regularizer (:class:`minisnn.train.RateRegularizer`) can be added to either method:
 it sees the replayed neuron outputs (the measured SNN rates), which carry the rate gradient.
 """
 
@@ -284,7 +284,7 @@ class SpikingStepFn(Function):
         self.J = None
 
 
-# ----------------------------------------------------------------------------- mean-rate mode
+# ----------------------------------------------------------------------------- the mean-rate method
 
 
 def measure(snet: SpikingNet, x, *, spiking: bool = True, steps: int | None = None, seed: int | None = None):
@@ -331,7 +331,7 @@ def replay(snet: SpikingNet, x, means: dict):
     return cur, acts
 
 
-# ----------------------------------------------------------------------------- per-step mode
+# ----------------------------------------------------------------------------- the per-step method
 
 
 class SpikingScanFn(Function):
@@ -498,7 +498,7 @@ def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype):
 # ----------------------------------------------------------------------------- the hybrid loss
 
 
-def hybrid_loss(snet: SpikingNet, x, y, loss_fn, *, mode: str = "mean", regularizer=None,
+def hybrid_loss(snet: SpikingNet, x, y, loss_fn, *, method: str = "mean", regularizer=None,
                 steps: int | None = None, seed: int | None = None, spiking: bool = True):
     """Build the graph of one hybrid step; returns ``(loss Tensor, info dict)``.
 
@@ -510,24 +510,24 @@ def hybrid_loss(snet: SpikingNet, x, y, loss_fn, *, mode: str = "mean", regulari
     snet : SpikingNet
     x, y : a batch of inputs and targets
     loss_fn : ``loss_fn(prediction Tensor, y) -> scalar Tensor`` on the SNN readout
-    mode : ``"mean"`` (mean-rate replay, memory of an ANN step) or ``"per-step"`` (unrolled)
+    method : ``"mean"`` (mean-rate replay, memory of an ANN step) or ``"per-step"`` (unrolled)
     regularizer : optional ``regularizer(net, {layer name: output Tensor}) -> Tensor`` (e.g.
         :class:`minisnn.train.RateRegularizer`), applied to the measured SNN outputs
     steps, seed : override the SpikingNet's settings for this batch
     spiking : False runs the gradient (rate) models forward instead of spikes (a check: the
-        mean mode then reproduces the ANN gradient exactly)
+        mean method then reproduces the ANN gradient exactly)
 
     ``info``: ``task_loss``, ``reg_loss`` (floats), ``readout`` (array), ``sim`` (SimResult,
-    mean mode with spikes only).
+    mean method with spikes only).
     """
     sim = None
-    if mode == "mean":
+    if method == "mean":
         readout, means, sim = measure(snet, x, spiking=spiking, steps=steps, seed=seed)
         out, acts = replay(snet, x, means)
-    elif mode in ("per-step", "per_step"):
+    elif method in ("per-step", "per_step"):
         out, acts = per_step_forward(snet, x, steps=steps, seed=seed, spiking=spiking)
     else:
-        raise ValueError(f"hybrid_loss: mode must be 'mean' or 'per-step', got {mode!r}")
+        raise ValueError(f"hybrid_loss: method must be 'mean' or 'per-step', got {method!r}")
     task = loss_fn(out, y)
     loss = task
     reg_value = 0.0

@@ -266,7 +266,7 @@ def fit(
     optimizer=None,
     seed: int = 0,
     patience: int | None = None,
-    mode: str = "min",
+    goal: str = "min",
     callbacks=(),
     raise_on_nan: bool = False,
     verbose: bool = False,
@@ -290,7 +290,7 @@ def fit(
     optimizer : an Optimizer over ``model.parameters()`` (default ``Adam(lr)``)
     patience : stop once this many epochs in a row bring no improvement (None: never), as
         Keras' EarlyStopping; the best epoch's weights are restored at the end in any case
-    mode : ``"min"`` (loss-like metric) or ``"max"`` (IoU, Dice)
+    goal : ``"min"`` (loss-like metric) or ``"max"`` (IoU, Dice): which way the validation metric improves
     callbacks : objects with ``on_batch_end(info)`` / ``on_epoch_end(history)``
     raise_on_nan : raise :class:`TrainingStopped` instead of returning on a NaN/inf loss
     validate_first : score the initial weights with ``val_fn`` before training and let them
@@ -299,7 +299,7 @@ def fit(
     checkpoint : a file path: after every epoch (and when training stops) the whole training
         state is written there atomically (see the module docstring)
     resume : continue from ``checkpoint`` if that file exists (otherwise start as usual).  The
-        settings (epochs, batch size, seed, patience, mode, the data's fingerprint, ...) must be
+        settings (epochs, batch size, seed, patience, goal, the data's fingerprint, ...) must be
         those of the run that wrote it, or :class:`~minisnn.io.CheckpointError` is raised
     rngs : ``{name: numpy Generator}`` that ``step_fn`` draws from (augmentation): their states
         are saved in and restored from the checkpoint with the shuffling generator's
@@ -311,8 +311,8 @@ def fit(
         stopping" or "non-finite loss"), ``message``; ``resumed_from`` (the epoch count of the
         checkpoint it continued from) when it resumed
     """
-    if mode not in ("min", "max"):
-        raise ValueError(f"fit: mode must be 'min' or 'max', got {mode!r}")
+    if goal not in ("min", "max"):
+        raise ValueError(f"fit: goal must be 'min' or 'max', got {goal!r}")
     X, Y = train_data
     n = len(X)
     if n == 0 or len(Y) != n:
@@ -326,7 +326,7 @@ def fit(
     params = list(model.parameters())
     opt = optimizer if optimizer is not None else Adam(params, lr=lr)
     rng = np.random.default_rng(seed)
-    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
+    better = (lambda a, b: a < b) if goal == "min" else (lambda a, b: a > b)
 
     history = {"loss": [], "task_loss": [], "reg_loss": [], "val": [], "time": [],
                "best_epoch": None, "best_val": None, "epochs_run": 0, "stopped": None, "message": ""}
@@ -335,7 +335,7 @@ def fit(
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         settings = {"epochs": int(epochs), "batch_size": int(batch_size), "seed": _jsonable_seed(seed),
-                    "patience": patience, "mode": mode, "validate_first": bool(validate_first),
+                    "patience": patience, "goal": goal, "validate_first": bool(validate_first),
                     "n": int(n), "data": _fingerprint(X, Y),
                     "parameters": [list(p.shape) for p in params]}
     if resume and checkpoint.exists():

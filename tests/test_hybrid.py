@@ -141,9 +141,9 @@ def test_hybrid_gradient_equals_ann_gradient_with_rate_models(neuron, scale):
     for a, b in zip(g_ann, grads(snet)):
         np.testing.assert_array_equal(a, b)
 
-    # per-step mode with rate models and no synapse: T identical steps averaged
+    # the per-step method with rate models and no synapse: T identical steps averaged
     snet.zero_grad()
-    loss_p, _ = hybrid_loss(snet, x, y, F.mse_loss, regularizer=reg, mode="per-step", steps=4, spiking=False)
+    loss_p, _ = hybrid_loss(snet, x, y, F.mse_loss, regularizer=reg, method="per-step", steps=4, spiking=False)
     loss_p.backward()
     for a, b in zip(g_ann, grads(snet)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
@@ -173,11 +173,11 @@ def test_replay_and_per_step_output_equal_the_snn_readout(synapse):
     x, y = rng.uniform(0, 1, (3, 2, 8, 8)), rng.uniform(-1, 1, (3, 3))
     _, info = hybrid_loss(snet, x, y, F.mse_loss)
     np.testing.assert_array_equal(info["readout"], info["sim"].readout)  # the suffix is affine
-    _, info_p = hybrid_loss(snet, x, y, F.mse_loss, mode="per-step")
+    _, info_p = hybrid_loss(snet, x, y, F.mse_loss, method="per-step")
     # same seeds, same spikes: the unrolled graph reproduces the simulator
     np.testing.assert_allclose(info_p["readout"], info["sim"].readout, rtol=1e-10, atol=1e-12)
-    with pytest.raises(ValueError, match="mode"):
-        hybrid_loss(snet, x, y, F.mse_loss, mode="bptt")
+    with pytest.raises(ValueError, match="method"):
+        hybrid_loss(snet, x, y, F.mse_loss, method="bptt")
 
 
 MEASURE_CASES = [
@@ -193,7 +193,7 @@ MEASURE_CASES = [
 
 @pytest.mark.parametrize("case", MEASURE_CASES, ids=[c[0] for c in MEASURE_CASES])
 def test_measured_layer_means_equal_the_time_major_reference(case):
-    # what the mean-mode replay feeds back as each hidden layer's output must be that layer's
+    # what the mean-rate replay feeds back as each hidden layer's output must be that layer's
     # filtered output averaged over the readout window, step by step as the slow reference
     # computes it (a simulator that mis-scaled or mis-windowed a hidden layer's mean would
     # still give the right readout if the readout were checked alone)
@@ -312,7 +312,7 @@ def test_mean_rate_and_per_step_gradients_agree(case):
     loss_m.backward()
     g_mean = grads(snet)
     snet.zero_grad()
-    loss_p, _ = hybrid_loss(snet, x, y, F.mse_loss, mode="per-step")
+    loss_p, _ = hybrid_loss(snet, x, y, F.mse_loss, method="per-step")
     loss_p.backward()
     g_step = grads(snet)
     assert loss_p.item() == pytest.approx(loss_m.item(), rel=1e-10)

@@ -109,7 +109,7 @@ def test_mode_max_keeps_the_highest_metric():
     rec = Recorder(net)
     scores = iter([0.5, 0.9, 0.7])
     hist = fit(net, lambda a, b: ann_loss(net, a, b), (x, y), val_fn=lambda: next(scores), epochs=3,
-               mode="max", callbacks=[rec])
+               goal="max", callbacks=[rec])
     assert hist["best_epoch"] == 1
     np.testing.assert_array_equal(net.state_dict()["0.w"], rec.states[1]["0.w"])
 
@@ -153,8 +153,8 @@ def test_bad_arguments():
     x, y = data()
     net = small_net()
     step = lambda a, b: ann_loss(net, a, b)  # noqa: E731
-    with pytest.raises(ValueError, match="mode"):
-        fit(net, step, (x, y), mode="best")
+    with pytest.raises(ValueError, match="goal"):
+        fit(net, step, (x, y), goal="best")
     with pytest.raises(ValueError, match="batch_size"):
         fit(net, step, (x, y), batch_size=0)
     with pytest.raises(ValueError, match="targets"):
@@ -173,7 +173,7 @@ def test_validate_first_keeps_the_initial_weights_when_no_epoch_beats_them():
             return -float(((net(x).data - ref) ** 2).mean())
 
     hist = fit(net, lambda xb, yb: ann_loss(net, xb, yb), (x, y + 5.0), val_fn=val, epochs=3, lr=0.05,
-               mode="max", validate_first=True, patience=2)
+               goal="max", validate_first=True, patience=2)
     assert hist["val_initial"] == 0.0 and hist["best_epoch"] == -1
     assert all(v < 0 for v in hist["val"])  # the epochs did move the net
     assert "the initial weights" in hist["message"]
@@ -280,7 +280,7 @@ def test_validate_first_is_not_repeated_on_resume(tmp_path):
             return 0.5
 
         return fit(net, lambda a, b: ann_loss(net, a, b), (x, y), val_fn=val, epochs=3, batch_size=16,
-                   validate_first=True, mode="max", checkpoint=path, resume=resume,
+                   validate_first=True, goal="max", checkpoint=path, resume=resume,
                    callbacks=[] if crash is None else [CrashAt(*crash)])
 
     with pytest.raises(Crash):

@@ -532,7 +532,7 @@ def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet:
     ``checkpoint``, ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`."""
     bar = EpochBar("ANN", cfg.epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}")
     return fit(net, step, train, val_fn=val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-               seed=cfg.seed, mode="max", callbacks=[bar, *callbacks], checkpoint=checkpoint, resume=resume,
+               seed=cfg.seed, goal="max", callbacks=[bar, *callbacks], checkpoint=checkpoint, resume=resume,
                rngs=rngs)
 
 
@@ -556,7 +556,7 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
     bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), batch), quiet, f"val {metric}",
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=batch,
-               lr=cfg.hybrid_lr, seed=cfg.seed + HYBRID_SEED_OFFSET, patience=cfg.patience, mode="max",
+               lr=cfg.hybrid_lr, seed=cfg.seed + HYBRID_SEED_OFFSET, patience=cfg.patience, goal="max",
                callbacks=[bar], validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
 
 

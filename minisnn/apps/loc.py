@@ -101,7 +101,7 @@ class LocConfig(Config):
     lr: float = 0.002                   # ANN Adam learning rate
     hybrid_lr: float = 0.002
     steps_train: int = 20               # T of the hybrid training presentations
-    hybrid_mode: str = "mean"           # "mean" (mean-rate replay) or "per-step" (unrolled in time)
+    hybrid_method: str = "mean"         # "mean" (mean-rate replay) or "per-step" (unrolled in time)
     steps_eval: int = 60                # T of the long SNN evaluations
     steps_short: int = 20               # the low-latency operating point: the hybrid step keeps its
                                         # best epoch at this T; rows at it too (none if >= steps_eval)
@@ -362,7 +362,7 @@ def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callba
 def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, checkpoint=None, resume=False):
     reg = rate_regularizer(cfg, snet.net)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
-                                                 mode=cfg.hybrid_mode),
+                                                 method=cfg.hybrid_method),
                       cfg, norm, cfg.seed + HYBRID_SEED_OFFSET)
     return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
                       lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,

@@ -26,7 +26,7 @@ docs/results.md):
 - the default preset uses a seeded subset of 100 subjects: a spiking evaluation costs
   ~2-3 ms per slice and time step here, so 26 test subjects x 32 slices x T = 40 is ~1.5 min
   per model and pass, and the budget is 5 minutes for everything;
-- hybrid fine-tuning is unrolled in time (``hybrid_mode="per-step"``, as NengoDL trains
+- hybrid fine-tuning is unrolled in time (``hybrid_method="per-step"``, as NengoDL trains
   spiking nets): the mean-rate replay, which ignores the synapses' dynamics, made the
   validation Dice *worse* at every learning rate tried on this 10-layer net, whose output lags
   the input by ~10 synapse time constants;
@@ -108,7 +108,7 @@ class SegConfig(Config):
     # it sees the latency of the 10 layers (NengoDL trains spiking nets this way).  "mean": the
     # mean-rate replay (an ANN step's memory), which made the validation Dice *worse* on this
     # net at every learning rate and T tried (T 25-40, lr 1e-5-1e-4; see docs/results.md).
-    hybrid_mode: str = "per-step"
+    hybrid_method: str = "per-step"
     steps_curve: tuple = (2, 4, 6, 10, 20, 30)  # <= steps_eval: read off the evaluation runs for free
     scale: float = 500.0                # scale_firing_rates of every neuron layer (the paper: 1000)
     synapse: float = 0.001              # the paper: 0.005
@@ -127,7 +127,7 @@ class SegConfig(Config):
 PRESETS = {
     "default": SegConfig(),
     "paper": SegConfig(preset="paper", widths=(8, 16, 32), subjects=None, epochs=20, hybrid_epochs=6, patience=2,
-                       lr=1e-3, hybrid_lr=1e-4, hybrid_mode="per-step", hybrid_fraction=0.1, batch_size=32, hybrid_batch_size=None,
+                       lr=1e-3, hybrid_lr=1e-4, hybrid_method="per-step", hybrid_fraction=0.1, batch_size=32, hybrid_batch_size=None,
                        steps_curve=(2, 4, 6, 10, 20, 30)),
     "tiny": SegConfig(preset="tiny", widths=(2, 4, 4), epochs=1, hybrid_epochs=1, steps_train=4, steps_eval=6,
                       steps_short=4, steps_curve=(3, 6), n_synthetic=6, eval_batch=32, hybrid_fraction=0.5),
@@ -137,8 +137,8 @@ PRESETS = {
 def make_config(preset: str = "default", **overrides) -> SegConfig:
     """A preset with ``overrides`` (None values are ignored), checked."""
     cfg = _make_config(PRESETS, preset, overrides)
-    if cfg.hybrid_mode not in ("mean", "per-step"):
-        raise ValueError(f"hybrid_mode must be 'mean' or 'per-step', got {cfg.hybrid_mode!r}")
+    if cfg.hybrid_method not in ("mean", "per-step"):
+        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     if cfg.subjects is not None and cfg.subjects < 3:
         raise ValueError(f"subjects must be None (all) or >= 3, got {cfg.subjects}")
     return cfg
@@ -245,7 +245,7 @@ def train_ann(cfg, net, x_tr, y_tr, x_va, y_va, depth, quiet=True, checkpoint=No
 
 
 def train_hybrid(cfg, snet, x_tr, y_tr, x_va, y_va, depth, quiet=True, checkpoint=None, resume=False):
-    step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, mode=cfg.hybrid_mode)  # noqa: E731
+    step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, method=cfg.hybrid_method)  # noqa: E731
     return fit_hybrid(cfg, snet, step, _subsample(cfg, x_tr, y_tr, cfg.seed), x_va,
                       lambda ev: score(_sigmoid(ev.outputs), y_va, depth)["dice_volume"], "Dice", quiet,
                       checkpoint=checkpoint, resume=resume, val_steps=min(cfg.steps_short, cfg.steps_eval))

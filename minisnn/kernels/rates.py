@@ -166,22 +166,22 @@ def _cast_numpy(x, dtype):
         return np.clip(x, -fmax, fmax).astype(dtype)
 
 
-def _chunked_numpy(J, fn, mode):
-    """``fn(J64, grad)`` over 1-D float ``J`` chunk by chunk -> (r?, dr?, n_nan) per ``mode``.
+def _chunked_numpy(J, fn, want):
+    """``fn(J64, grad)`` over 1-D float ``J`` chunk by chunk -> (r?, dr?, n_nan) per ``want``.
 
-    ``mode`` 0: rate, 1: derivative, 2: both.  Results are in J's float dtype.
+    ``want`` 0: rate, 1: derivative, 2: both.  Results are in J's float dtype.
     """
     J = np.asarray(J)
     dtype = J.dtype
     n_nan = int(np.count_nonzero(np.isnan(J)))
-    outs = [np.empty(J.shape, dtype=dtype) for _ in range(2 if mode == 2 else 1)]
+    outs = [np.empty(J.shape, dtype=dtype) for _ in range(2 if want == 2 else 1)]
     ignore = {"under": "ignore", "invalid": "ignore"} if n_nan else {"under": "ignore"}
     with np.errstate(**ignore):
         for lo in range(0, J.size, CHUNK):
-            res = fn(J[lo:lo + CHUNK].astype(np.float64), mode != 0)
-            if mode == 0:
+            res = fn(J[lo:lo + CHUNK].astype(np.float64), want != 0)
+            if want == 0:
                 res = (res,)
-            elif mode == 1:
+            elif want == 1:
                 res = (res[1],)
             for out, x in zip(outs, res):
                 out[lo:lo + CHUNK] = _cast_numpy(x, dtype)
@@ -307,8 +307,8 @@ def _log1p_block(a, out):
 
 
 @jit
-def _lif_block(Jb, rb, db, tau_rc, tau_ref, amplitude, c, lim, mode, buf):
-    """Numba helper: one block of currents -> ``rb`` (mode 0, 2) / ``db`` (mode 1, 2).
+def _lif_block(Jb, rb, db, tau_rc, tau_ref, amplitude, c, lim, want, buf):
+    """Numba helper: one block of currents -> ``rb`` (want 0, 2) / ``db`` (want 1, 2).
 
     Returns the number of NaN in ``Jb``.  ``c = tau_rc / amplitude``; ``lim`` is the largest
     value of the output dtype (``inf`` for float64).  ``buf``: scratch, 2 rows >= len(Jb).
@@ -323,7 +323,7 @@ def _lif_block(Jb, rb, db, tau_rc, tau_ref, amplitude, c, lim, mode, buf):
         j = min(J - 1.0, J_CLAMP)                    # j > 0 means j >= 2**-52
         w[i] = np.divide(1.0, j if j > 0.0 else 1.0)
     _log1p_block(w, q)                               # q = log(1 + 1/j)
-    if mode == 0:
+    if want == 0:
         for i in range(n):
             j = min(f8(Jb[i]) - 1.0, J_CLAMP)
             r = np.divide(amplitude, tau_ref + tau_rc * q[i])
@@ -335,20 +335,20 @@ def _lif_block(Jb, rb, db, tau_rc, tau_ref, amplitude, c, lim, mode, buf):
             r = np.divide(amplitude, tau_ref + tau_rc * q[i])
             dr = np.divide(r, jj) * np.divide(r, jj + 1.0) * c
             db[i] = min(dr, lim) if j > 0.0 else 0.0
-            if mode == 2:
+            if want == 2:
                 rb[i] = min(r, lim) if j > 0.0 else 0.0
     return n_nan
 
 
 @pjit
-def _lif_rates(J, tau_rc, tau_ref, amplitude, mode):
+def _lif_rates(J, tau_rc, tau_ref, amplitude, want):
     """Numba kernel behind the ``lif_*_numba`` functions -> ``(r, dr, n_nan)``.
 
-    ``mode`` 0: rate only (``dr`` is empty), 1: derivative only (``r`` is empty), 2: both.
+    ``want`` 0: rate only (``dr`` is empty), 1: derivative only (``r`` is empty), 2: both.
     """
     n = J.shape[0]
-    r = np.empty(n if mode != 1 else 0, dtype=J.dtype)
-    dr = np.empty(n if mode != 0 else 0, dtype=J.dtype)
+    r = np.empty(n if want != 1 else 0, dtype=J.dtype)
+    dr = np.empty(n if want != 0 else 0, dtype=J.dtype)
     fmax = f8(np.finfo(J.dtype).max)
     lim = fmax if fmax < 1e300 else np.inf          # float32: clip; float64: nothing to clip
     c = tau_rc / amplitude
@@ -359,7 +359,7 @@ def _lif_rates(J, tau_rc, tau_ref, amplitude, mode):
         hi = min(lo + BLOCK, n)
         buf = np.empty((2, BLOCK))
         nans[blk] = _lif_block(J[lo:hi], r[lo:hi], dr[lo:hi], tau_rc, tau_ref, amplitude, c,
-                               lim, mode, buf)
+                               lim, want, buf)
     return r, dr, nans.sum()
 
 
@@ -387,9 +387,9 @@ def lif_rate_and_grad_numba(J, tau_rc, tau_ref, amplitude):
 
 
 @jit
-def _softlif_block(Jb, rb, db, sigma, log_sigma, tau_rc, tau_ref, amplitude, c, lim, mode,
+def _softlif_block(Jb, rb, db, sigma, log_sigma, tau_rc, tau_ref, amplitude, c, lim, want,
                    buf):
-    """Numba helper: one block of currents -> ``rb`` (mode 0, 2) / ``db`` (mode 1, 2).
+    """Numba helper: one block of currents -> ``rb`` (want 0, 2) / ``db`` (want 1, 2).
 
     Returns the number of NaN in ``Jb``.  Passes (each a vectorised loop): ``x = j / sigma``;
     ``e = exp(-|x|)``; ``log1p(e)``; softplus ``sp``, ``z`` and ``1 / z``; ``log1p(1 / z)``;
@@ -420,7 +420,7 @@ def _softlif_block(Jb, rb, db, sigma, log_sigma, tau_rc, tau_ref, amplitude, c, 
         zs[i] = z
         ws[i] = np.divide(1.0, max(z, _ZMIN))
     _log1p_block(ws, qs)
-    if mode == 0:
+    if want == 0:
         for i in range(n):
             x = xs[i]
             z = zs[i]
@@ -443,22 +443,22 @@ def _softlif_block(Jb, rb, db, sigma, log_sigma, tau_rc, tau_ref, amplitude, c, 
             s_over_z = np.divide(s, z if big else 1.0) if big else np.divide(ratio, sigma)
             dr = (r * s_over_z) * np.divide(r, 1.0 + z) * c
             db[i] = min(dr, lim)
-            if mode == 2:
+            if want == 2:
                 rb[i] = min(r, lim)
     return n_nan
 
 
 @pjit
-def _softlif_rates(J, sigma, tau_rc, tau_ref, amplitude, mode):
+def _softlif_rates(J, sigma, tau_rc, tau_ref, amplitude, want):
     """Numba kernel behind the ``softlif_*_numba`` functions -> ``(r, dr, n_nan)``.
 
-    ``mode`` 0: rate only (``dr`` is empty), 1: derivative only (``r`` is empty), 2: both.
+    ``want`` 0: rate only (``dr`` is empty), 1: derivative only (``r`` is empty), 2: both.
     """
     if not sigma >= SIGMA_MIN_FAST:
         raise ValueError("softlif kernels need sigma >= SIGMA_MIN_FAST (1e-270)")
     n = J.shape[0]
-    r = np.empty(n if mode != 1 else 0, dtype=J.dtype)
-    dr = np.empty(n if mode != 0 else 0, dtype=J.dtype)
+    r = np.empty(n if want != 1 else 0, dtype=J.dtype)
+    dr = np.empty(n if want != 0 else 0, dtype=J.dtype)
     fmax = f8(np.finfo(J.dtype).max)
     lim = fmax if fmax < 1e300 else np.inf
     c = tau_rc / amplitude
@@ -470,7 +470,7 @@ def _softlif_rates(J, sigma, tau_rc, tau_ref, amplitude, mode):
         hi = min(lo + BLOCK, n)
         buf = np.empty((6, BLOCK))
         nans[blk] = _softlif_block(J[lo:hi], r[lo:hi], dr[lo:hi], sigma, log_sigma, tau_rc,
-                                   tau_ref, amplitude, c, lim, mode, buf)
+                                   tau_ref, amplitude, c, lim, want, buf)
     return r, dr, nans.sum()
 
 

@@ -157,12 +157,12 @@ def _relu_run_example(rng):
 # for ``x`` a 1-D float32 or float64 array; ``n_nan`` counts the NaN inputs (the model raises).
 
 
-def _relu_rates_numpy(x, gain, amplitude, mode):
+def _relu_rates_numpy(x, gain, amplitude, want):
     g, a = x.dtype.type(gain), x.dtype.type(amplitude)
     with np.errstate(over="ignore", under="ignore"):
         J = x * g if gain != 1.0 else x
-        r = np.maximum(J, 0) * a if mode != 1 else None
-        dr = np.where(J > 0, a * g, x.dtype.type(0)) if mode != 0 else None
+        r = np.maximum(J, 0) * a if want != 1 else None
+        dr = np.where(J > 0, a * g, x.dtype.type(0)) if want != 0 else None
     n_nan = int(np.count_nonzero(np.isnan(x)))
     return tuple(o for o in (r, dr) if o is not None) + (n_nan,)
 
@@ -183,12 +183,12 @@ def relu_rate_and_grad_numpy(x, gain, amplitude):
 
 
 @pjit
-def _relu_rates(x, g, a, mode):
+def _relu_rates(x, g, a, want):
     """Numba kernel behind the ``relu_rate*_numba`` functions -> ``(r, dr, n_nan)``; ``g`` and
-    ``a`` come already in x's dtype.  ``mode`` 0: rate only, 1: derivative only, 2: both."""
+    ``a`` come already in x's dtype.  ``want`` 0: rate only, 1: derivative only, 2: both."""
     n = x.shape[0]
-    r = np.empty(n if mode != 1 else 0, dtype=x.dtype)
-    dr = np.empty(n if mode != 0 else 0, dtype=x.dtype)
+    r = np.empty(n if want != 1 else 0, dtype=x.dtype)
+    dr = np.empty(n if want != 0 else 0, dtype=x.dtype)
     ag = a * g
     nblocks = (n + BLOCK - 1) // BLOCK
     nans = np.zeros(nblocks, dtype=np.int64)
@@ -198,17 +198,17 @@ def _relu_rates(x, g, a, mode):
             v = x[i]
             n_nan += v != v
             J = v * g
-            if mode != 1:
+            if want != 1:
                 r[i] = J * a if J > 0 else 0
-            if mode != 0:
+            if want != 0:
                 dr[i] = ag if J > 0 else 0
         nans[blk] = n_nan
     return r, dr, nans.sum()
 
 
-def _relu_rates_call(x, gain, amplitude, mode):
+def _relu_rates_call(x, gain, amplitude, want):
     with np.errstate(over="ignore", under="ignore"):  # (only matters with NUMBA_DISABLE_JIT=1)
-        r, dr, n_nan = _relu_rates(x, x.dtype.type(gain), x.dtype.type(amplitude), mode)
+        r, dr, n_nan = _relu_rates(x, x.dtype.type(gain), x.dtype.type(amplitude), want)
     return r, dr, int(n_nan)
 
 
