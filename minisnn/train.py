@@ -33,6 +33,7 @@ import functools
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -311,9 +312,73 @@ def fit(
         stopping" or "non-finite loss"), ``message``; ``resumed_from`` (the epoch count of the
         checkpoint it continued from) when it resumed
     """
+    X, Y = train_data
+    n = _check_fit_args(X, Y, epochs, batch_size, goal, resume, checkpoint)
+    params = list(model.parameters())
+    opt = optimizer if optimizer is not None else Adam(params, lr=lr)
+    rng = np.random.default_rng(seed)
+    settings = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        settings = {"epochs": int(epochs), "batch_size": int(batch_size), "seed": _jsonable_seed(seed),
+                    "patience": patience, "goal": goal, "validate_first": bool(validate_first),
+                    "n": int(n), "data": _fingerprint(X, Y),
+                    "parameters": [list(p.shape) for p in params]}
+    if resume and checkpoint.exists():
+        run = _FitProgress(*_restore_fit_state(checkpoint, model, opt, rng, rngs, settings))
+        run.history["resumed_from"] = run.history["epochs_run"]
+        if verbose:
+            print(f"resumed from {checkpoint} after epoch {run.history['epochs_run'] - 1}")
+    else:
+        run = _FitProgress.start(model, val_fn if validate_first else None)
+
+    def save():
+        if checkpoint is not None:
+            _save_fit_state(checkpoint, model, run.best_state, opt, rng, rngs, run.history, run.since_best,
+                            settings)
+
+    history = run.history
+    if history["stopped"] is None:
+        for epoch in range(history["epochs_run"], epochs):
+            t0 = time.perf_counter()
+            sums, failure = _train_epoch(epoch, step_fn, X, Y, rng.permutation(n), batch_size, opt, params,
+                                         callbacks)
+            if failure is not None:  # a non-finite loss or gradient: back to the last good weights
+                model.load_state_dict(run.best_state)
+                history.update(stopped="non-finite loss", message=(
+                    f"training stopped: {failure}; restored the last good weights "
+                    f"({_which(history['best_epoch'])})"))
+                opt.zero_grad()
+                save()
+                if verbose:
+                    print(history["message"])
+                break
+            val = float(val_fn()) if val_fn is not None else sums["loss"] / n
+            stop = run.end_epoch(epoch, {k: v / n for k, v in sums.items()}, val, time.perf_counter() - t0,
+                                 model, goal, patience)
+            save()  # the end of every epoch: what a resumed run continues from
+            if verbose:
+                print(f"epoch {epoch}: loss {history['loss'][-1]:.6g} val {val:.6g}")
+            for cb in callbacks:
+                if hasattr(cb, "on_epoch_end"):
+                    cb.on_epoch_end(history)
+            if stop:
+                break
+        if history["epochs_run"] == 0 and history["stopped"] is None:
+            save()  # epochs=0: a checkpoint all the same, so a resumed run knows this phase is done
+    model.load_state_dict(run.best_state)
+    if history["stopped"] == "non-finite loss" and raise_on_nan:
+        raise TrainingStopped(history["message"])
+    if not history["message"]:
+        history["message"] = (f"finished {history['epochs_run']} epochs; restored {_which(history['best_epoch'])}"
+                              if history["best_epoch"] is not None else "finished")
+    return history
+
+
+def _check_fit_args(X, Y, epochs, batch_size, goal, resume, checkpoint) -> int:
+    """The number of training samples, after checking :func:`fit`'s arguments (ValueError)."""
     if goal not in ("min", "max"):
         raise ValueError(f"fit: goal must be 'min' or 'max', got {goal!r}")
-    X, Y = train_data
     n = len(X)
     if n == 0 or len(Y) != n:
         raise ValueError(f"fit: train_data has {n} inputs and {len(Y)} targets")
@@ -323,114 +388,78 @@ def fit(
         raise ValueError(f"fit: epochs must be an integer >= 0, got {epochs!r}")
     if resume and checkpoint is None:
         raise ValueError("fit: resume=True needs a checkpoint path")
-    params = list(model.parameters())
-    opt = optimizer if optimizer is not None else Adam(params, lr=lr)
-    rng = np.random.default_rng(seed)
-    better = (lambda a, b: a < b) if goal == "min" else (lambda a, b: a > b)
+    return n
 
-    history = {"loss": [], "task_loss": [], "reg_loss": [], "val": [], "time": [],
-               "best_epoch": None, "best_val": None, "epochs_run": 0, "stopped": None, "message": ""}
-    since_best = 0
-    settings = None
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        settings = {"epochs": int(epochs), "batch_size": int(batch_size), "seed": _jsonable_seed(seed),
-                    "patience": patience, "goal": goal, "validate_first": bool(validate_first),
-                    "n": int(n), "data": _fingerprint(X, Y),
-                    "parameters": [list(p.shape) for p in params]}
-    if resume and checkpoint.exists():
-        best_state, history, since_best = _restore_fit_state(checkpoint, model, opt, rng, rngs, settings)
-        history["resumed_from"] = history["epochs_run"]
-        if verbose:
-            print(f"resumed from {checkpoint} after epoch {history['epochs_run'] - 1}")
-    else:
-        best_state = model.state_dict()  # the initial weights are the fallback
-        if validate_first and val_fn is not None:
+
+def _train_epoch(epoch, step_fn, X, Y, order, batch_size, opt, params, callbacks):
+    """One pass over ``X[order]`` in batches: ``(sums, None)`` with the sample-weighted sums of
+    ``loss``, ``task_loss`` and ``reg_loss``, or ``(None, what)`` at the first batch whose loss
+    or gradient is not finite (no optimizer step is taken with it)."""
+    sums = {"loss": 0.0, "task_loss": 0.0, "reg_loss": 0.0}
+    n_batches = (len(order) + batch_size - 1) // batch_size
+    for b in range(n_batches):
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        opt.zero_grad()
+        result = step_fn(X[idx], Y[idx])
+        loss, info = result if isinstance(result, tuple) else (result, {})
+        value = float(loss.item())
+        if loss.requires_grad and math.isfinite(value):
+            loss.backward()
+        if not math.isfinite(value) or not _finite_grads(params):
+            what = f"loss {value}" if not math.isfinite(value) else "a non-finite gradient"
+            return None, f"{what} at epoch {epoch}, batch {b}"
+        opt.step()
+        terms = {"loss": value, "task_loss": info.get("task_loss", value), "reg_loss": info.get("reg_loss", 0.0)}
+        for k, v in terms.items():
+            sums[k] += v * len(idx)
+        for cb in callbacks:
+            if hasattr(cb, "on_batch_end"):
+                cb.on_batch_end({"epoch": epoch, "batch": b, "n_batches": n_batches, **terms})
+    return sums, None
+
+
+@dataclass
+class _FitProgress:
+    """What :func:`fit` carries from epoch to epoch, and a checkpoint saves: the history (which
+    is also the result), the best weights so far and the epochs since they were found."""
+
+    best_state: dict
+    history: dict
+    since_best: int = 0
+
+    @classmethod
+    def start(cls, model, val_fn=None):
+        """A fresh run; with ``val_fn`` the initial weights are scored and compete as epoch -1."""
+        history = {"loss": [], "task_loss": [], "reg_loss": [], "val": [], "time": [],
+                   "best_epoch": None, "best_val": None, "epochs_run": 0, "stopped": None, "message": ""}
+        if val_fn is not None:
             history["val_initial"] = float(val_fn())
             if math.isfinite(history["val_initial"]):
                 history["best_val"], history["best_epoch"] = history["val_initial"], -1
+        return cls(model.state_dict(), history)  # the initial weights are the fallback
 
-    def restore_best():
-        model.load_state_dict(best_state)
-
-    def save():
-        if checkpoint is not None:
-            _save_fit_state(checkpoint, model, best_state, opt, rng, rngs, history, since_best, settings)
-
-    if history["stopped"] is not None:  # resumed from a run that had stopped: nothing left to do
-        restore_best()
-        if history["stopped"] == "non-finite loss" and raise_on_nan:
-            raise TrainingStopped(history["message"])
-        return history
-
-    for epoch in range(history["epochs_run"], epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(n)
-        sums = {"loss": 0.0, "task_loss": 0.0, "reg_loss": 0.0}
-        n_batches = (n + batch_size - 1) // batch_size
-        for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            opt.zero_grad()
-            result = step_fn(X[idx], Y[idx])
-            loss, info = result if isinstance(result, tuple) else (result, {})
-            value = float(loss.item())
-            if loss.requires_grad and math.isfinite(value):
-                loss.backward()
-            if not math.isfinite(value) or not _finite_grads(params):
-                what = f"loss {value}" if not math.isfinite(value) else "a non-finite gradient"
-                restore_best()
-                where = _which(history["best_epoch"])
-                msg = (f"training stopped: {what} at epoch {epoch}, batch {b}; "
-                       f"restored the last good weights ({where})")
-                history.update(stopped="non-finite loss", message=msg)
-                opt.zero_grad()
-                save()
-                if verbose:
-                    print(msg)
-                if raise_on_nan:
-                    raise TrainingStopped(msg)
-                return history
-            opt.step()
-            sums["loss"] += value * len(idx)
-            sums["task_loss"] += info.get("task_loss", value) * len(idx)
-            sums["reg_loss"] += info.get("reg_loss", 0.0) * len(idx)
-            for cb in callbacks:
-                if hasattr(cb, "on_batch_end"):
-                    cb.on_batch_end({"epoch": epoch, "batch": b, "n_batches": n_batches, "loss": value,
-                                     "task_loss": info.get("task_loss", value),
-                                     "reg_loss": info.get("reg_loss", 0.0)})
-        for k, v in sums.items():
-            history[k].append(v / n)
-        val = float(val_fn()) if val_fn is not None else history["loss"][-1]
-        history["val"].append(val)
-        history["time"].append(time.perf_counter() - t0)
-        history["epochs_run"] = epoch + 1
-        if math.isfinite(val) and (history["best_val"] is None or better(val, history["best_val"])):
-            history["best_val"], history["best_epoch"] = val, epoch
-            best_state = model.state_dict()
-            since_best = 0
+    def end_epoch(self, epoch, means: dict, val: float, seconds: float, model, goal, patience) -> bool:
+        """Record an epoch, keep the weights if ``val`` is the best yet; True if training stops
+        (``patience`` epochs in a row without improvement: Keras' EarlyStopping)."""
+        h = self.history
+        for k, v in means.items():
+            h[k].append(v)
+        h["val"].append(val)
+        h["time"].append(seconds)
+        h["epochs_run"] = epoch + 1
+        improved = h["best_val"] is None or (val < h["best_val"] if goal == "min" else val > h["best_val"])
+        if math.isfinite(val) and improved:
+            h["best_val"], h["best_epoch"] = val, epoch
+            self.best_state = model.state_dict()
+            self.since_best = 0
         else:
-            since_best += 1
-        stop = patience is not None and since_best >= patience
-        if stop:
-            history["stopped"] = "early stopping"
-            history["message"] = (f"early stopping at epoch {epoch}: no improvement for {since_best} epochs; "
-                                  f"restored {_which(history['best_epoch'])} (val {history['best_val']:.6g})")
-        save()  # the end of every epoch: what a resumed run continues from
-        if verbose:
-            print(f"epoch {epoch}: loss {history['loss'][-1]:.6g} val {val:.6g}")
-        for cb in callbacks:
-            if hasattr(cb, "on_epoch_end"):
-                cb.on_epoch_end(history)
-        if stop:
-            break
-    if history["epochs_run"] == 0:
-        save()  # epochs=0: a checkpoint all the same, so a resumed run knows this phase is done
-    restore_best()
-    if not history["message"]:
-        history["message"] = (f"finished {history['epochs_run']} epochs; restored {_which(history['best_epoch'])}"
-                              if history["best_epoch"] is not None else "finished")
-    return history
+            self.since_best += 1
+        if patience is None or self.since_best < patience:
+            return False
+        h["stopped"] = "early stopping"
+        h["message"] = (f"early stopping at epoch {epoch}: no improvement for {self.since_best} epochs; "
+                        f"restored {_which(h['best_epoch'])} (val {h['best_val']:.6g})")
+        return True
 
 
 def _jsonable_seed(seed):
