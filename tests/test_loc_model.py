@@ -90,3 +90,17 @@ def test_flip_mirrors_the_image_and_its_box():
     back_img, back_box = loc.flip_horizontal(fimg, fbox)
     np.testing.assert_array_equal(back_img, img)
     np.testing.assert_allclose(back_box, box, atol=1e-7)
+
+
+def test_rate_regularizer_covers_the_neuron_layers_from_the_chosen_one(tiny):
+    cfg, net, _ = tiny
+    neuron_layers = [str(i) for i, layer in enumerate(net) if isinstance(layer, Neurons)]
+    assert len(neuron_layers) == 9
+    assert loc.rate_regularizer(cfg, net).layers == neuron_layers
+    deep = loc.make_config("tiny", rate_layers_from=5)
+    assert loc.rate_regularizer(deep, net).layers == neuron_layers[5:]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="rate_layers_from"):
+            loc.make_config("tiny", rate_layers_from=bad)
+    with pytest.raises(ValueError, match="hybrid_method"):
+        loc.make_config("tiny", hybrid_method="bptt")

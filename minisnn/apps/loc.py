@@ -149,7 +149,13 @@ PRESETS = {
 
 def make_config(preset: str = "default", **overrides) -> LocConfig:
     """A preset with ``overrides`` (None values are ignored), checked."""
-    return _make_config(PRESETS, preset, overrides)
+    cfg = _make_config(PRESETS, preset, overrides)
+    if isinstance(cfg.rate_layers_from, bool) or not isinstance(cfg.rate_layers_from, int) or cfg.rate_layers_from < 0:
+        raise ValueError(f"rate_layers_from must be an integer >= 0 (a neuron layer's position), "
+                         f"got {cfg.rate_layers_from!r}")
+    if cfg.hybrid_method not in ("mean", "per-step"):
+        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
+    return cfg
 
 
 # ----------------------------------------------------------------------------- model
