@@ -340,11 +340,36 @@ def simulate(
         results do not depend on how the caller splits the set into batches.
     """
     steps = _as_int("steps", steps, 1)
+    windows = _readout_windows(steps, readout, readout_steps, also_at)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
     if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
         raise ValueError(f"simulate: dt must be > 0, got {dt!r}")
     if path not in ("auto", "dense", "event"):
         raise ValueError(f"simulate: path must be 'auto', 'dense' or 'event', got {path!r}")
+    x = np.asarray(x)
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"simulate: x must be a float array (B, ...), got {x.dtype} of shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("simulate: x contains NaN or inf")
+    first_index = _as_int("first_index", first_index, 0)
+    if batch_chunk is not None:
+        batch_chunk = _as_int("batch_chunk", batch_chunk, 1)
+    dtype = next((p.dtype for p in net.parameters()), x.dtype)
+    x = x.astype(dtype, copy=False)
+    plan = _plan(net, x, steps, windows, _synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
+                 time_chunk, batch_chunk)
+
+    totals = _Totals.empty(plan, keep_layer_means)
+    buffers: dict = {}  # one output buffer per middle layer, reused by every block and chunk
+    for b0 in range(0, x.shape[0], plan.batch_chunk):
+        inputs = range(first_index + b0, first_index + b0 + len(x[b0 : b0 + plan.batch_chunk]))
+        _run_chunk(plan, x[b0 : b0 + plan.batch_chunk], inputs, seed, dt, keep_layer_means, buffers, totals)
+    return _assemble(plan, totals, net, x, dt)
+
+
+def _readout_windows(steps: int, readout: str, readout_steps, also_at) -> dict:
+    """The readout windows ``[start, end)`` of the last neuron layer: ``{None: this run's,
+    T': the window of a T'-step run}`` (ValueError for bad settings)."""
     if readout not in ("mean", "last"):
         raise ValueError(f"simulate: readout must be 'mean' or 'last', got {readout!r}")
     window = (steps + 1) // 2 if readout_steps is None else _as_int("readout_steps", readout_steps, 1)
@@ -352,7 +377,6 @@ def simulate(
         window = 1
     if window > steps:
         raise ValueError(f"simulate: readout_steps ({window}) exceeds steps ({steps})")
-    # the readout windows [start, end) of the last neuron layer: None = this run's own
     windows = {None: (steps - window, steps)}
     for T in also_at:
         T = _as_int("also_at", T, 1)
@@ -360,130 +384,163 @@ def simulate(
             raise ValueError(f"simulate: also_at holds {T}, more than steps ({steps})")
         w = 1 if readout == "last" else min((T + 1) // 2 if readout_steps is None else readout_steps, T)
         windows[T] = (T - w, T)
-    x = np.asarray(x)
-    if x.ndim < 2 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"simulate: x must be a float array (B, ...), got {x.dtype} of shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("simulate: x contains NaN or inf")
-    B = x.shape[0]
-    first_index = _as_int("first_index", first_index, 0)
-    if batch_chunk is not None:
-        batch_chunk = _as_int("batch_chunk", batch_chunk, 1)
-    syn_a = _synapse_coefficient(synapse, dt)
-    prefix, middle, suffix = _split(net)
-    dtype = next((p.dtype for p in net.parameters()), x.dtype)
-    x = x.astype(dtype, copy=False)
+    return windows
 
+
+@dataclass
+class _Plan:
+    """What :func:`simulate` decides before the first step, from one ANN pass on one input."""
+
+    prefix: list         # the layers before the first neuron layer: applied once per input
+    middle: list         # [(name, layer)] from the first to the last neuron layer: run in time
+    suffix: list         # the affine layers after it: applied to the readout
+    neuron_layers: list  # [(name, Neurons layer)] in order
+    shapes: list         # per layer of the net: (input shape, output shape), no batch axis
+    unit_shapes: dict    # neuron layer name -> shape of its units
+    out_shapes: dict     # layer name -> output shape
+    sizes: dict          # neuron layer name -> number of units
+    fanouts: dict        # neuron layer name -> (1, units) synaptic fan-out of each unit
+    paths: dict          # conv layer name -> "dense" / "event"
+    raw: set             # neuron layers whose spikes feed an event-driven conv unfiltered
+    windows: dict        # readout windows (see _readout_windows)
+    blocks: list         # [(t0, t1)] time blocks of at most time_chunk steps, cut at every T'
+    batch_chunk: int
+    syn_a: float
+    dtype: np.dtype
+
+    @property
+    def last(self) -> str:
+        return self.neuron_layers[-1][0]
+
+
+def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk, batch_chunk) -> _Plan:
+    prefix, middle, suffix = _split(net)
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
     expected_hz: dict = {}
     shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz)  # the one ANN pass, on one input
     unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
     out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
-    fanouts = {}
-    for i, (name, layer) in enumerate(middle):
-        if isinstance(layer, Neurons):
-            fanouts[name] = _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
+    fanouts = {name: _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
+               for i, (name, layer) in enumerate(middle) if isinstance(layer, Neurons)}
     paths = _choose_paths(middle, path, expected_hz, dt, bool(syn_a) and keep_layer_means)
     raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
     if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
-        per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(dtype).itemsize
-        batch_chunk = max(1, min(B, BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
-    counts = {name: 0.0 for name in sizes}
-    synops = {name: 0.0 for name in sizes}
-    means: dict = {name: [] for name in sizes} if keep_layer_means else {}
-    readouts = []
-    buffers: dict = {}  # one output buffer per middle layer, reused by every block
-    last = neuron_layers[-1][0]
-    extra = {T: [] for T in windows if T is not None}
-    synops_at = {T: 0.0 for T in extra}
-    spikes_at = {T: 0.0 for T in extra}
+        per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(x.dtype).itemsize
+        batch_chunk = max(1, min(x.shape[0], BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
     # time blocks of time_chunk steps, also cut at every T' of also_at (cutting changes no spike)
-    starts = sorted({*range(0, steps, time_chunk), *(T for T in extra if T < steps)})
+    starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
+    return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths,
+                 raw, windows, blocks, batch_chunk, syn_a, x.dtype)
 
-    for b0 in range(0, B, batch_chunk):
-        xb = x[b0 : b0 + batch_chunk]
-        nb = xb.shape[0]
-        J0 = _apply(prefix, xb)  # the first neuron layer's current: constant in time
-        sums: dict = {}  # {(layer name, window key): summed output over the window so far}
-        states = {  # neuron and synapse state of this batch chunk only
-            name: (initial_state(layer.spiking_model, k, sizes[name], range(first_index + b0, first_index + b0 + nb), seed, dtype),
-                   np.zeros(nb * sizes[name], dtype))
-            for k, (name, layer) in enumerate(neuron_layers)
-        }
-        conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
-            name: np.zeros(nb * int(np.prod(out_shapes[name])), dtype)
-            for name in paths if paths[name] == "event" and syn_a
-        }
-        synops_so_far = spikes_so_far = 0.0  # this batch chunk's, summed over its inputs
-        for t0, t1 in blocks:
-            tc = t1 - t0
-            cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
-            for name, layer in middle:
-                if paths.get(name) == "event":
-                    cur = _conv_events(name, layer, cur, out_shapes[name], buffers, syn_a, conv_syn.get(name), tc)
-                    continue
-                if not isinstance(layer, Neurons):
-                    cur = _linear(name, layer, cur, out_shapes[name], buffers)
-                    continue
-                M = nb * sizes[name]
-                state, syn_state = states[name]
-                J = cur.reshape(1 if static else tc, M)
-                if layer.gain != 1:
-                    J = J * np.asarray(layer.gain, dtype)
-                out = _buffer(buffers, name, (tc, M), dtype)
-                a = 0.0 if name in raw else syn_a  # raw spikes for an event-driven conv
-                n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
-                n_spk = n_spk.reshape(nb, sizes[name])
-                layer_spikes = float(n_spk.sum())
-                counts[name] += layer_spikes
-                spikes_so_far += layer_spikes
-                layer_synops = float((n_spk * fanouts[name]).sum())
-                synops[name] += layer_synops
-                synops_so_far += layer_synops
-                for key, (start, end) in windows.items():
-                    if not (name == last or (keep_layer_means and key is None)):
-                        continue
-                    lo, hi = max(start - t0, 0), min(end - t0, tc)  # the window inside this block
-                    if lo < hi:
-                        # summed in the net's dtype: float64 sums would double this memory
-                        part = out[lo:hi].reshape(hi - lo, nb, *unit_shapes[name]).sum(axis=0)
-                        if (name, key) in sums:
-                            sums[name, key] += part
-                        else:
-                            sums[name, key] = part
-                cur, static = out.reshape(tc * nb, *unit_shapes[name]), False
-            if t1 in synops_at:
-                synops_at[t1] += synops_so_far
-                spikes_at[t1] += spikes_so_far
-        for (name, key), total in sums.items():
-            start, end = windows[key]
-            total /= end - start
-        readouts.append(_apply(suffix, sums[last, None]))
-        for T in extra:
-            extra[T].append(_apply(suffix, sums[last, T]))
-        for name in means:
-            means[name].append(sums[name, None])
 
+@dataclass
+class _Totals:
+    """What the batch chunks add up: spike counts and synaptic operations per layer (and up to
+    each T'), and the readouts and layer means of each chunk, in input order."""
+
+    counts: dict
+    synops: dict
+    synops_at: dict
+    spikes_at: dict
+    readouts: list
+    readouts_at: dict
+    means: dict
+
+    @classmethod
+    def empty(cls, plan: _Plan, keep_layer_means: bool):
+        extra = [T for T in plan.windows if T is not None]
+        return cls({name: 0.0 for name in plan.sizes}, {name: 0.0 for name in plan.sizes},
+                   {T: 0.0 for T in extra}, {T: 0.0 for T in extra}, [], {T: [] for T in extra},
+                   {name: [] for name in plan.sizes} if keep_layer_means else {})
+
+
+def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffers, totals: _Totals) -> None:
+    """Simulate the inputs ``xb`` for all the steps, block by block in time, layer by layer in
+    each block; add what it measured to ``totals``."""
+    nb, dtype, last = xb.shape[0], plan.dtype, plan.last
+    J0 = _apply(plan.prefix, xb)  # the first neuron layer's current: constant in time
+    sums: dict = {}  # {(layer name, window key): summed output over the window so far}
+    states = {  # neuron and synapse state of this batch chunk only
+        name: (initial_state(layer.spiking_model, k, plan.sizes[name], inputs, seed, dtype),
+               np.zeros(nb * plan.sizes[name], dtype))
+        for k, (name, layer) in enumerate(plan.neuron_layers)
+    }
+    conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
+        name: np.zeros(nb * int(np.prod(plan.out_shapes[name])), dtype)
+        for name in plan.paths if plan.paths[name] == "event" and plan.syn_a
+    }
+    synops_so_far = spikes_so_far = 0.0  # this batch chunk's, summed over its inputs
+    for t0, t1 in plan.blocks:
+        tc = t1 - t0
+        cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
+        for name, layer in plan.middle:
+            if plan.paths.get(name) == "event":
+                cur = _conv_events(name, layer, cur, plan.out_shapes[name], buffers, plan.syn_a, conv_syn.get(name),
+                                   tc)
+                continue
+            if not isinstance(layer, Neurons):
+                cur = _linear(name, layer, cur, plan.out_shapes[name], buffers)
+                continue
+            M = nb * plan.sizes[name]
+            state, syn_state = states[name]
+            J = cur.reshape(1 if static else tc, M)
+            if layer.gain != 1:
+                J = J * np.asarray(layer.gain, dtype)
+            out = _buffer(buffers, name, (tc, M), dtype)
+            a = 0.0 if name in plan.raw else plan.syn_a  # raw spikes for an event-driven conv
+            n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
+            n_spk = n_spk.reshape(nb, plan.sizes[name])
+            layer_spikes = float(n_spk.sum())
+            totals.counts[name] += layer_spikes
+            spikes_so_far += layer_spikes
+            layer_synops = float((n_spk * plan.fanouts[name]).sum())
+            totals.synops[name] += layer_synops
+            synops_so_far += layer_synops
+            for key, (start, end) in plan.windows.items():
+                if not (name == last or (keep_layer_means and key is None)):
+                    continue
+                lo, hi = max(start - t0, 0), min(end - t0, tc)  # the window inside this block
+                if lo < hi:
+                    # summed in the net's dtype: float64 sums would double this memory
+                    part = out[lo:hi].reshape(hi - lo, nb, *plan.unit_shapes[name]).sum(axis=0)
+                    if (name, key) in sums:
+                        sums[name, key] += part
+                    else:
+                        sums[name, key] = part
+            cur, static = out.reshape(tc * nb, *plan.unit_shapes[name]), False
+        if t1 in totals.synops_at:
+            totals.synops_at[t1] += synops_so_far
+            totals.spikes_at[t1] += spikes_so_far
+    for (name, key), total in sums.items():
+        start, end = plan.windows[key]
+        total /= end - start
+    totals.readouts.append(_apply(plan.suffix, sums[last, None]))
+    for T in totals.readouts_at:
+        totals.readouts_at[T].append(_apply(plan.suffix, sums[last, T]))
+    for name in totals.means:
+        totals.means[name].append(sums[name, None])
+
+
+def _assemble(plan: _Plan, totals: _Totals, net, x, dt) -> SimResult:
+    """The :class:`SimResult` of the whole batch: per-input averages of the totals."""
+    B, steps = x.shape[0], plan.blocks[-1][1]
     duration = steps * dt
-    rates = {name: counts[name] / (B * sizes[name] * duration) for name in counts}
-    spike_counts = {name: counts[name] / B for name in counts}
-    synops = {name: v / B for name, v in synops.items()}
+    synops = {name: v / B for name, v in totals.synops.items()}
     synops["total"] = float(sum(synops.values()))
-    result = SimResult(
-        readout=np.concatenate(readouts, axis=0),
-        rates=rates,
-        spike_counts=spike_counts,
+    return SimResult(
+        readout=np.concatenate(totals.readouts, axis=0),
+        rates={name: totals.counts[name] / (B * plan.sizes[name] * duration) for name in totals.counts},
+        spike_counts={name: totals.counts[name] / B for name in totals.counts},
         synops=synops,
-        macs=ann_macs(net, x.shape[1:], shapes),
+        macs=ann_macs(net, x.shape[1:], plan.shapes),
         steps=steps,
         dt=float(dt),
-        layer_means={k: np.concatenate(v, axis=0) for k, v in means.items()},
-        sizes=sizes,
-        paths=paths,
-        readouts_at={T: np.concatenate(v, axis=0) for T, v in extra.items()},
-        synops_at={T: v / B for T, v in synops_at.items()},
-        spikes_at={T: v / B for T, v in spikes_at.items()},
+        layer_means={k: np.concatenate(v, axis=0) for k, v in totals.means.items()},
+        sizes=plan.sizes,
+        paths=plan.paths,
+        readouts_at={T: np.concatenate(v, axis=0) for T, v in totals.readouts_at.items()},
+        synops_at={T: v / B for T, v in totals.synops_at.items()},
+        spikes_at={T: v / B for T, v in totals.spikes_at.items()},
     )
-    return result
