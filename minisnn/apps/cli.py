@@ -176,7 +176,7 @@ def _check_common(steps, data_dir):
               "(101_ObjectCategories/airplanes + Annotations/Airplanes_Side_2). "
               "Default: a seeded synthetic set, generated in seconds.",
     preset_help="default: 48x72 input, the whole pipeline in ~5 min on 2 cores; paper: the paper's 200x300 "
-                "input and 50 ANN epochs (about an hour on 2 cores); tiny: seconds, for smoke tests.",
+                "input and 50 ANN epochs (~27 min on 2 quiet cores); tiny: seconds, for smoke tests.",
     epochs_help="ANN epochs (preset: default 30, paper 50).",
     lr_help="ANN Adam learning rate (preset: default 0.002, paper 0.001; the paper used 0.01, which collapses onto "
             "the mean box here).",
@@ -186,7 +186,7 @@ def _check_common(steps, data_dir):
 @click.option("--folds", type=int, default=None,
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
-@_short_steps_option("default 20, paper 16, tiny 6")
+@_short_steps_option("default 20, paper 10, tiny 6")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
               folds, short_steps, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
