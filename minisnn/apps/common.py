@@ -196,6 +196,15 @@ def snn_rows(row: Callable, macs: float, neurons: int, metric: str, ann: dict, l
     return rows, recovery(ann[metric], op["converted"][1][metric], op["hybrid"][1][metric], T_op)
 
 
+def short_evals(cfg, evals: dict, scores: Callable[[np.ndarray], dict]) -> dict:
+    """``{name: (SpikingEval, scores)}`` of each long evaluation in ``evals`` read at the
+    operating point ``cfg.steps_short`` (its first steps: no new simulation), scored by
+    ``scores(raw readouts)``; empty when ``steps_short >= steps_eval``."""
+    if cfg.steps_short >= cfg.steps_eval:
+        return {}
+    return {name: (ev.at(cfg.steps_short), scores(ev.outputs_at[cfg.steps_short])) for name, ev in evals.items()}
+
+
 def target_line(target: dict) -> str:
     """``met (+0.2629)`` or ``MISSED (1.12x)``: a target of :func:`minisnn.apps.loc` results."""
     value = f"{target['value']:.2f}x" if target.get("unit") == "x" else f"{target['value']:+.4f}"
@@ -319,6 +328,8 @@ def make_config(presets: dict, preset: str, overrides: dict):
             raise ValueError(f"{_option(name)} must be > 0, got {value}")
         if not math.isfinite(value):
             raise ValueError(f"{_option(name)} must be a finite number > 0, got {value}")
+    if cfg.hybrid_method not in ("mean", "per-step"):
+        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     return cfg
 
 
@@ -537,15 +548,14 @@ def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet:
 
 
 def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[SpikingEval], float], metric: str,
-               quiet: bool, prepare=None, *, checkpoint=None, resume: bool = False, rngs=None,
-               val_steps: int | None = None) -> dict:
+               quiet: bool, prepare=None, *, checkpoint=None, resume: bool = False, rngs=None) -> dict:
     """Hybrid fine-tuning with early stopping on ``val(SpikingEval of the validation inputs)``,
-    the spiking net simulated for ``val_steps`` steps (default ``cfg.steps_eval``: the
-    presentation the fine-tuning is for) before training (the converted net is the one to
-    beat: it is kept if no epoch improves on it) and after every epoch; ``checkpoint``,
-    ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`."""
+    the spiking net simulated at the operating point (``cfg.steps_short``, at most
+    ``cfg.steps_eval``) before training (the converted net is the one to beat: it is kept if no
+    epoch improves on it) and after every epoch; ``checkpoint``, ``resume`` and ``rngs`` go to
+    :func:`minisnn.train.fit`."""
     last = {}
-    val_steps = cfg.steps_eval if val_steps is None else val_steps
+    val_steps = min(cfg.steps_short, cfg.steps_eval)
 
     def val_fn():
         ev = run_snn(snet, x_val, val_steps, cfg.eval_batch, prepare=prepare)

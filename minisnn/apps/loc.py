@@ -70,6 +70,7 @@ from .common import (
     fmt_ratio,
     recovery_line,
     sentence,
+    short_evals,
     snn_rows,
     target_line,
     format_table,
@@ -155,8 +156,6 @@ def make_config(preset: str = "default", **overrides) -> LocConfig:
     if isinstance(cfg.rate_layers_from, bool) or not isinstance(cfg.rate_layers_from, int) or cfg.rate_layers_from < 0:
         raise ValueError(f"rate_layers_from must be an integer >= 0 (a neuron layer's position), "
                          f"got {cfg.rate_layers_from!r}")
-    if cfg.hybrid_method not in ("mean", "per-step"):
-        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     return cfg
 
 
@@ -374,8 +373,7 @@ def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, ch
                       cfg, norm, cfg.seed + HYBRID_SEED_OFFSET)
     return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
                       lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,
-                      checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng},
-                      val_steps=min(cfg.steps_short, cfg.steps_eval))
+                      checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -479,11 +477,8 @@ def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
     log(f"hybrid SNN: test mean IoU {s_hyb['mean_iou']:.4f}, {ev_hyb.mean_rate:.1f} Hz ({hist_hyb['message']})")
 
     # the low-latency operating point: the first steps_short steps of the runs above
-    short = {}
-    if cfg.steps_short < cfg.steps_eval:
-        for key, ev in (("converted", ev_conv), ("hybrid", ev_hyb)):
-            ev_short = ev.at(cfg.steps_short)
-            short[key] = (ev_short, score(norm.boxes(ev_short.outputs), y[te]))
+    short = short_evals(cfg, {"converted": ev_conv, "hybrid": ev_hyb},
+                        lambda out: score(norm.boxes(out), y[te]))
 
     # IoU against T
     t0 = time.perf_counter()

@@ -71,6 +71,7 @@ from .common import (
     fmt_ratio,
     recovery_line,
     sentence,
+    short_evals,
     snn_rows,
     format_table,
     phase_done,
@@ -137,8 +138,6 @@ PRESETS = {
 def make_config(preset: str = "default", **overrides) -> SegConfig:
     """A preset with ``overrides`` (None values are ignored), checked."""
     cfg = _make_config(PRESETS, preset, overrides)
-    if cfg.hybrid_method not in ("mean", "per-step"):
-        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     if cfg.subjects is not None and cfg.subjects < 3:
         raise ValueError(f"subjects must be None (all) or >= 3, got {cfg.subjects}")
     return cfg
@@ -248,7 +247,7 @@ def train_hybrid(cfg, snet, x_tr, y_tr, x_va, y_va, depth, quiet=True, checkpoin
     step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, method=cfg.hybrid_method)  # noqa: E731
     return fit_hybrid(cfg, snet, step, _subsample(cfg, x_tr, y_tr, cfg.seed), x_va,
                       lambda ev: score(_sigmoid(ev.outputs), y_va, depth)["dice_volume"], "Dice", quiet,
-                      checkpoint=checkpoint, resume=resume, val_steps=min(cfg.steps_short, cfg.steps_eval))
+                      checkpoint=checkpoint, resume=resume)
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -334,11 +333,8 @@ def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, 
         f"({hist_hyb['message']})")
 
     # the low-latency operating point: the first steps_short steps of the runs above
-    short = {}
-    if cfg.steps_short < cfg.steps_eval:
-        for key, ev in (("converted", ev_conv), ("hybrid", ev_hyb)):
-            ev_short = ev.at(cfg.steps_short)
-            short[key] = (ev_short, score(_sigmoid(ev_short.outputs), y_te, depth))
+    short = short_evals(cfg, {"converted": ev_conv, "hybrid": ev_hyb},
+                        lambda out: score(_sigmoid(out), y_te, depth))
 
     t0 = time.perf_counter()
     neurons = sum(ev_conv.sizes.values())
