@@ -71,3 +71,14 @@ def test_no_synapse_no_filter_updates():
     snet.synapse = None
     ev = common.run_snn(snet, np.ones((1, 5)), 5)
     assert ev.filtered == 0
+
+
+def test_random_streams_are_distinct():
+    """Every named stream of a run is its own: two uses sharing a number would draw the same
+    sequence (the hybrid phase once shuffled with ``seed + 1``, the ANN's stream of the run
+    made with ``--seed`` one higher)."""
+    from minisnn.apps import common
+
+    streams = {k: v for k, v in vars(common).items() if k.startswith("STREAM_")}
+    assert len(streams) >= 6
+    assert len(set(streams.values())) == len(streams), streams

@@ -33,9 +33,8 @@ STREAM_FLIP = 17             # LocNet: which images of a batch are mirrored
 STREAM_VALIDATION = 3        # LocNet: which training images are held out for validation
 STREAM_HYBRID_SLICES = 5     # CAE: the share of training slices a hybrid epoch sees
 STREAM_SUBJECTS = 9          # CAE: the seeded subset of subjects (--subjects)
-#: The hybrid phase shuffles with ``seed + HYBRID_SEED_OFFSET`` (and LocNet flips with
-#: ``[seed + HYBRID_SEED_OFFSET, STREAM_FLIP]``).
-HYBRID_SEED_OFFSET = 1
+STREAM_HYBRID_SHUFFLE = 11   # both apps: the order of the training batches in the hybrid phase
+STREAM_HYBRID_FLIP = 19      # LocNet: which images of a hybrid batch are mirrored
 
 #: Energy per operation, picojoules, for the estimates in the tables: 45 nm CMOS, 32-bit
 #: floating point, add 0.9 pJ and multiply 3.7 pJ (M. Horowitz, "Computing's energy problem
@@ -566,7 +565,7 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
     bar = EpochBar("hybrid", cfg.hybrid_epochs, batches_of(len(train[0]), batch), quiet, f"val {metric}",
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=batch,
-               lr=cfg.hybrid_lr, seed=cfg.seed + HYBRID_SEED_OFFSET, patience=cfg.patience, goal="max",
+               lr=cfg.hybrid_lr, seed=[cfg.seed, STREAM_HYBRID_SHUFFLE], patience=cfg.patience, goal="max",
                callbacks=[bar], validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
 
 

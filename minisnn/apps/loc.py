@@ -55,8 +55,8 @@ from ..simulate import ann_macs
 from ..train import RateRegularizer, ann_loss
 from .common import (
     ENERGY_PJ,
-    HYBRID_SEED_OFFSET,
     STREAM_FLIP,
+    STREAM_HYBRID_FLIP,
     STREAM_VALIDATION,
     Config,
     RunState,
@@ -333,10 +333,10 @@ def _row(model: str, s: dict, macs: float | None = None, neurons: int = 0, ev: S
 # ----------------------------------------------------------------------------- training
 
 
-def _flip_step(step, cfg: LocConfig, norm: Normalizer, seed: int):
-    """Wrap a step function: mirror a random half of each batch (seeded), standardize.  The
-    generator is ``wrapped.rng`` (a checkpoint saves its state)."""
-    rng = np.random.default_rng([seed, STREAM_FLIP])
+def _flip_step(step, cfg: LocConfig, norm: Normalizer, stream: int):
+    """Wrap a step function: mirror a random half of each batch (seeded by ``[cfg.seed, stream]``),
+    standardize.  The generator is ``wrapped.rng`` (a checkpoint saves its state)."""
+    rng = np.random.default_rng([cfg.seed, stream])
 
     def wrapped(xb, yb):
         if cfg.flip:
@@ -360,7 +360,7 @@ def rate_regularizer(cfg: LocConfig, net) -> RateRegularizer:
 def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=(), checkpoint=None,
               resume=False):
     reg = rate_regularizer(cfg, net)
-    step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, cfg.seed)
+    step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, STREAM_FLIP)
     return fit_ann(cfg, net, step, (x_train, y_train),
                    lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks,
                    checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
@@ -370,7 +370,7 @@ def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, ch
     reg = rate_regularizer(cfg, snet.net)
     step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
                                                  method=cfg.hybrid_method),
-                      cfg, norm, cfg.seed + HYBRID_SEED_OFFSET)
+                      cfg, norm, STREAM_HYBRID_FLIP)
     return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
                       lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,
                       checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
