@@ -4,11 +4,11 @@
 A training step is: zero the gradients, forward, loss, backward, Adam (lr 1e-3), float32, on a
 seeded random batch.  The networks are those of the apps:
 
-* **LocNet** (``minisnn/apps/loc.py`` ``build_locnet``): input 3 x 200 x 300,
+* **LocNet** (``apps/loc.py`` ``build_locnet``): input 3 x 200 x 300,
   [conv 3x3 p1 -> stride-2 conv 3x3 p1] at widths 32, 64, 128 (each conv followed by soft-LIF
   rate neurons, sigma 0.005, amplitude 0.01), Flatten, dense 121600-512-256-64 (soft-LIF), a
   linear 64->4; MSE on 4 box coordinates; batch 32.
-* **CAE** (``minisnn/apps/seg.py`` ``build_cae``): input 1 x 24 x 56, widths 16-32-64:
+* **CAE** (``apps/seg.py`` ``build_cae``): input 1 x 24 x 56, widths 16-32-64:
   conv x2 -> avgpool 2 -> conv x2 -> avgpool 2 -> conv x2 -> transposed conv 2x2 s2 -> conv ->
   transposed conv 2x2 s2 -> conv 3x3 to 1 logit map; rectified-linear neurons
   (scale_firing_rates 1000); loss 0.5 BCE-with-logits + 0.5 soft Dice; batch 64.

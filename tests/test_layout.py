@@ -4,8 +4,10 @@ import ast
 from pathlib import Path
 
 import minisnn
+import minisnn.apps
 
-ROOT = Path(minisnn.__file__).parent
+ROOT = Path(minisnn.__file__).parent          # the engine
+APPS = Path(minisnn.apps.__file__).parent     # the apps: apps/ at the top level, installed as minisnn.apps
 
 
 def _imports(path: Path) -> set:
@@ -21,8 +23,6 @@ def _imports(path: Path) -> set:
 def test_the_engine_never_imports_the_apps():
     offenders = []
     for path in ROOT.rglob("*.py"):
-        if "apps" in path.relative_to(ROOT).parts:
-            continue
         for name in _imports(path):
             if "apps" in name.split(".") or name.lstrip(".").startswith("apps"):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
@@ -33,3 +33,8 @@ def test_only_the_kernels_import_numba():
     offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
                  if "kernels" not in p.relative_to(ROOT).parts and "numba" in {n.split(".")[0] for n in _imports(p)}]
     assert not offenders, offenders
+
+
+def test_the_apps_live_beside_the_engine_not_inside_it():
+    assert APPS.name == "apps" and APPS.parent == ROOT.parent, APPS
+    assert not (ROOT / "apps").exists()

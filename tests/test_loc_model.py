@@ -1,4 +1,4 @@
-"""LocNet's model pieces (minisnn/apps/loc.py): the architecture, the data-dependent
+"""LocNet's model pieces (apps/loc.py): the architecture, the data-dependent
 initialization, the per-layer step scales, the normalizer and the flip augmentation."""
 
 from __future__ import annotations
