@@ -202,33 +202,12 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     if folds is not None and folds < 2:
         _fail(f"--folds must be >= 2, got {folds}")
     from . import loc
-    from .common import claim_out
 
     with _user_errors(out_dir):
         cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
                       steps_short=short_steps)
-        with claim_out(out_dir, overwrite=overwrite, resume=resume):
-            cache_dir = _default_cache() / "loc" if cache else None
-            click.echo(f"minisnn-train loc: preset {preset}, seed {seed}, out {out_dir}", err=True)
-            if folds:
-                results = _run_folds(loc, cfg, out_dir, data_dir, cache_dir, folds, quiet, resume)
-            else:
-                results = loc.run(cfg, out_dir, data_dir, cache_dir=cache_dir, quiet=quiet,
-                                  log=lambda m: click.echo(m, err=True), resume=resume)
-    click.echo("")
-    click.echo(f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images")
-    click.echo(loc.table1(results["table"]))
-    from .common import target_line
-
-    for name, v in results.get("targets", {}).items():
-        click.echo(f"  target {name}: {target_line(v)}")
-    if results.get("recovery") is not None:
-        from .common import recovery_line
-
-        click.echo(f"  {recovery_line(results['recovery'], 'IoU')}")
-    click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints and figures "
-               f"({results['timings_s']['total_s'] / 60:.1f} min)")
+        _train(loc.LocTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite, folds=folds)
 
 
 _OUT_OF_MEMORY = "out of memory: try a smaller --batch-size, --steps or --train-steps (or a smaller data set)"
@@ -276,64 +255,50 @@ def _interrupted(out_dir, error: BaseException) -> None:
     sys.exit(130)
 
 
-def _run_folds(loc, cfg, out_dir, data_dir, cache_dir, k, quiet, resume=False):
-    from .loc_data import kfold_indices
+def _train(task, out_dir, data_dir, cache: bool, quiet: bool, resume: bool, overwrite: bool, folds=None):
+    """The body of every ``minisnn-train`` command once its config is made: claim ``--out``, run
+    the pipeline (or its k folds), print the summary."""
+    from . import pipeline
+    from .common import claim_out
 
-    data = loc.load_data(cfg, data_dir, cache_dir, quiet)
-    if k > len(data.images):
-        raise ValueError(f"--folds {k}: more folds than the {len(data.images)} images of {data.source}")
-    folds = kfold_indices(len(data.images), k, seed=cfg.seed)
-    per_fold = []
-    for i, fold in enumerate(folds):
-        click.echo(f"fold {i + 1}/{k}", err=True)
-        per_fold.append(loc.run(cfg, Path(out_dir) / f"fold{i + 1}", data_dir, fold=fold, data=data, quiet=quiet,
-                                log=lambda m: click.echo(m, err=True), resume=resume))
-    import numpy as np
-
-    rows = []
-    for j, row in enumerate(per_fold[0]["table"]):
-        means = np.array([r["table"][j]["mean_iou"] for r in per_fold])
-        merged = dict(row)
-        merged.update(mean_iou=float(means.mean()), sem=float(means.std(ddof=1) / np.sqrt(k)),
-                      hit50=float(np.mean([r["table"][j]["hit50"] for r in per_fold])),
-                      hit75=float(np.mean([r["table"][j]["hit75"] for r in per_fold])))
-        for key in ("rate_hz", "synops", "energy_uj", "energy_vs_ann", "energy_vs_ann_synaptic"):
-            if row.get(key) is not None:
-                merged[key] = float(np.mean([r["table"][j][key] for r in per_fold]))
-        merged["model"] = f"{row['model']} [{k} folds]"
-        rows.append(merged)
-    summary = {"app": "loc", "folds": k, "table": rows, "per_fold": [r["table"] for r in per_fold],
-               "data": dict(per_fold[0]["data"], n_test=sum(r["data"]["n_test"] for r in per_fold)),
-               "timings_s": {"total_s": sum(r["timings_s"]["total_s"] for r in per_fold)}, "targets": {}}
-    from ..io import atomic_write_json
-
-    atomic_write_json(Path(out_dir) / "results.json", summary)
-    return summary
+    cfg = task.cfg
+    options = dict(cache_dir=_default_cache() / task.name if cache else None, quiet=quiet, resume=resume,
+                   log=lambda m: click.echo(m, err=True))
+    with claim_out(out_dir, overwrite=overwrite, resume=resume):
+        click.echo(f"minisnn-train {task.name}: preset {cfg.preset}, seed {cfg.seed}, out {out_dir}", err=True)
+        if folds:
+            results = pipeline.run_folds(task, out_dir, data_dir, folds, **options)
+        else:
+            results = pipeline.run(task, out_dir, data_dir, **options)
+    for line in pipeline.summary_lines(task, results, out_dir):
+        click.echo(line)
 
 
 @eval_main.command("loc")
 @_eval_options("loc", "Airplanes folder (either layout); every image is evaluated. Default: the synthetic set.")
 def eval_loc(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
-    _evaluate("loc", "table1", checkpoint, data_dir, steps, threads, quiet)
+    _evaluate("loc", checkpoint, data_dir, steps, threads, quiet)
 
 
-def _evaluate(app: str, table: str, checkpoint, data_dir, steps, threads, quiet):
-    """The body of every ``minisnn-eval`` command: checks, the app's evaluate_checkpoint, the table.
-    (Checkpoint and data errors are ValueErrors with one-line messages naming the file.)"""
+def _evaluate(app: str, checkpoint, data_dir, steps, threads, quiet):
+    """The body of every ``minisnn-eval`` command: checks, the pipeline's evaluate_checkpoint, the
+    table.  (Checkpoint and data errors are ValueErrors with one-line messages naming the file.)"""
     import importlib
 
     _start(threads)
     _check_common(steps, data_dir)
-    module = importlib.import_module(f"{__package__}.{app}")
+    from . import pipeline
+
+    task_class = importlib.import_module(f"{__package__}.{app}").TASK
     try:
-        res = module.evaluate_checkpoint(checkpoint, data_dir, steps, quiet=quiet, cache_dir=_default_cache() / app,
-                                         log=lambda m: click.echo(m, err=True))
+        res = pipeline.evaluate_checkpoint(task_class, checkpoint, data_dir, steps, quiet=quiet,
+                                           cache_dir=_default_cache() / app, log=lambda m: click.echo(m, err=True))
     except (ValueError, OSError) as e:
         _fail(_one_line(e))
     except MemoryError:
         _fail(_OUT_OF_MEMORY)
-    click.echo(getattr(module, table)(res["table"]))
+    click.echo(task_class.table(res["table"]))
 
 
 @train_main.command("seg")
@@ -370,7 +335,6 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     _start(threads)
     _check_common(steps, data_dir)
     from . import seg
-    from .common import claim_out
 
     if subjects is not None and subjects != 0 and subjects < 3:
         _fail(f"--subjects must be 0 (all) or >= 3, got {subjects}")
@@ -380,27 +344,14 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
                       steps_short=short_steps)
         if subjects is not None:
             cfg.subjects = subjects or None
-        with claim_out(out_dir, overwrite=overwrite, resume=resume):
-            click.echo(f"minisnn-train seg: preset {preset}, seed {seed}, out {out_dir}", err=True)
-            results = seg.run(cfg, out_dir, data_dir, cache_dir=_default_cache() / "seg" if cache else None,
-                              quiet=quiet, log=lambda m: click.echo(m, err=True), resume=resume)
-    click.echo("")
-    click.echo(f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
-               f"({results['table_metric']})")
-    click.echo(seg.table2(results["table"]))
-    if results.get("recovery") is not None:
-        from .common import recovery_line
-
-        click.echo(f"  {recovery_line(results['recovery'], 'volume Dice')}")
-    click.echo(f"wrote {out_dir}/results.json, report.md, checkpoints, figures and predictions/ "
-               f"({results['timings_s']['total_s'] / 60:.1f} min)")
+        _train(seg.SegTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite)
 
 
 @eval_main.command("seg")
 @_eval_options("seg", "NIfTI folder (Decathlon layout); every subject is evaluated. Default: the synthetic set.")
 def eval_seg(checkpoint, data_dir, steps, threads, quiet):
     """Evaluate a saved CAE: rate network and SNN on every subject of --data."""
-    _evaluate("seg", "table2", checkpoint, data_dir, steps, threads, quiet)
+    _evaluate("seg", checkpoint, data_dir, steps, threads, quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

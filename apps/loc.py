@@ -38,50 +38,33 @@ Choices the paper leaves open, and why (see also ``docs``/``README``):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .. import functional as F
 from ..autodiff import Tensor, no_grad
-from ..hybrid import SpikingNet, convert, hybrid_loss
-from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from ..hybrid import hybrid_loss
 from ..layers import Conv2d, Dense, Flatten, Neurons, Sequential
 from ..metrics import box_iou, hit_rate, mean_and_sem
 from ..neurons import SoftLIFRate
-from ..simulate import ann_macs
 from ..train import RateRegularizer, ann_loss
+from . import pipeline
 from .common import (
     ENERGY_PJ,
     STREAM_FLIP,
     STREAM_HYBRID_FLIP,
     STREAM_VALIDATION,
     Config,
-    RunState,
-    SpikingEval,
-    energy_fields,
-    energy_note,
     fit_ann,
     fit_hybrid,
-    figure_sections,
     fmt_or_dash,
     fmt_ratio,
-    recovery_line,
-    sentence,
-    short_evals,
-    snn_rows,
-    target_line,
     format_table,
     loading_bar,
-    metric_vs_steps,
-    phase_done,
-    run_settings,
-    run_snn,
-    write_figures,
 )
 from .common import make_config as _make_config
+from .pipeline import Split, Task, predict_ann
 
 # ----------------------------------------------------------------------------- settings
 
@@ -279,25 +262,7 @@ def flip_horizontal(images: np.ndarray, boxes: np.ndarray):
     return np.ascontiguousarray(images[..., ::-1]), flipped
 
 
-# ----------------------------------------------------------------------------- prediction
-
-
-def predict_ann(net: Sequential, x: np.ndarray, norm: Normalizer, batch: int = 64) -> np.ndarray:
-    """Boxes predicted by the rate network for images ``x`` (unnormalized, in [0, 1])."""
-    out = []
-    with no_grad():
-        for i in range(0, len(x), batch):
-            out.append(net(norm.images(x[i : i + batch])).data)
-    return norm.boxes(np.concatenate(out))
-
-
-def predict_snn(snet: SpikingNet, x: np.ndarray, norm: Normalizer, steps: int, batch: int = 16,
-                label: str = "SNN", quiet: bool = True, also_at=()) -> SpikingEval:
-    """Simulate the spiking network on images ``x``; ``outputs`` are boxes in [0, 1] coordinates
-    (``outputs_at``, the readouts at the shorter presentations ``also_at``, stay raw)."""
-    ev = run_snn(snet, x, steps, batch, prepare=norm.images, label=label, quiet=quiet, also_at=also_at)
-    ev.outputs = norm.boxes(ev.outputs)
-    return ev
+# ----------------------------------------------------------------------------- scores and the table
 
 
 def score(pred: np.ndarray, target: np.ndarray) -> dict:
@@ -308,11 +273,8 @@ def score(pred: np.ndarray, target: np.ndarray) -> dict:
             "iou": iou.tolist()}
 
 
-# ----------------------------------------------------------------------------- the table
-
-
 def table1(rows: list) -> str:
-    """Table 1 as aligned text: one row per model (dicts from :func:`_row`)."""
+    """Table 1 as aligned text: one row per model (dicts from :meth:`LocTask.row`)."""
     headers = ["model", "mean IoU (± s.e.)", "IoU>=0.5", "IoU>=0.75", "avg rate Hz", "SynOps/img",
                "energy/img uJ", "vs ANN", "vs ANN (syn. only)"]
     body = [[r["model"], f"{r['mean_iou']:.4f} ± {r['sem']:.4f}", f"{r['hit50']:.3f}", f"{r['hit75']:.3f}",
@@ -322,12 +284,29 @@ def table1(rows: list) -> str:
     return format_table(headers, body)
 
 
-def _row(model: str, s: dict, macs: float | None = None, neurons: int = 0, ev: SpikingEval | None = None) -> dict:
-    row = {"model": model, **{k: s[k] for k in ("mean_iou", "sem", "hit50", "hit75")},
-           "steps": None, "rate_hz": None, "energy_vs_ann": None}  # every row has these keys
-    if macs is not None:
-        row.update(energy_fields(macs, neurons, ev))
-    return row
+def targets(cfg: LocConfig, rows: list, synthetic: bool = True) -> dict:
+    """The targets the run is measured against (issue 18), each ``{"value": ..., "met": bool}``
+    (``"unit": "x"`` for an energy ratio): the ANN's margin (over the constant box on the
+    synthetic set; an absolute IoU on the airplanes, the paper's 0.8945 for the paper preset),
+    and the hybrid SNN at the short T within 0.02 (synthetic) or 0.01 (airplanes) of the ANN at
+    no more than the ANN's energy."""
+    base, ann = rows[0]["mean_iou"], rows[1]["mean_iou"]
+    if cfg.preset not in ("default", "paper"):
+        return {"ann_above_constant_box": {"value": ann - base, "met": ann > base}}
+    if synthetic:
+        t = {"ann_at_least_0.15_above_constant_box": {"value": ann - base, "met": ann - base >= 0.15}}
+    else:
+        need = 0.8945 if cfg.preset == "paper" else 0.885
+        t = {f"ann_at_least_{need}": {"value": ann - need, "met": ann >= need}}
+    within = 0.02 if synthetic else 0.01
+    short = next((r for r in rows[4:] if r["model"].startswith("hybrid")), None)
+    if short is not None:
+        T = short["steps"]
+        t[f"hybrid_T{T}_within_{within}_of_ann"] = {"value": ann - short["mean_iou"],
+                                                    "met": ann - short["mean_iou"] <= within}
+        t[f"hybrid_T{T}_energy_at_most_1x_ann"] = {"value": short["energy_vs_ann"], "unit": "x",
+                                                   "met": short["energy_vs_ann"] <= 1.0}
+    return t
 
 
 # ----------------------------------------------------------------------------- training
@@ -357,45 +336,13 @@ def rate_regularizer(cfg: LocConfig, net) -> RateRegularizer:
     return RateRegularizer(cfg.rate_target, cfg.rate_weight, layers=names[cfg.rate_layers_from:], normalized=True)
 
 
-def train_ann(cfg, net, norm, x_train, y_train, x_val, y_val, quiet=True, callbacks=(), checkpoint=None,
-              resume=False):
-    reg = rate_regularizer(cfg, net)
-    step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, STREAM_FLIP)
-    return fit_ann(cfg, net, step, (x_train, y_train),
-                   lambda: score(predict_ann(net, x_val, norm), y_val)["mean_iou"], "IoU", quiet, callbacks,
-                   checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
-
-
-def train_hybrid(cfg, snet, norm, x_train, y_train, x_val, y_val, quiet=True, checkpoint=None, resume=False):
-    reg = rate_regularizer(cfg, snet.net)
-    step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
-                                                 method=cfg.hybrid_method),
-                      cfg, norm, STREAM_HYBRID_FLIP)
-    return fit_hybrid(cfg, snet, step, (x_train, y_train), x_val,
-                      lambda ev: score(norm.boxes(ev.outputs), y_val)["mean_iou"], "IoU", quiet, prepare=norm.images,
-                      checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
-
-
-# ----------------------------------------------------------------------------- the pipeline
-
-
-def load_data(cfg: LocConfig, data_dir=None, cache_dir=None, quiet=True):
-    """The real data in ``data_dir`` or, without it, the seeded synthetic set."""
-    from .loc_data import load_boxes, synthetic_boxes
-
-    if data_dir is None:
-        return synthetic_boxes(cfg.n_synthetic, cfg.size, seed=cfg.seed)
-    with loading_bar("decoding images", quiet) as progress:
-        return load_boxes(data_dir, cfg.size, cache_dir=cache_dir, progress=progress)
-
-
-def split(cfg: LocConfig, n: int, fold: tuple | None = None):
+def split_indices(cfg: LocConfig, n: int, fold: tuple | None = None):
     """``(train, val, test)`` index arrays: the seeded test split (or a k-fold fold), then the
     validation images taken from the training part."""
-    from .loc_data import split_indices
+    from .loc_data import split_indices as test_split
 
     if fold is None:
-        train, test = split_indices(n, cfg.test_fraction, seed=cfg.seed)
+        train, test = test_split(n, cfg.test_fraction, seed=cfg.seed)
     else:
         train, test = fold
     n_val = max(1, int(round(cfg.val_fraction * len(train)))) if len(train) > 1 else 0
@@ -404,230 +351,167 @@ def split(cfg: LocConfig, n: int, fold: tuple | None = None):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val]), np.sort(test)
 
 
-def run(cfg: LocConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold=None, data=None,
-        write_files=True, log=print, resume=False) -> dict:
-    """The whole LocNet experiment; returns the results dict (also written to ``out_dir``).
-
-    With ``write_files`` the ANN and hybrid training write a checkpoint every epoch to
-    ``out_dir/state/`` (with ``run.json``, the settings and the finished phases); ``resume``
-    continues an interrupted run from there: finished training phases are loaded, not repeated,
-    and the results are those of an uninterrupted run."""
-    out = Path(out_dir)
-    state = RunState(out, "loc", run_settings(cfg, data_dir, fold), resume, log) if write_files else None
-    t_start = time.perf_counter()
-    timings = {}
-    t0 = time.perf_counter()
-    data = load_data(cfg, data_dir, cache_dir, quiet) if data is None else data
-    timings["data_s"] = time.perf_counter() - t0
-    n = len(data.images)
-    if n < 3:
-        raise ValueError(f"{data.source}: need at least 3 images, got {n}")
-    tr, va, te = split(cfg, n, fold)
-    x, y = data.images, data.boxes
-    log(f"data: {data.source}: {n} images ({len(data.dropped)} dropped), train {len(tr)} / val {len(va)} / "
-        f"test {len(te)}; input {cfg.size[0]}x{cfg.size[1]}")
-    for d in data.dropped:
-        log(f"  dropped {d}")
-    norm = Normalizer.fit(x[tr], y[tr])
-
-    # baseline: the mean training box
-    const = np.repeat(y[tr].mean(axis=0, keepdims=True), len(te), axis=0)
-    base = score(const, y[te])
-
-    # ANN
-    net = build_locnet(cfg)
-    data_init(net, norm.images(x[tr[:64]]), *cfg.init_current)
-    if cfg.relative_lr:
-        scale_steps_to_weights(net)
-    macs = ann_macs(net, x.shape[1:])
-    t0 = time.perf_counter()
-    hist_ann = train_ann(cfg, net, norm, x[tr], y[tr], x[va], y[va], quiet=quiet,
-                         checkpoint=state and state.checkpoint("ann"), resume=bool(state and state.resuming))
-    timings["ann_train_s"] = time.perf_counter() - t0
-    phase_done(state, "ann", hist_ann, log)
-    ann_pred = predict_ann(net, x[te], norm)
-    s_ann = score(ann_pred, y[te])
-    log(f"ANN: test mean IoU {s_ann['mean_iou']:.4f} ({hist_ann['message']})")
-
-    # converted SNN
-    def converted():
-        return convert(net, synapse=cfg.synapse, steps=cfg.steps_eval, dt=cfg.dt, seed=cfg.seed,
-                       time_chunk=50)
-
-    t0 = time.perf_counter()
-    snet = converted()
-    ev_conv = predict_snn(snet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet,
-                          also_at=(*cfg.steps_curve, cfg.steps_short))
-    s_conv = score(ev_conv.outputs, y[te])
-    timings["converted_eval_s"] = time.perf_counter() - t0
-    log(f"converted SNN: test mean IoU {s_conv['mean_iou']:.4f}, {ev_conv.mean_rate:.1f} Hz")
-
-    # hybrid fine-tuning
-    t0 = time.perf_counter()
-    hnet = converted()
-    hist_hyb = train_hybrid(cfg, hnet, norm, x[tr], y[tr], x[va], y[va], quiet=quiet,
-                            checkpoint=state and state.checkpoint("hybrid"), resume=bool(state and state.resuming))
-    timings["hybrid_train_s"] = time.perf_counter() - t0
-    phase_done(state, "hybrid", hist_hyb, log)
-    t0 = time.perf_counter()
-    ev_hyb = predict_snn(hnet, x[te], norm, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet,
-                         also_at=(*cfg.steps_curve, cfg.steps_short))
-    s_hyb = score(ev_hyb.outputs, y[te])
-    timings["hybrid_eval_s"] = time.perf_counter() - t0
-    log(f"hybrid SNN: test mean IoU {s_hyb['mean_iou']:.4f}, {ev_hyb.mean_rate:.1f} Hz ({hist_hyb['message']})")
-
-    # the low-latency operating point: the first steps_short steps of the runs above
-    short = short_evals(cfg, {"converted": ev_conv, "hybrid": ev_hyb},
-                        lambda out: score(norm.boxes(out), y[te]))
-
-    # IoU against T
-    t0 = time.perf_counter()
-    neurons = sum(ev_conv.sizes.values())
-    curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x[te],
-                            lambda out: score(norm.boxes(out), y[te])["mean_iou"], cfg.eval_batch,
-                            prepare=norm.images, evals={"converted": ev_conv, "hybrid": ev_hyb},
-                            energy=lambda ev: energy_fields(macs, neurons, ev)["energy_uj"])
-    timings["curve_s"] = time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - t_start
-
-    snn, rec = snn_rows(_row, macs, neurons, "mean_iou", s_ann,
-                        (cfg.steps_eval, {"converted": (ev_conv, s_conv), "hybrid": (ev_hyb, s_hyb)}),
-                        (cfg.steps_short, short))
-    rows = [_row("constant box (train mean)", base), _row("ANN (LocNet)", s_ann, macs, neurons), *snn]
-    results = {
-        "app": "loc", "config": cfg.to_dict(),
-        "data": {"source": data.source, "n_images": n, "dropped": list(data.dropped),
-                 "n_train": len(tr), "n_val": len(va), "n_test": len(te),
-                 "test_names": [data.names[i] for i in te]},
-        "table": rows, "ann_macs": macs, "energy_pj": ENERGY_PJ,
-        "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates}, "layer_sizes": ev_conv.sizes,
-        "history": {"ann": hist_ann, "hybrid": hist_hyb}, "iou_vs_steps": curve,
-        "normalizer": norm.to_dict(), "timings_s": timings, "recovery": rec,
-        "targets": _targets(cfg, rows, synthetic=data_dir is None),
-    }
-    if write_files:
-        _write_outputs(out, cfg, results, net, hnet, norm, x[te], y[te], ann_pred, ev_conv.outputs, ev_hyb.outputs,
-                       [data.names[i] for i in te])
-        state.done("outputs")
-    return results
+# ----------------------------------------------------------------------------- the task
 
 
+class LocTask(Task):
+    """LocNet on the pipeline (:mod:`minisnn.apps.pipeline`): images in, four box corners out."""
 
-def _targets(cfg, rows, synthetic: bool = True) -> dict:
-    """The targets the run is measured against (issue 18), each ``{"value": ..., "met": bool}``
-    (``"unit": "x"`` for an energy ratio): the ANN's margin (over the constant box on the
-    synthetic set; an absolute IoU on the airplanes, the paper's 0.8945 for the paper preset),
-    and the hybrid SNN at the short T within 0.02 (synthetic) or 0.01 (airplanes) of the ANN at
-    no more than the ANN's energy."""
-    base, ann = rows[0]["mean_iou"], rows[1]["mean_iou"]
-    if cfg.preset not in ("default", "paper"):
-        return {"ann_above_constant_box": {"value": ann - base, "met": ann > base}}
-    if synthetic:
-        t = {"ann_at_least_0.15_above_constant_box": {"value": ann - base, "met": ann - base >= 0.15}}
-    else:
-        need = 0.8945 if cfg.preset == "paper" else 0.885
-        t = {f"ann_at_least_{need}": {"value": ann - need, "met": ann >= need}}
-    within = 0.02 if synthetic else 0.01
-    short = next((r for r in rows[4:] if r["model"].startswith("hybrid")), None)
-    if short is not None:
-        T = short["steps"]
-        t[f"hybrid_T{T}_within_{within}_of_ann"] = {"value": ann - short["mean_iou"],
-                                                    "met": ann - short["mean_iou"] <= within}
-        t[f"hybrid_T{T}_energy_at_most_1x_ann"] = {"value": short["energy_vs_ann"], "unit": "x",
-                                                   "met": short["energy_vs_ann"] <= 1.0}
-    return t
+    name = "loc"
+    label = "LocNet"
+    Config = LocConfig
+    title = "LocNet results"
+    metric, metric_label, metric_short = "mean_iou", "mean IoU", "IoU"
+    curve_key = "iou_vs_steps"
+    inputs = "images"
+    loss_label = "MSE (standardized box)"
+    baseline_label, ann_label = "constant box (train mean)", "ANN (LocNet)"
+    row_keys = ("mean_iou", "sem", "hit50", "hit75")
+    fold_means = {"mean_iou": "sem"}
+    fold_averages = ("hit50", "hit75")
+    figure_titles = {"examples": "Test images: truth and predicted boxes", "rates": "Firing rates per layer",
+                     "training": "Validation curves", "loss": "Training loss",
+                     "iou_vs_steps": "Mean IoU against T", "frontier": "Mean IoU against energy per image"}
+    norm: Normalizer  # fitted on the training images by split() (or restored from a checkpoint)
+
+    def encode(self, x):
+        return self.norm.images(x)
+
+    def decode(self, raw):
+        return self.norm.boxes(raw)
+
+    def score(self, pred, target):
+        return score(pred, target)
+
+    @classmethod
+    def table(cls, rows):
+        return table1(rows)
+
+    # data
+    def load(self, data_dir=None, cache_dir=None, quiet=True):
+        from .loc_data import load_boxes, synthetic_boxes
+
+        if data_dir is None:
+            return synthetic_boxes(self.cfg.n_synthetic, self.cfg.size, seed=self.cfg.seed)
+        with loading_bar("decoding images", quiet) as progress:
+            return load_boxes(data_dir, self.cfg.size, cache_dir=cache_dir, progress=progress)
+
+    def split(self, data, fold=None) -> Split:
+        n = len(data.images)
+        if n < 3:
+            raise ValueError(f"{data.source}: need at least 3 images, got {n}")
+        tr, va, te = split_indices(self.cfg, n, fold)
+        x, y = data.images, data.boxes
+        self.norm = Normalizer.fit(x[tr], y[tr])
+        info = {"source": data.source, "n_images": n, "dropped": list(data.dropped),
+                "n_train": len(tr), "n_val": len(va), "n_test": len(te),
+                "test_names": [data.names[i] for i in te]}
+        log = [f"data: {data.source}: {n} images ({len(data.dropped)} dropped), train {len(tr)} / val {len(va)} / "
+               f"test {len(te)}; input {self.cfg.size[0]}x{self.cfg.size[1]}"] + [f"  dropped {d}" for d in data.dropped]
+        return Split(x[tr], y[tr], x[va], y[va], x[te], y[te], tr, te, info, log)
+
+    def baseline(self, data, split):
+        """The mean training box, for every test image."""
+        const = np.repeat(split.y_train.mean(axis=0, keepdims=True), len(split.y_test), axis=0)
+        return score(const, split.y_test)
+
+    def folds(self, data, k):
+        from .loc_data import kfold_indices
+
+        if k > len(data.images):
+            raise ValueError(f"--folds {k}: more folds than the {len(data.images)} images of {data.source}")
+        return kfold_indices(len(data.images), k, seed=self.cfg.seed)
+
+    def everything(self, data):
+        return (data.images, data.boxes,
+                f"{data.source}: {len(data.images)} images ({len(data.dropped)} dropped)")
+
+    # the net
+    def build(self):
+        return build_locnet(self.cfg)
+
+    def initialize(self, net, split):
+        data_init(net, self.norm.images(split.x_train[:64]), *self.cfg.init_current)
+        if self.cfg.relative_lr:
+            scale_steps_to_weights(net)
+
+    def train_ann(self, net, split, quiet, checkpoint=None, resume=False, callbacks=()):
+        cfg, norm = self.cfg, self.norm
+        reg = rate_regularizer(cfg, net)
+        step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, STREAM_FLIP)
+        return fit_ann(cfg, net, step, (split.x_train, split.y_train),
+                       lambda: score(predict_ann(self, net, split.x_val), split.y_val)["mean_iou"], self.metric_short,
+                       quiet, callbacks, checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
+
+    def train_hybrid(self, snet, split, quiet, checkpoint=None, resume=False):
+        cfg, norm = self.cfg, self.norm
+        reg = rate_regularizer(cfg, snet.net)
+        step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
+                                                     method=cfg.hybrid_method),
+                          cfg, norm, STREAM_HYBRID_FLIP)
+        return fit_hybrid(cfg, snet, step, (split.x_train, split.y_train), split.x_val,
+                          lambda ev: score(norm.boxes(ev.outputs), split.y_val)["mean_iou"], self.metric_short, quiet,
+                          prepare=norm.images, checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
+
+    # results and files
+    def headline(self, results):
+        return f"Table 1 - LocNet, {results['data']['source']}, test split of {results['data']['n_test']} images"
+
+    def results_extra(self, split, rows, data_dir):
+        return {"normalizer": self.norm.to_dict(), "targets": targets(self.cfg, rows, synthetic=data_dir is None)}
+
+    def checkpoint_meta(self):
+        return {"normalizer": self.norm.to_dict()}
+
+    def restore(self, meta):
+        self.norm = Normalizer.from_dict(meta["normalizer"])
+
+    def checkpoint_baseline(self, x, y):
+        return "constant box (checkpoint's train mean)", score(np.repeat(self.norm.box_mean[None, :], len(x), axis=0), y)
+
+    def example_figure(self, out, split, predictions):
+        from . import plots
+
+        k = min(8, len(split.x_test))
+        boxes = {"truth": split.y_test, "ANN": predictions["ANN"], "converted SNN": predictions["converted"],
+                 "hybrid SNN": predictions["hybrid"]}
+        iou = {m: box_iou(predictions[m], split.y_test) for m in ("ANN", "converted", "hybrid")}
+        names = split.info["test_names"]
+        plots.image_grid(out / "examples.png", [split.x_test[i] for i in range(k)],
+                         [{name: b[i] for name, b in boxes.items()} for i in range(k)],
+                         colors={"truth": (0, 170, 0), "ANN": (30, 90, 230), "converted SNN": (230, 140, 0),
+                                 "hybrid SNN": (220, 0, 0)},
+                         titles=[f"{names[i][:14]} {iou['ANN'][i]:.2f}/{iou['converted'][i]:.2f}/"
+                                 f"{iou['hybrid'][i]:.2f}" for i in range(k)])
+        return {"examples": "examples.png"}
+
+    def data_line(self, d):
+        return (f"Data: {d['source']}: {d['n_images']} images, train {d['n_train']} / validation {d['n_val']} / "
+                f"test {d['n_test']}" + (f"; dropped: {', '.join(d['dropped'])}" if d["dropped"] else ""))
+
+    def snn_note(self):
+        cfg = self.cfg
+        return (f"SNNs: LIF neurons, Lowpass synapse {cfg.synapse} s, T = {cfg.steps_eval} steps of "
+                f"{cfg.dt * 1000:g} ms (and {cfg.steps_short} in the short rows), readout = the mean output over "
+                f"the second half of the presentation.")
 
 
-# ----------------------------------------------------------------------------- files
+# ----------------------------------------------------------------------------- the library's entry points
+
+TASK = LocTask  # what the command line runs
 
 
-def checkpoint_meta(cfg: LocConfig, norm: Normalizer, kind: str, snet: SpikingNet | None = None) -> dict:
-    meta = {"app": "loc", "kind": kind, "config": cfg.to_dict(), "normalizer": norm.to_dict()}
-    if snet is not None:
-        meta["snn"] = {"synapse": snet.synapse, "steps": snet.steps, "dt": snet.dt, "seed": snet.seed}
-    return meta
+
+def run(cfg: LocConfig, out_dir, data_dir=None, **options) -> dict:
+    """The whole LocNet experiment (:func:`minisnn.apps.pipeline.run`); returns the results dict."""
+    return pipeline.run(LocTask(cfg), out_dir, data_dir, **options)
 
 
-def _write_outputs(out: Path, cfg, results, net, hnet, norm, x_te, y_te, p_ann, p_conv, p_hyb, names):
-    from . import plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "ann.npz", net.state_dict(), checkpoint_meta(cfg, norm, "ann"))
-    save_checkpoint(out / "hybrid_snn.npz", hnet.state_dict(), checkpoint_meta(cfg, norm, "snn", hnet))
-    figs = {}
-    k = min(8, len(x_te))
-    iou = {m: box_iou(p, y_te) for m, p in (("ANN", p_ann), ("converted", p_conv), ("hybrid", p_hyb))}
-    figs["examples"] = "examples.png"
-    plots.image_grid(out / figs["examples"], [x_te[i] for i in range(k)],
-                     [{"truth": y_te[i], "ANN": p_ann[i], "converted SNN": p_conv[i], "hybrid SNN": p_hyb[i]}
-                      for i in range(k)],
-                     colors={"truth": (0, 170, 0), "ANN": (30, 90, 230), "converted SNN": (230, 140, 0),
-                             "hybrid SNN": (220, 0, 0)},
-                     titles=[f"{names[i][:14]} {iou['ANN'][i]:.2f}/{iou['converted'][i]:.2f}/{iou['hybrid'][i]:.2f}"
-                             for i in range(k)])
-    figs.update(write_figures(out, results, "mean IoU", "iou_vs_steps", "images", loss="MSE (standardized box)"))
-    results["figures"] = figs
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "report.md", report_markdown(results))
+def evaluate_checkpoint(path, data_dir=None, steps: int | None = None, **options) -> dict:
+    """A saved LocNet (``ann.npz`` or ``hybrid_snn.npz``) on every image of a data folder: the
+    constant box of its training set, the rate network and the spiking network."""
+    return pipeline.evaluate_checkpoint(LocTask, path, data_dir, steps, **options)
 
 
-def report_markdown(results: dict) -> str:
-    cfg, d, t = results["config"], results["data"], results["timings_s"]
-    lines = [
-        f"# LocNet results ({cfg['preset']} preset)", "",
-        f"Data: {d['source']}: {d['n_images']} images, train {d['n_train']} / validation {d['n_val']} / "
-        f"test {d['n_test']}" + (f"; dropped: {', '.join(d['dropped'])}" if d["dropped"] else ""), "",
-        "```", table1(results["table"]), "```", "",
-        f"SNNs: LIF neurons, Lowpass synapse {cfg['synapse']} s, T = {cfg['steps_eval']} steps of "
-        f"{cfg['dt'] * 1000:g} ms (and {cfg['steps_short']} in the short rows), readout = the mean output over "
-        f"the second half of the presentation. " + energy_note(results["energy_pj"]), "",
-        "Targets:", "",
-    ]
-    for name, v in results["targets"].items():
-        lines.append(f"- {name}: {target_line(v)}")
-    if "recovery" in results:
-        lines += ["", sentence(recovery_line(results["recovery"], "IoU"))]
-    lines += ["", f"Wall time: {t['total_s'] / 60:.1f} min (ANN training {t['ann_train_s']:.0f} s, hybrid "
-              f"training {t['hybrid_train_s']:.0f} s).", ""]
-    lines += figure_sections(results, {"examples": "Test images: truth and predicted boxes",
-                                       "rates": "Firing rates per layer", "training": "Validation curves",
-                                       "loss": "Training loss",
-                                       "iou_vs_steps": "Mean IoU against T",
-                                       "frontier": "Mean IoU against energy per image"})
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- evaluation of a checkpoint
-
-
-def evaluate_checkpoint(path, data_dir=None, steps: int | None = None, *, quiet=True, cache_dir=None,
-                        log=print) -> dict:
-    """Evaluate a saved LocNet (``ann.npz`` or ``hybrid_snn.npz``) on every image of a data folder:
-    the constant box of its training set, the rate network and the spiking network."""
-    state, meta = load_checkpoint(path)
-    if meta.get("app") != "loc":
-        raise ValueError(f"{path}: not a LocNet checkpoint (app {meta.get('app')!r})")
-    cfg = LocConfig.from_dict(meta["config"])
-    norm = Normalizer.from_dict(meta["normalizer"])
-    net = build_locnet(cfg)
-    net.load_state_dict(state)
-    data = load_data(cfg, data_dir, cache_dir, quiet)
-    x, y = data.images, data.boxes
-    log(f"data: {data.source}: {len(x)} images ({len(data.dropped)} dropped); checkpoint {path} ({meta['kind']})")
-    T = steps if steps is not None else cfg.steps_eval
-    snn = meta.get("snn", {})
-    snet = convert(net, synapse=snn.get("synapse", cfg.synapse), steps=T, dt=snn.get("dt", cfg.dt),
-                   seed=snn.get("seed", cfg.seed))
-    macs = ann_macs(net, x.shape[1:])
-    const = np.repeat(norm.box_mean[None, :], len(x), axis=0)
-    ev = predict_snn(snet, x, norm, T, cfg.eval_batch, "SNN", quiet)
-    kind = "hybrid SNN" if meta["kind"] == "snn" else "converted SNN"
-    neurons = sum(ev.sizes.values())
-    rows = [_row("constant box (checkpoint's train mean)", score(const, y)),
-            _row("rate network (these weights)", score(predict_ann(net, x, norm), y), macs, neurons),
-            _row(f"{kind} (T={T})", score(ev.outputs, y), macs, neurons, ev)]
-    return {"table": rows, "steps": T, "checkpoint": str(path), "data": data.source}
-
-
-__all__ = ["LocConfig", "PRESETS", "make_config", "build_locnet", "Normalizer", "run", "evaluate_checkpoint",
-           "table1", "score", "predict_ann", "predict_snn", "flip_horizontal", "ENERGY_PJ"]
+__all__ = ["LocConfig", "LocTask", "PRESETS", "make_config", "build_locnet", "Normalizer", "run",
+           "evaluate_checkpoint", "table1", "score", "flip_horizontal", "ENERGY_PJ"]

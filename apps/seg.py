@@ -39,47 +39,29 @@ docs/results.md):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .. import functional as F
-from ..autodiff import no_grad
-from ..hybrid import SpikingNet, convert, hybrid_loss
-from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from ..hybrid import hybrid_loss
 from ..layers import AvgPool2d, Conv2d, ConvTranspose2d, Neurons, Sequential
 from ..metrics import dice, mean_and_sem
 from ..neurons import RectifiedLinear
-from ..simulate import ann_macs
+from . import pipeline
 from .common import (
-    ENERGY_PJ,
     STREAM_HYBRID_SLICES,
     STREAM_SUBJECTS,
     Config,
-    RunState,
-    SpikingEval,
     fit_ann,
     fit_hybrid,
-    loading_bar,
-    metric_vs_steps,
-    energy_fields,
-    energy_note,
-    figure_sections,
     fmt_or_dash,
     fmt_ratio,
-    recovery_line,
-    sentence,
-    short_evals,
-    snn_rows,
     format_table,
-    phase_done,
-    run_settings,
-    run_snn,
-    write_figures,
+    loading_bar,
 )
 from .common import make_config as _make_config
+from .pipeline import Split, Task, predict_ann
 
 
 @dataclass
@@ -177,22 +159,6 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
-def predict_ann(net, x, batch=128) -> np.ndarray:
-    """Probabilities of the rate network for slices ``x (N, 1, H, W)``."""
-    out = []
-    with no_grad():
-        for i in range(0, len(x), batch):
-            out.append(net(x[i : i + batch]).data)
-    return _sigmoid(np.concatenate(out))
-
-
-def predict_snn(snet: SpikingNet, x, steps, batch=64, label="SNN", quiet=True, also_at=()) -> SpikingEval:
-    """Simulate on slices ``x``; ``outputs`` are probabilities (``outputs_at`` stay logits)."""
-    ev = run_snn(snet, x, steps, batch, label=label, quiet=quiet, also_at=also_at)
-    ev.outputs = _sigmoid(ev.outputs)
-    return ev
-
-
 def score(prob: np.ndarray, masks: np.ndarray, depth: int) -> dict:
     """Volume Dice (per test subject, the standard) and slice Dice (the paper's style).
 
@@ -217,14 +183,6 @@ def table2(rows) -> str:
     return format_table(headers, body)
 
 
-def _row(model, s, macs=None, neurons=0, ev=None) -> dict:
-    row = {"model": model, **{k: s[k] for k in ("dice_volume", "sem_volume", "dice_slice", "sem_slice")},
-           "steps": None, "rate_hz": None, "energy_vs_ann": None}  # every row has these keys
-    if macs is not None:
-        row.update(energy_fields(macs, neurons, ev))
-    return row
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -237,136 +195,11 @@ def _subsample(cfg, x, y, seed):
     return x[idx], y[idx]
 
 
-def train_ann(cfg, net, x_tr, y_tr, x_va, y_va, depth, quiet=True, checkpoint=None, resume=False):
-    return fit_ann(cfg, net, lambda xb, yb: seg_loss(net(xb), yb), (x_tr, y_tr),
-                   lambda: score(predict_ann(net, x_va), y_va, depth)["dice_volume"], "Dice", quiet,
-                   checkpoint=checkpoint, resume=resume)
-
-
-def train_hybrid(cfg, snet, x_tr, y_tr, x_va, y_va, depth, quiet=True, checkpoint=None, resume=False):
-    step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, method=cfg.hybrid_method)  # noqa: E731
-    return fit_hybrid(cfg, snet, step, _subsample(cfg, x_tr, y_tr, cfg.seed), x_va,
-                      lambda ev: score(_sigmoid(ev.outputs), y_va, depth)["dice_volume"], "Dice", quiet,
-                      checkpoint=checkpoint, resume=resume)
-
-
-# ----------------------------------------------------------------------------- the pipeline
-
-
 def subject_pool(cfg: SegConfig, n: int) -> np.ndarray:
     """The subjects a run uses: all ``n``, or a seeded subset of ``cfg.subjects`` of them."""
     if cfg.subjects is None or cfg.subjects >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng([cfg.seed, STREAM_SUBJECTS]).choice(n, cfg.subjects, replace=False))
-
-
-def load_data(cfg: SegConfig, data_dir=None, cache_dir=None, quiet=True):
-    from .seg_data import load_volumes, synthetic_volumes
-
-    if data_dir is None:
-        return synthetic_volumes(cfg.n_synthetic, seed=cfg.seed)
-    with loading_bar("reading volumes", quiet) as progress:
-        return load_volumes(data_dir, cache_dir=cache_dir, progress=progress)
-
-
-def run(cfg: SegConfig, out_dir, data_dir=None, *, cache_dir=None, quiet=False, log=print, resume=False) -> dict:
-    """The whole segmentation experiment; returns the results dict (also written to ``out_dir``).
-
-    The ANN and hybrid training write a checkpoint every epoch to ``out_dir/state/``; ``resume``
-    continues an interrupted run from there (see :func:`minisnn.apps.loc.run`)."""
-    from .seg_data import split_subjects, to_slices
-
-    out = Path(out_dir)
-    state = RunState(out, "seg", run_settings(cfg, data_dir), resume, log)
-    t_start = time.perf_counter()
-    timings = {}
-    t0 = time.perf_counter()
-    data = load_data(cfg, data_dir, cache_dir, quiet)
-    timings["data_s"] = time.perf_counter() - t0
-    S, depth = data.images.shape[:2]
-    pool = subject_pool(cfg, S)
-    if len(pool) < 3:
-        raise ValueError(f"{data.source}: need at least 3 subjects, got {len(pool)}")
-    tr, va, te = (pool[i] for i in split_subjects(len(pool), cfg.test_fraction, cfg.val_fraction, seed=cfg.seed))
-    x_tr, y_tr = to_slices(data, tr)
-    x_va, y_va = to_slices(data, va)
-    x_te, y_te = to_slices(data, te)
-    used = f", {len(pool)} used (seeded subset)" if len(pool) < S else ""
-    log(f"data: {data.source}: {S} subjects ({len(data.skipped)} skipped{used}), train {len(tr)} / val {len(va)} / "
-        f"test {len(te)} subjects; {depth} slices of {data.images.shape[2]}x{data.images.shape[3]} each")
-
-    prior = (data.masks[tr].mean(axis=0) >= 0.5).astype(np.float32)  # (D, H, W): no image at all
-    base = score(np.tile(prior[:, None], (len(te), 1, 1, 1)), y_te, depth)
-
-    net = build_cae(cfg)
-    macs = ann_macs(net, x_tr.shape[1:])
-    t0 = time.perf_counter()
-    hist_ann = train_ann(cfg, net, x_tr, y_tr, x_va, y_va, depth, quiet, checkpoint=state.checkpoint("ann"),
-                         resume=state.resuming)
-    timings["ann_train_s"] = time.perf_counter() - t0
-    phase_done(state, "ann", hist_ann, log)
-    p_ann = predict_ann(net, x_te)
-    s_ann = score(p_ann, y_te, depth)
-    log(f"ANN: test volume Dice {s_ann['dice_volume']:.4f} ({hist_ann['message']})")
-
-    def converted():
-        return convert(net, synapse=cfg.synapse, steps=cfg.steps_eval, dt=cfg.dt, seed=cfg.seed)
-
-    t0 = time.perf_counter()
-    snet = converted()
-    ev_conv = predict_snn(snet, x_te, cfg.steps_eval, cfg.eval_batch, "converted SNN (test)", quiet,
-                          also_at=(*cfg.steps_curve, cfg.steps_short))
-    s_conv = score(ev_conv.outputs, y_te, depth)
-    timings["converted_eval_s"] = time.perf_counter() - t0
-    log(f"converted SNN: test volume Dice {s_conv['dice_volume']:.4f}, {ev_conv.mean_rate:.1f} Hz")
-
-    t0 = time.perf_counter()
-    hnet = converted()
-    hist_hyb = train_hybrid(cfg, hnet, x_tr, y_tr, x_va, y_va, depth, quiet, checkpoint=state.checkpoint("hybrid"),
-                            resume=state.resuming)
-    timings["hybrid_train_s"] = time.perf_counter() - t0
-    phase_done(state, "hybrid", hist_hyb, log)
-    ev_hyb = predict_snn(hnet, x_te, cfg.steps_eval, cfg.eval_batch, "hybrid SNN (test)", quiet,
-                         also_at=(*cfg.steps_curve, cfg.steps_short))
-    s_hyb = score(ev_hyb.outputs, y_te, depth)
-    log(f"hybrid SNN: test volume Dice {s_hyb['dice_volume']:.4f}, {ev_hyb.mean_rate:.1f} Hz "
-        f"({hist_hyb['message']})")
-
-    # the low-latency operating point: the first steps_short steps of the runs above
-    short = short_evals(cfg, {"converted": ev_conv, "hybrid": ev_hyb},
-                        lambda out: score(_sigmoid(out), y_te, depth))
-
-    t0 = time.perf_counter()
-    neurons = sum(ev_conv.sizes.values())
-    curve = metric_vs_steps(cfg.steps_curve, {"converted": snet, "hybrid": hnet}, x_te,
-                            lambda out: score(_sigmoid(out), y_te, depth)["dice_volume"], cfg.eval_batch,
-                            evals={"converted": ev_conv, "hybrid": ev_hyb},
-                            energy=lambda ev: energy_fields(macs, neurons, ev)["energy_uj"])
-    timings["curve_s"] = time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - t_start
-
-    snn, rec = snn_rows(_row, macs, neurons, "dice_volume", s_ann,
-                        (cfg.steps_eval, {"converted": (ev_conv, s_conv), "hybrid": (ev_hyb, s_hyb)}),
-                        (cfg.steps_short, short))
-    rows = [_row("constant prior mask", base), _row("ANN (CAE)", s_ann, macs, neurons), *snn]
-    results = {
-        "app": "seg", "config": cfg.to_dict(), "table_metric": "volume Dice per test subject (slice Dice beside it)",
-        "data": {"source": data.source, "n_subjects": len(pool), "n_available": S, "skipped": list(data.skipped),
-                 "n_train": len(tr),
-                 "n_val": len(va), "n_test": len(te), "test_subjects": [data.subjects[i].name for i in te],
-                 "slices_per_subject": depth},
-        "table": rows, "ann_macs": macs, "energy_pj": ENERGY_PJ,
-        "rates_hz": {"converted": ev_conv.rates, "hybrid": ev_hyb.rates}, "layer_sizes": ev_conv.sizes,
-        "history": {"ann": hist_ann, "hybrid": hist_hyb}, "dice_vs_steps": curve,
-        "recovery": rec,
-        "timings_s": timings,
-    }
-    _write_outputs(out, cfg, results, net, hnet, data, te, x_te, y_te, p_ann, ev_conv.outputs, ev_hyb.outputs, depth)
-    state.done("outputs")
-    return results
-
-
-# ----------------------------------------------------------------------------- files
 
 
 def _gray(a):
@@ -376,85 +209,162 @@ def _gray(a):
     return np.repeat(g[None], 3, axis=0)
 
 
-def _write_outputs(out: Path, cfg, results, net, hnet, data, te, x_te, y_te, p_ann, p_conv, p_hyb, depth):
-    from . import plots
-    from .seg_data import save_prediction
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"app": "seg", "config": cfg.to_dict(), "crop": list(data.images.shape[1:])}
-    save_checkpoint(out / "ann.npz", net.state_dict(), dict(meta, kind="ann"))
-    save_checkpoint(out / "hybrid_snn.npz", hnet.state_dict(), dict(meta, kind="snn"))
-    figs = {}
-    # Fig. 3 style: for a few test slices with hippocampus, input / truth / three probability maps
-    area = y_te[:, 0].sum(axis=(1, 2))
-    picks = np.argsort(-area)[: min(4, len(area))]
-    tiles, titles = [], []
-    for i in picks:
-        for name, img in (("input", x_te[i, 0]), ("truth", y_te[i, 0]), ("ANN", p_ann[i, 0]),
-                          ("converted", p_conv[i, 0]), ("hybrid", p_hyb[i, 0])):
-            tiles.append(_gray(img) if name == "input" else np.repeat(np.clip(img, 0, 1)[None], 3, axis=0))
-            titles.append(name)
-    figs["examples"] = "examples.png"
-    plots.image_grid(out / figs["examples"], tiles, [{} for _ in tiles], colors={}, titles=titles, cols=5, scale=3)
-    figs.update(write_figures(out, results, "volume Dice", "dice_vs_steps", "slices", loss="0.5 BCE + 0.5 Dice loss",
-                              metric_key="dice_volume"))
-    # the hybrid SNN's test predictions in each subject's own geometry
-    pred_dir = out / "predictions"
-    for s, i in enumerate(te):
-        save_prediction(data.subjects[i], p_hyb[s * depth : (s + 1) * depth, 0], pred_dir,
-                        crop=tuple(data.images.shape[1:]))
-    results["figures"] = figs
-    results["predictions"] = "predictions/<subject>_prob.nii.gz and _mask.nii.gz (hybrid SNN)"
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "report.md", report_markdown(results))
+# ----------------------------------------------------------------------------- the task
 
 
-def report_markdown(results: dict) -> str:
-    cfg, d, t = results["config"], results["data"], results["timings_s"]
-    lines = [
-        f"# Hippocampus segmentation results ({cfg['preset']} preset)", "",
-        f"Data: {d['source']}: {d['n_subjects']} subjects, split by subject: train {d['n_train']} / validation "
-        f"{d['n_val']} / test {d['n_test']}; {d['slices_per_subject']} slices per subject.", "",
-        "```", table2(results["table"]), "```", "",
-        f"The table shows the volume Dice per test subject (the standard) and the mean slice Dice (the paper's "
-        f"style). SNNs: spiking rectified-linear neurons (scale_firing_rates {cfg['scale']:g}), Lowpass synapse "
-        f"{cfg['synapse']} s, T = {cfg['steps_eval']} steps of {cfg['dt'] * 1000:g} ms, readout = sigmoid of the "
-        f"mean logits over the last {(cfg['steps_eval'] + 1) // 2} steps. " + energy_note(results["energy_pj"]), "",
-        sentence(recovery_line(results["recovery"], "volume Dice")), "",
-        f"Wall time: {t['total_s'] / 60:.1f} min.", "",
-    ]
-    lines += figure_sections(results, {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
-                                       "rates": "Firing rates per layer", "training": "Validation curves",
-                                       "loss": "Training loss",
-                                       "dice_vs_steps": "Dice against T",
-                                       "frontier": "Volume Dice against energy per slice"})
-    return "\n".join(lines)
+class SegTask(Task):
+    """The CAE on the pipeline (:mod:`minisnn.apps.pipeline`): 2-D slices in, mask logits out;
+    split by subject, scored per subject volume."""
+
+    name = "seg"
+    label = "segmentation"
+    Config = SegConfig
+    title = "Hippocampus segmentation results"
+    metric, metric_label, metric_short = "dice_volume", "volume Dice", "Dice"
+    curve_key = "dice_vs_steps"
+    inputs = "slices"
+    loss_label = "0.5 BCE + 0.5 Dice loss"
+    baseline_label, ann_label = "constant prior mask", "ANN (CAE)"
+    row_keys = ("dice_volume", "sem_volume", "dice_slice", "sem_slice")
+    fold_means = {"dice_volume": "sem_volume", "dice_slice": "sem_slice"}
+    figure_titles = {"examples": "Test slices: input, truth, ANN, converted and hybrid SNN",
+                     "rates": "Firing rates per layer", "training": "Validation curves", "loss": "Training loss",
+                     "dice_vs_steps": "Dice against T", "frontier": "Volume Dice against energy per slice"}
+    ann_batch = 128
+    writes = "checkpoints, figures and predictions/"
+    depth: int  # slices per subject, set by split() / everything()
+    crop: list  # (D, H, W) of every subject's crop, set by split()
+
+    def decode(self, raw):
+        return _sigmoid(raw)
+
+    def score(self, pred, target):
+        return score(pred, target, self.depth)
+
+    @classmethod
+    def table(cls, rows):
+        return table2(rows)
+
+    # data
+    def load(self, data_dir=None, cache_dir=None, quiet=True):
+        from .seg_data import load_volumes, synthetic_volumes
+
+        if data_dir is None:
+            return synthetic_volumes(self.cfg.n_synthetic, seed=self.cfg.seed)
+        with loading_bar("reading volumes", quiet) as progress:
+            return load_volumes(data_dir, cache_dir=cache_dir, progress=progress)
+
+    def split(self, data, fold=None) -> Split:
+        from .seg_data import split_subjects, to_slices
+
+        if fold is not None:
+            raise ValueError("seg: no k-fold cross-validation for this task")
+        cfg = self.cfg
+        S, self.depth = data.images.shape[:2]
+        pool = subject_pool(cfg, S)
+        if len(pool) < 3:
+            raise ValueError(f"{data.source}: need at least 3 subjects, got {len(pool)}")
+        tr, va, te = (pool[i] for i in split_subjects(len(pool), cfg.test_fraction, cfg.val_fraction, seed=cfg.seed))
+        used = f", {len(pool)} used (seeded subset)" if len(pool) < S else ""
+        info = {"source": data.source, "n_subjects": len(pool), "n_available": S, "skipped": list(data.skipped),
+                "n_train": len(tr), "n_val": len(va), "n_test": len(te),
+                "test_subjects": [data.subjects[i].name for i in te], "slices_per_subject": self.depth}
+        log = [f"data: {data.source}: {S} subjects ({len(data.skipped)} skipped{used}), train {len(tr)} / val "
+               f"{len(va)} / test {len(te)} subjects; {self.depth} slices of {data.images.shape[2]}x"
+               f"{data.images.shape[3]} each"]
+        self.crop = list(data.images.shape[1:])
+        return Split(*to_slices(data, tr), *to_slices(data, va), *to_slices(data, te), tr, te, info, log)
+
+    def baseline(self, data, split):
+        """The training subjects' mean mask, thresholded at 0.5, for every test subject (no image at all)."""
+        prior = (data.masks[split.train].mean(axis=0) >= 0.5).astype(np.float32)  # (D, H, W)
+        return score(np.tile(prior[:, None], (len(split.test), 1, 1, 1)), split.y_test, self.depth)
+
+    def everything(self, data):
+        from .seg_data import to_slices
+
+        S, self.depth = data.images.shape[:2]
+        return (*to_slices(data, np.arange(S)), f"{data.source}: {S} subjects")
+
+    # the net
+    def build(self):
+        return build_cae(self.cfg)
+
+    def train_ann(self, net, split, quiet, checkpoint=None, resume=False):
+        return fit_ann(self.cfg, net, lambda xb, yb: seg_loss(net(xb), yb), (split.x_train, split.y_train),
+                       lambda: self.score(predict_ann(self, net, split.x_val), split.y_val)["dice_volume"],
+                       self.metric_short, quiet, checkpoint=checkpoint, resume=resume)
+
+    def train_hybrid(self, snet, split, quiet, checkpoint=None, resume=False):
+        cfg = self.cfg
+        step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, method=cfg.hybrid_method)  # noqa: E731
+        return fit_hybrid(cfg, snet, step, _subsample(cfg, split.x_train, split.y_train, cfg.seed), split.x_val,
+                          lambda ev: self.score(_sigmoid(ev.outputs), split.y_val)["dice_volume"], self.metric_short,
+                          quiet, checkpoint=checkpoint, resume=resume)
+
+    # results and files
+    def headline(self, results):
+        return (f"Table 2 - CAE, {results['data']['source']}, {results['data']['n_test']} test subjects "
+                f"({results['table_metric']})")
+
+    def results_extra(self, split, rows, data_dir):
+        return {"table_metric": "volume Dice per test subject (slice Dice beside it)"}
+
+    def checkpoint_meta(self):
+        return {"crop": self.crop}
+
+    def example_figure(self, out, split, predictions):
+        """Fig. 3 style: for a few test slices with hippocampus, input / truth / three probability maps."""
+        from . import plots
+
+        area = split.y_test[:, 0].sum(axis=(1, 2))
+        tiles, titles = [], []
+        for i in np.argsort(-area)[: min(4, len(area))]:
+            for name, img in (("input", split.x_test[i, 0]), ("truth", split.y_test[i, 0]),
+                              ("ANN", predictions["ANN"][i, 0]), ("converted", predictions["converted"][i, 0]),
+                              ("hybrid", predictions["hybrid"][i, 0])):
+                tiles.append(_gray(img) if name == "input" else np.repeat(np.clip(img, 0, 1)[None], 3, axis=0))
+                titles.append(name)
+        plots.image_grid(out / "examples.png", tiles, [{} for _ in tiles], colors={}, titles=titles, cols=5, scale=3)
+        return {"examples": "examples.png"}
+
+    def extra_outputs(self, out, data, split, predictions, results):
+        """The hybrid SNN's test predictions in each subject's own geometry."""
+        from .seg_data import save_prediction
+
+        d, crop = self.depth, tuple(data.images.shape[1:])
+        for s, i in enumerate(split.test):
+            save_prediction(data.subjects[i], predictions["hybrid"][s * d : (s + 1) * d, 0], out / "predictions",
+                            crop=crop)
+        results["predictions"] = "predictions/<subject>_prob.nii.gz and _mask.nii.gz (hybrid SNN)"
+
+    def data_line(self, d):
+        return (f"Data: {d['source']}: {d['n_subjects']} subjects, split by subject: train {d['n_train']} / "
+                f"validation {d['n_val']} / test {d['n_test']}; {d['slices_per_subject']} slices per subject.")
+
+    def snn_note(self):
+        cfg = self.cfg
+        return (f"The table shows the volume Dice per test subject (the standard) and the mean slice Dice (the "
+                f"paper's style). SNNs: spiking rectified-linear neurons (scale_firing_rates {cfg.scale:g}), Lowpass "
+                f"synapse {cfg.synapse} s, T = {cfg.steps_eval} steps of {cfg.dt * 1000:g} ms, readout = sigmoid of "
+                f"the mean logits over the last {(cfg.steps_eval + 1) // 2} steps.")
 
 
-def evaluate_checkpoint(path, data_dir=None, steps=None, *, quiet=True, cache_dir=None, log=print) -> dict:
-    """Evaluate a saved CAE on every subject of a data folder: rate network and SNN."""
-    from .seg_data import to_slices
+# ----------------------------------------------------------------------------- the library's entry points
 
-    state, meta = load_checkpoint(path)
-    if meta.get("app") != "seg":
-        raise ValueError(f"{path}: not a segmentation checkpoint (app {meta.get('app')!r})")
-    cfg = SegConfig.from_dict(meta["config"])
-    net = build_cae(cfg)
-    net.load_state_dict(state)
-    data = load_data(cfg, data_dir, cache_dir, quiet)
-    S, depth = data.images.shape[:2]
-    x, y = to_slices(data, np.arange(S))
-    T = steps if steps is not None else cfg.steps_eval
-    snet = convert(net, synapse=cfg.synapse, steps=T, dt=cfg.dt, seed=cfg.seed)
-    macs = ann_macs(net, x.shape[1:])
-    ev = predict_snn(snet, x, T, cfg.eval_batch, "SNN", quiet)
-    kind = "hybrid SNN" if meta.get("kind") == "snn" else "converted SNN"
-    log(f"data: {data.source}: {S} subjects; checkpoint {path} ({meta.get('kind')})")
-    neurons = sum(ev.sizes.values())
-    rows = [_row("rate network (these weights)", score(predict_ann(net, x), y, depth), macs, neurons),
-            _row(f"{kind} (T={T})", score(ev.outputs, y, depth), macs, neurons, ev)]
-    return {"table": rows, "steps": T, "checkpoint": str(path), "data": data.source}
+TASK = SegTask  # what the command line runs
 
 
-__all__ = ["SegConfig", "PRESETS", "make_config", "build_cae", "seg_loss", "run", "evaluate_checkpoint", "table2",
-           "score"]
+
+def run(cfg: SegConfig, out_dir, data_dir=None, **options) -> dict:
+    """The whole segmentation experiment (:func:`minisnn.apps.pipeline.run`); returns the results dict."""
+    return pipeline.run(SegTask(cfg), out_dir, data_dir, **options)
+
+
+def evaluate_checkpoint(path, data_dir=None, steps: int | None = None, **options) -> dict:
+    """A saved CAE on every subject of a data folder: the rate network and the spiking network."""
+    return pipeline.evaluate_checkpoint(SegTask, path, data_dir, steps, **options)
+
+
+__all__ = ["SegConfig", "SegTask", "PRESETS", "make_config", "build_cae", "seg_loss", "run", "evaluate_checkpoint",
+           "table2", "score"]
