@@ -22,9 +22,7 @@ one line on stderr, ``error: ...``, never a traceback.
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -204,66 +202,33 @@ def _bar(total: int, label: str, quiet: bool):
 # ----------------------------------------------------------------------------- check: airplanes
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+def _csv_rows(csv_path: Path, d: Path, report: _Report) -> list:
+    """``[(name, image path, (x1, y1, x2, y2), where)]`` of the well-formed rows, parsed by the
+    loader's own :func:`~minisnn.apps.loc_data.csv_rows`; the malformed and duplicate ones reported."""
+    from .loc_data import DataError, csv_rows
 
-
-def _csv_rows(csv_path: Path, images: Path, report: _Report) -> list:
-    """``[(name, image path, (x1, y1, x2, y2), where)]`` of the well-formed rows; the rest reported."""
-    from .loc_data import escapes_folder
-
-    rows, malformed, first = [], [], {}
-    duplicates = []
+    problems = []
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            seen = False
-            for fields in reader:
-                fields = [x.strip() for x in fields]
-                if not any(fields):
-                    continue
-                line = reader.line_num
-                if not seen and (any("startx" in x.lower() for x in fields)
-                                 or (len(fields) == 5 and all(x and not _number(x) for x in fields[1:]))):
-                    seen = True
-                    continue
-                seen = True
-                if len(fields) != 5 or not fields[0] or not all(_INTEGER.fullmatch(x) for x in fields[1:]):
-                    malformed.append(f"line {line}: {','.join(fields)[:60]!r}")
-                    continue
-                if escapes_folder(fields[0]):
-                    malformed.append(f"line {line}: {fields[0]!r} leaves the images folder")
-                    continue
-                if fields[0] in first:
-                    duplicates.append(f"line {line}: {fields[0]} (first on line {first[fields[0]]})")
-                    continue
-                first[fields[0]] = line
-                rows.append((fields[0], images / fields[0], tuple(int(x) for x in fields[1:]), f"line {line}"))
-    except (UnicodeDecodeError, csv.Error) as e:
-        malformed.append(f"{type(e).__name__}: {e}")
-    report.add("annotations", f"{csv_path.name}: {len(rows) + len(malformed) + len(duplicates)} rows, "
-                              f"{len(malformed)} malformed, {len(duplicates)} duplicate names")
-    report.examples("malformed", malformed)
-    report.examples("duplicate", duplicates)
-    return rows
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        rows = csv_rows(csv_path, d, problems)
+    except DataError as e:  # the file itself (encoding, CSV syntax, unreadable)
+        rows, problems = [], problems + [("malformed", str(e))]
+    found = {kind: [message.removeprefix(f"{csv_path}: ") for k, message in problems if k == kind]
+             for kind in ("malformed", "duplicate")}
+    report.add("annotations", f"{csv_path.name}: {len(rows) + len(problems)} rows, {len(found['malformed'])} "
+                              f"malformed, {len(found['duplicate'])} duplicate names")
+    report.examples("malformed", found["malformed"])
+    report.examples("duplicate", found["duplicate"])
+    return [(r.name, r.image, r.coords, f"line {r.line}") for r in rows]
 
 
 def _caltech_rows(d: Path, report: _Report) -> list:
-    import numpy as np
-    import scipy.io
+    """The image/annotation pairs as the loader pairs and reads them
+    (:func:`~minisnn.apps.loc_data.caltech_files`, :func:`~minisnn.apps.loc_data.caltech_row`),
+    the unpaired and unreadable files reported."""
+    from .loc_data import CALTECH_ANNOTATION_DIR, CALTECH_IMAGE_DIR, DataError, caltech_files, caltech_row
 
-    image_dir, ann_dir = d / "101_ObjectCategories" / "airplanes", d / "Annotations" / "Airplanes_Side_2"
-    images = {m.group(1): p for p in (sorted(image_dir.iterdir()) if image_dir.is_dir() else [])
-              if (m := re.fullmatch(r"image_([0-9]+)\.jpg", p.name))}
-    anns = {m.group(1): p for p in (sorted(ann_dir.iterdir()) if ann_dir.is_dir() else [])
-            if (m := re.fullmatch(r"annotation_([0-9]+)\.mat", p.name))}
+    image_dir, ann_dir = d / CALTECH_IMAGE_DIR, d / CALTECH_ANNOTATION_DIR
+    images, anns = caltech_files(d)
     lonely_i = sorted(images.keys() - anns.keys(), key=int)
     lonely_a = sorted(anns.keys() - images.keys(), key=int)
     report.add("annotations", f"{len(anns)} annotation_XXXX.mat in {ann_dir.relative_to(d)}"
@@ -275,14 +240,11 @@ def _caltech_rows(d: Path, report: _Report) -> list:
     rows, bad = [], []
     for num in sorted(images.keys() & anns.keys(), key=int):
         try:
-            values = np.asarray(scipy.io.loadmat(str(anns[num]))["box_coord"], dtype=np.float64).ravel()
-            if values.size != 4 or not np.all(np.isfinite(values)):
-                raise ValueError(f"box_coord has {values.size} values")
-        except Exception as e:  # scipy raises many types for a broken .mat
-            bad.append(f"{anns[num].name}: {type(e).__name__}: {e}"[:120])
+            row = caltech_row(images[num], anns[num])
+        except DataError as e:
+            bad.append(f"{anns[num].name}: {str(e).removeprefix(f'{anns[num]}: ')}"[:120])
             continue
-        top, bottom, left, right = (int(v) if float(v).is_integer() else float(v) for v in values)
-        rows.append((images[num].name, images[num], (left, top, right, bottom), anns[num].name))
+        rows.append((row.name, row.image, row.coords, anns[num].name))
     report.add("unreadable .mat", len(bad))
     report.examples("unreadable", bad)
     return rows
@@ -296,7 +258,7 @@ def _check_loc(d: Path, kind: str, report: _Report, quiet: bool) -> tuple[bool, 
     if kind == "loc-csv":
         csvs = sorted(p for p in d.glob("*.csv") if p.is_file() and not p.name.startswith("."))
         report.add("kind", "airplanes boxes, CSV layout (*.csv + images/)")
-        rows = _csv_rows(csvs[0], d / "images", report) if len(csvs) == 1 else []
+        rows = _csv_rows(csvs[0], d, report) if len(csvs) == 1 else []
         if len(csvs) > 1:
             report.add("annotations", f"{len(csvs)} CSV files ({', '.join(p.name for p in csvs)}): expected one")
         on_disk = ({p.name for p in (d / "images").iterdir() if p.is_file() and not p.name.startswith(".")}
@@ -360,16 +322,25 @@ def _check_loc(d: Path, kind: str, report: _Report, quiet: bool) -> tuple[bool, 
 # ----------------------------------------------------------------------------- check: Decathlon
 
 
-def _check_msd(d: Path, report: _Report, quiet: bool) -> tuple[bool, str]:
-    import nibabel as nib
-    import numpy as np
+def _nifti_listing(folder: Path) -> tuple[dict, int, int]:
+    """``({name: path}, hidden files, other files)`` of a folder, named as the loader names them."""
+    from .seg_data import _nifti_name
 
-    from .seg_data import LABEL_VALUES, load_volumes
+    out, hidden, other = {}, 0, 0
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not p.is_file():
+            continue
+        name = _nifti_name(p.name)
+        if name is not None:
+            out.setdefault(name, p)
+        elif p.name.startswith("."):
+            hidden += 1
+        else:
+            other += 1
+    return out, hidden, other
 
-    image_dir, label_dir = d / "imagesTr", d / "labelsTr"
-    if not image_dir.is_dir() and not label_dir.is_dir():
-        image_dir, label_dir = d / "images", d / "labels"
-    report.add("kind", f"segmentation volumes, Decathlon NIfTI layout ({image_dir.name}/ + {label_dir.name}/)")
+
+def _dataset_json(d: Path, report: _Report) -> None:
     meta = d / "dataset.json"
     if meta.is_file():
         try:
@@ -380,23 +351,25 @@ def _check_msd(d: Path, report: _Report, quiet: bool) -> tuple[bool, str]:
         except (OSError, ValueError, TypeError, AttributeError) as e:
             report.add("dataset.json", f"unreadable ({type(e).__name__})")
 
-    def nifti(folder: Path) -> tuple[dict, int, int]:
-        out, hidden, other = {}, 0, 0
-        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if not p.is_file():
-                continue
-            if p.name.startswith("."):
-                hidden += 1
-                continue
-            m = re.fullmatch(r"(.+)\.nii(\.gz)?", p.name)
-            if m:
-                out[m.group(1)] = p
-            else:
-                other += 1
-        return out, hidden, other
 
-    images, hid_i, oth_i = nifti(image_dir)
-    labels, hid_l, oth_l = nifti(label_dir)
+#: the report's line per kind of :class:`~minisnn.apps.seg_data.PairScan` problem, and its example label
+_PAIR_PROBLEMS = {"unreadable": ("unreadable files", "unreadable"), "shape": ("shape mismatches", "shape"),
+                  "affine": ("affine mismatches", "affine"), "non-finite": ("non-finite images", "non-finite")}
+
+
+def _check_msd(d: Path, report: _Report, quiet: bool) -> tuple[bool, str]:
+    """Every pair read with the loader's own :func:`~minisnn.apps.seg_data.scan_pair`; its
+    problems counted by kind, with the volumes' dtypes, shapes, voxel sizes and label values."""
+    import numpy as np
+
+    from .seg_data import LAYOUTS, load_volumes, scan_pair
+
+    image_dir, label_dir = next(((d / i, d / la) for i, la in LAYOUTS if (d / i).is_dir() or (d / la).is_dir()),
+                                (d / LAYOUTS[0][0], d / LAYOUTS[0][1]))
+    report.add("kind", f"segmentation volumes, Decathlon NIfTI layout ({image_dir.name}/ + {label_dir.name}/)")
+    _dataset_json(d, report)
+    images, hid_i, oth_i = _nifti_listing(image_dir)
+    labels, hid_l, oth_l = _nifti_listing(label_dir)
     pairs = sorted(images.keys() & labels.keys())
     no_label = sorted(images.keys() - labels.keys())
     no_image = sorted(labels.keys() - images.keys())
@@ -407,65 +380,36 @@ def _check_msd(d: Path, report: _Report, quiet: bool) -> tuple[bool, str]:
     if hid_i + hid_l + oth_i + oth_l:
         report.add("ignored files", f"{hid_i + hid_l} hidden (e.g. macOS ._* / .DS_Store), "
                                     f"{oth_i + oth_l} not NIfTI")
-    tests = d / "imagesTs"
-    if tests.is_dir():
-        report.add("imagesTs", f"{len(nifti(tests)[0])} unlabelled test images (not used)")
+    if (d / "imagesTs").is_dir():
+        report.add("imagesTs", f"{len(_nifti_listing(d / 'imagesTs')[0])} unlabelled test images (not used)")
 
-    unreadable, shape_bad, affine_bad, nonfinite, bad_values, empty = [], [], [], [], [], []
-    dtypes_i, dtypes_l, shapes, values_seen, spacing = {}, {}, [], set(), set()
-
-    def read(path: Path):
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
-        while data.ndim > 3 and data.shape[-1] == 1:
-            data = data.reshape(data.shape[:-1])
-        if data.ndim != 3:
-            raise ValueError(f"not 3-D, shape {data.shape}")
-        return data, np.asarray(img.affine, np.float64), img.header.get_zooms()[:3]
-
+    found = {kind: [] for kind in (*_PAIR_PROBLEMS, "label values")}
+    empty, dtypes_i, dtypes_l, shapes, values_seen, spacing = [], {}, {}, [], set(), set()
     with _bar(len(pairs), "check volumes", quiet) as bar:
         for name in pairs:
             bar.update(1)
-            try:
-                image, affine, zooms = read(images[name])
-            except Exception as e:  # nibabel, gzip, zlib and numpy raise many types for a broken file
-                unreadable.append(f"{images[name].name}: {type(e).__name__}: {e}"[:120])
+            scan = scan_pair(images[name], labels[name])
+            for kind, message in scan.problems:
+                found[kind].append(f"{name}: {message.split(': ', 1)[-1]}"[:120])
+            if scan.image is None:
                 continue
-            try:
-                label, label_affine, _ = read(labels[name])
-            except Exception as e:
-                unreadable.append(f"{label_dir.name}/{labels[name].name}: {type(e).__name__}: {e}"[:120])
+            dtypes_i[str(scan.image.dtype)] = dtypes_i.get(str(scan.image.dtype), 0) + 1
+            shapes.append(scan.image.shape)
+            spacing.add(tuple(round(float(z), 3) for z in np.sqrt((scan.affine[:3, :3] ** 2).sum(axis=0))))
+            if scan.label is None or scan.label.shape != scan.image.shape:
                 continue
-            dtypes_i[str(image.dtype)] = dtypes_i.get(str(image.dtype), 0) + 1
-            dtypes_l[str(label.dtype)] = dtypes_l.get(str(label.dtype), 0) + 1
-            shapes.append(image.shape)
-            spacing.add(tuple(round(float(z), 3) for z in zooms))
-            if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
-                nonfinite.append(f"{name}: {int(np.count_nonzero(~np.isfinite(image)))} NaN/inf voxels")
-            if label.shape != image.shape:
-                shape_bad.append(f"{name}: image {image.shape}, label {label.shape}")
-                continue
-            if not np.allclose(label_affine, affine, rtol=0.0, atol=1e-3):
-                affine_bad.append(f"{name}: differs by up to {float(np.max(np.abs(label_affine - affine))):.4g}")
-            vals = np.unique(label).tolist()
+            dtypes_l[str(scan.label.dtype)] = dtypes_l.get(str(scan.label.dtype), 0) + 1
+            vals = np.unique(scan.label).tolist()
             values_seen.update(vals)
-            outside = [v for v in vals if v not in LABEL_VALUES]
-            if outside:
-                bad_values.append(f"{name}: {', '.join(f'{v:g}' for v in outside[:5])}")
             if not any(v > 0 for v in vals):
                 empty.append(name)
-    report.add("unreadable files", len(unreadable))
-    report.examples("unreadable", unreadable)
-    report.add("shape mismatches", len(shape_bad))
-    report.examples("shape", shape_bad)
-    report.add("affine mismatches", len(affine_bad))
-    report.examples("affine", affine_bad)
-    report.add("non-finite images", len(nonfinite))
-    report.examples("non-finite", nonfinite)
+    for kind, (line, example) in _PAIR_PROBLEMS.items():
+        report.add(line, len(found[kind]))
+        report.examples(example, found[kind])
     shown = ", ".join(f"{v:g}" for v in sorted(values_seen)[:10]) + (" ..." if len(values_seen) > 10 else "")
-    report.add("label values", f"{{{shown}}}; {len(bad_values)} labels with values outside {{0, 1, 2}}; "
+    report.add("label values", f"{{{shown}}}; {len(found['label values'])} labels with values outside {{0, 1, 2}}; "
                                f"{len(empty)} with no foreground")
-    report.examples("outside {0,1,2}", bad_values)
+    report.examples("outside {0,1,2}", found["label values"])
     report.examples("no foreground", empty)
     report.add("dtypes", "images " + (", ".join(f"{k} {v}" for k, v in sorted(dtypes_i.items())) or "-")
                + "; labels " + (", ".join(f"{k} {v}" for k, v in sorted(dtypes_l.items())) or "-"))

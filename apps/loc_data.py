@@ -197,7 +197,7 @@ def load_boxes(data_dir, size=DEFAULT_SIZE, *, cache_dir=None,
     data_dir = Path(data_dir)
     layout = _find_layout(data_dir)
     if layout == "csv":
-        rows = _csv_rows(_csv_file(data_dir), data_dir)
+        rows = csv_rows(_csv_file(data_dir), data_dir)
     else:
         rows = _caltech_rows(data_dir)
     for row in rows:
@@ -289,8 +289,12 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _csv_rows(csv_path: Path, data_dir: Path) -> list[_Row]:
-    """Parse ``filename,startX,startY,endX,endY`` rows (blank lines skipped, header tolerated)."""
+def csv_rows(csv_path: Path, data_dir: Path, problems: list | None = None) -> list[_Row]:
+    """Parse ``filename,startX,startY,endX,endY`` rows (blank lines skipped, header tolerated).
+
+    The first malformed or duplicate row raises DataError; with a ``problems`` list each is
+    appended there as ``(kind, message)`` instead (kind ``"malformed"`` or ``"duplicate"``) and
+    left out, so ``minisnn-data check`` can report them all."""
     rows: list[_Row] = []
     first_line: dict[str, int] = {}  # file name -> line it was first listed on
     line = 0
@@ -307,19 +311,34 @@ def _csv_rows(csv_path: Path, data_dir: Path) -> list[_Row]:
                     seen_a_row = True
                     continue
                 seen_a_row = True
-                rows.append(_parse_csv_row(fields, csv_path, line, data_dir, first_line))
+                try:
+                    row = _parse_csv_row(fields, csv_path, line, data_dir)
+                    if row.name in first_line:
+                        raise _Duplicate(f"{row.where()}: duplicate filename {row.name} (first listed on line "
+                                         f"{first_line[row.name]})")
+                except DataError as e:
+                    if problems is None:
+                        raise
+                    problems.append(("duplicate" if isinstance(e, _Duplicate) else "malformed", str(e)))
+                    continue
+                first_line[row.name] = line
+                rows.append(row)
     except UnicodeDecodeError as e:
         raise DataError(f"{csv_path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     except csv.Error as e:
         raise DataError(f"{csv_path}: line {line + 1}: {e}") from None
     except OSError as e:
         raise DataError(f"{csv_path}: cannot read the file ({e.strerror or e})") from None
-    if not rows:
+    if not rows and problems is None:
         raise DataError(f"{csv_path}: no rows: expected lines filename,startX,startY,endX,endY")
     return rows
 
 
-def _parse_csv_row(fields, csv_path, line, data_dir, first_line) -> _Row:
+class _Duplicate(DataError):
+    """A file name listed twice in the CSV file."""
+
+
+def _parse_csv_row(fields, csv_path, line, data_dir) -> _Row:
     """One CSV row as a :class:`_Row` (DataError naming the file and line if malformed)."""
     where = f"{csv_path}: line {line}"
     if len(fields) != len(_CSV_FIELDS):
@@ -338,9 +357,6 @@ def _parse_csv_row(fields, csv_path, line, data_dir, first_line) -> _Row:
         if not _INTEGER.fullmatch(text):
             raise DataError(f"{where}: {label} must be an integer pixel coordinate, got {text!r}")
         coords.append(int(text))
-    if name in first_line:
-        raise DataError(f"{where}: duplicate filename {name} (first listed on line {first_line[name]})")
-    first_line[name] = line
     return _Row(name, data_dir / "images" / name, tuple(coords), csv_path, line)
 
 
@@ -351,12 +367,22 @@ def escapes_folder(name: str) -> bool:
     return path.is_absolute() or path.drive != "" or ".." in path.parts
 
 
+def caltech_files(data_dir: Path) -> tuple[dict, dict]:
+    """``({number: image path}, {number: annotation path})`` of the Caltech-101 layout, keyed by
+    the four digits of ``image_XXXX.jpg`` / ``annotation_XXXX.mat`` (a missing folder: empty)."""
+    image_dir, annotation_dir = data_dir / CALTECH_IMAGE_DIR, data_dir / CALTECH_ANNOTATION_DIR
+
+    def numbered(folder, pattern):
+        return {m.group(1): p for p in (sorted(folder.iterdir()) if folder.is_dir() else [])
+                if (m := pattern.fullmatch(p.name))}
+
+    return numbered(image_dir, _CALTECH_IMAGE), numbered(annotation_dir, _CALTECH_ANNOTATION)
+
+
 def _caltech_rows(data_dir: Path) -> list[_Row]:
     """Pair ``image_XXXX.jpg`` with ``annotation_XXXX.mat`` and read the boxes."""
     image_dir, annotation_dir = data_dir / CALTECH_IMAGE_DIR, data_dir / CALTECH_ANNOTATION_DIR
-    images = {m.group(1): p for p in image_dir.iterdir() if (m := _CALTECH_IMAGE.fullmatch(p.name))}
-    annotations = {m.group(1): p for p in annotation_dir.iterdir()
-                   if (m := _CALTECH_ANNOTATION.fullmatch(p.name))}
+    images, annotations = caltech_files(data_dir)
     lonely_images = sorted(images.keys() - annotations.keys(), key=int)
     if lonely_images:
         num = lonely_images[0]
@@ -371,12 +397,13 @@ def _caltech_rows(data_dir: Path) -> list[_Row]:
     if not images:
         raise DataError(f"{image_dir}: no image_XXXX.jpg files (and no annotation_XXXX.mat files in "
                         f"{annotation_dir})")
-    rows = []
-    for num in sorted(images, key=int):
-        top, bottom, left, right = _read_box_coord(annotations[num])
-        rows.append(_Row(images[num].name, images[num], (left, top, right, bottom), annotations[num],
-                         labels=("left", "top", "right", "bottom")))
-    return rows
+    return [caltech_row(images[num], annotations[num]) for num in sorted(images, key=int)]
+
+
+def caltech_row(image: Path, annotation: Path) -> _Row:
+    """One image and its annotation's box (DataError if the .mat file cannot give one)."""
+    top, bottom, left, right = _read_box_coord(annotation)
+    return _Row(image.name, image, (left, top, right, bottom), annotation, labels=("left", "top", "right", "bottom"))
 
 
 def _read_box_coord(path: Path) -> list:

@@ -394,28 +394,60 @@ def _writable_affine(affine: np.ndarray) -> bool:
     return True
 
 
-def _read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(image, mask, affine)``: the raw image, ``label > 0`` as uint8 and the image's affine."""
-    image, affine = _read_volume(image_path, "image")
+@dataclass
+class PairScan:
+    """One image/label pair as read, and what is wrong with it.
+
+    ``problems`` is ``[(kind, message)]`` in the order found, each message one line naming the
+    file; the kinds are ``"unreadable"``, ``"non-finite"``, ``"shape"``, ``"affine"`` and
+    ``"label values"``.  A pair is usable when the list is empty.  ``label`` holds the raw
+    label values (None if it could not be read), ``affine`` the image's."""
+
+    image: np.ndarray | None
+    label: np.ndarray | None
+    affine: np.ndarray | None
+    problems: list
+
+
+def scan_pair(image_path: Path, label_path: Path) -> PairScan:
+    """Read one image/label pair and list its problems (:class:`PairScan`); the loader and
+    ``minisnn-data check`` both read pairs through this."""
+    try:
+        image, affine = _read_volume(image_path, "image")
+    except DataError as e:
+        return PairScan(None, None, None, [("unreadable", str(e))])
+    problems = []
     if np.issubdtype(image.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(image)))
         if bad:
-            raise DataError(f"{image_path}: the image has {bad} NaN or inf voxel{'s' if bad != 1 else ''}")
-    label, label_affine = _read_volume(label_path, "label")
+            problems.append(("non-finite", f"{image_path}: the image has {bad} NaN or inf voxel{'s' if bad != 1 else ''}"))
+    try:
+        label, label_affine = _read_volume(label_path, "label")
+    except DataError as e:
+        return PairScan(image, None, affine, problems + [("unreadable", str(e))])
     if label.shape != image.shape:
-        raise DataError(f"{label_path}: label shape {label.shape} does not match the image's "
-                        f"{image.shape} ({image_path})")
+        problems.append(("shape", f"{label_path}: label shape {label.shape} does not match the image's "
+                                  f"{image.shape} ({image_path})"))
+        return PairScan(image, label, affine, problems)
     if not np.allclose(label_affine, affine, rtol=0.0, atol=_AFFINE_ATOL):
         diff = float(np.max(np.abs(label_affine - affine)))
-        raise DataError(f"{label_path}: label affine differs from the image's by up to {diff:.4g} "
-                        f"({image_path})")
-    values = np.unique(label)
-    bad_values = [v for v in values.tolist() if v not in LABEL_VALUES]
+        problems.append(("affine", f"{label_path}: label affine differs from the image's by up to {diff:.4g} "
+                                   f"({image_path})"))
+    bad_values = [v for v in np.unique(label).tolist() if v not in LABEL_VALUES]
     if bad_values:
         shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in bad_values[:5])
         more = f" (and {len(bad_values) - 5} more)" if len(bad_values) > 5 else ""
-        raise DataError(f"{label_path}: label values outside {{0, 1, 2}}: {shown}{more}")
-    return image, (label > 0).astype(np.uint8), affine
+        problems.append(("label values", f"{label_path}: label values outside {{0, 1, 2}}: {shown}{more}"))
+    return PairScan(image, label, affine, problems)
+
+
+def _read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(image, mask, affine)``: the raw image, ``label > 0`` as uint8 and the image's affine;
+    DataError with the pair's first problem."""
+    scan = scan_pair(image_path, label_path)
+    if scan.problems:
+        raise DataError(scan.problems[0][1])
+    return scan.image, (scan.label > 0).astype(np.uint8), scan.affine
 
 
 def _normalize(volume: np.ndarray) -> np.ndarray:
