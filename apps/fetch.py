@@ -215,103 +215,117 @@ def download(url: str, target: Path, checksum: tuple, *, size: int | None = None
              quiet: bool = False, stream=None, log: Callable[[str], None] = lambda m: None) -> None:
     """Download ``url`` to ``target`` via ``.<target>.partial`` (resumed), verify, then rename.
 
+    Three steps: ask the server for the bytes after what the ``.partial`` holds
+    (:func:`_request`), append them while hashing (:func:`_receive`), check the size and the
+    checksum (:func:`_verify`).
+
     Raises :class:`FetchError`: HTTP or network error, a download that stopped early (the
     ``.partial`` is kept for the next run to resume), a size or checksum mismatch (the file is
     renamed to ``<target>.corrupt``).
     """
     target = Path(target)
-    algo, expected = checksum[0], checksum[1].lower()
+    algo = checksum[0]
     partial = target.parent / f".{target.name}.partial"
-    corrupt = target.parent / f"{target.name}.corrupt"
-    offset = partial.stat().st_size if partial.is_file() else 0
     if partial.exists() and not partial.is_file():
         raise FetchError(f"{partial}: exists and is not a file (expected a partial download or nothing)")
-
-    resp = _open(url, offset, timeout)
-    total = None
-    if isinstance(resp, tuple):  # 416: the server has nothing after byte `offset`
-        total = resp[1]
-        if total is not None and total == offset:
-            log(f"{partial.name}: already complete ({offset} bytes)")
-            resp = None
-        else:
-            log(f"{partial.name}: {offset} bytes but the server's file has {total}; starting over")
-            partial.unlink()
-            offset = 0
-            resp = _open(url, 0, timeout)
-            if isinstance(resp, tuple):
-                raise FetchError(f"{url}: HTTP 416 Range Not Satisfiable for a request without a range")
-
-    h = hashlib.new(algo)
-    interrupted = None
-    if resp is not None:
-        with resp:
-            status = getattr(resp, "status", 200)
-            if offset and status == 206:
-                start, total = _content_range_total(resp.headers.get("Content-Range"))
-                if start != offset:
-                    raise FetchError(f"{url}: asked for bytes from {offset}, the server sent a range starting at "
-                                     f"{start} (Content-Range {resp.headers.get('Content-Range')!r})")
-                h = _hash_file(partial, algo)
-                mode = "ab"
-                log(f"resuming {partial.name} at {offset} bytes")
-            else:
-                if offset:
-                    log(f"{url}: the server ignored the range request (HTTP {status}); starting over")
-                offset = 0
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                mode = "wb"
-            if size is not None and total is not None and total != size:
-                raise FetchError(f"{url}: the server announces {total} bytes, expected {size} "
-                                 f"(a different file? check --url)")
-            done = offset
-            kib_total = _kib(total) if total else 0
-            with open(partial, mode) as f, Bar(kib_total, f"download {target.name}", unit="KiB",
-                                               quiet=quiet or not total, stream=stream) as bar:
-                bar.update(_kib(done))
-                while True:
-                    try:
-                        chunk = resp.read(_CHUNK)
-                    except (http.client.HTTPException, OSError) as e:  # reset, timeout, IncompleteRead
-                        interrupted = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-                        break
-                    if not chunk:
-                        break
-                    try:
-                        f.write(chunk)
-                    except OSError as e:
-                        raise FetchError(f"{partial}: cannot write ({e.strerror or e})") from None
-                    h.update(chunk)
-                    before = _kib(done)
-                    done += len(chunk)
-                    bar.update(_kib(done) - before)
-                f.flush()
-                os.fsync(f.fileno())
+    resp, total = _request(url, partial, timeout, log)
+    if resp is None:  # the partial file is already whole
+        h, interrupted = _hash_file(partial, algo), None
     else:
-        h = _hash_file(partial, algo)
+        with resp:
+            h, total, interrupted = _receive(resp, url, partial, algo, size, total, log,
+                                             f"download {target.name}", quiet, stream)
+    _verify(url, partial, target.parent / f"{target.name}.corrupt", h, checksum, size, total, interrupted)
+    os.replace(partial, target)
 
+
+def _request(url: str, partial: Path, timeout: float, log) -> tuple:
+    """``(response, total size or None)`` for the bytes after the ``partial`` file's; the
+    response is None when the server has nothing after them (HTTP 416 at its full size).  A
+    ``partial`` longer than the server's file is deleted and the download starts over."""
+    offset = partial.stat().st_size if partial.is_file() else 0
+    resp = _open(url, offset, timeout)
+    if not isinstance(resp, tuple):
+        return resp, None
+    total = resp[1]  # 416: the server has nothing after byte `offset`
+    if total is not None and total == offset:
+        log(f"{partial.name}: already complete ({offset} bytes)")
+        return None, total
+    log(f"{partial.name}: {offset} bytes but the server's file has {total}; starting over")
+    partial.unlink()
+    resp = _open(url, 0, timeout)
+    if isinstance(resp, tuple):
+        raise FetchError(f"{url}: HTTP 416 Range Not Satisfiable for a request without a range")
+    return resp, None
+
+
+def _receive(resp, url: str, partial: Path, algo: str, size, total, log, label: str, quiet: bool, stream) -> tuple:
+    """Write the response's bytes to ``partial`` (appended to a resumed range, or from the
+    start), hashing them, with a progress bar; returns ``(hash, total size or None, why the
+    connection broke or None)``."""
+    offset = partial.stat().st_size if partial.is_file() else 0
+    status = getattr(resp, "status", 200)
+    if offset and status == 206:
+        start, total = _content_range_total(resp.headers.get("Content-Range"))
+        if start != offset:
+            raise FetchError(f"{url}: asked for bytes from {offset}, the server sent a range starting at "
+                             f"{start} (Content-Range {resp.headers.get('Content-Range')!r})")
+        h, mode = _hash_file(partial, algo), "ab"
+        log(f"resuming {partial.name} at {offset} bytes")
+    else:
+        if offset:
+            log(f"{url}: the server ignored the range request (HTTP {status}); starting over")
+        offset, h, mode = 0, hashlib.new(algo), "wb"
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+    if size is not None and total is not None and total != size:
+        raise FetchError(f"{url}: the server announces {total} bytes, expected {size} (a different file? check --url)")
+    done, interrupted = offset, None
+    with open(partial, mode) as f, Bar(_kib(total) if total else 0, label, unit="KiB",
+                                       quiet=quiet or not total, stream=stream) as bar:
+        bar.update(_kib(done))
+        while True:
+            try:
+                chunk = resp.read(_CHUNK)
+            except (http.client.HTTPException, OSError) as e:  # reset, timeout, IncompleteRead
+                interrupted = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                break
+            if not chunk:
+                break
+            try:
+                f.write(chunk)
+            except OSError as e:
+                raise FetchError(f"{partial}: cannot write ({e.strerror or e})") from None
+            h.update(chunk)
+            before = _kib(done)
+            done += len(chunk)
+            bar.update(_kib(done) - before)
+        f.flush()
+        os.fsync(f.fileno())
+    return h, total, interrupted
+
+
+def _verify(url: str, partial: Path, corrupt: Path, h, checksum: tuple, size, total, interrupted) -> None:
+    """FetchError unless ``partial`` is whole and its checksum right: a download that stopped
+    before the announced size is kept to resume; anything else wrong is moved to ``corrupt``."""
     got = partial.stat().st_size
     if total is not None and got < total:
         why = f" ({interrupted})" if interrupted else " (the connection closed early)"
         raise FetchError(f"{url}: download interrupted after {got} of {total} bytes{why}; {partial} is kept: "
                          f"run the same command again to resume")
+    problem = None
     if interrupted and total is None:
+        problem = f"download failed after {got} bytes ({interrupted}) and the size is unknown"
+    elif total is not None and got > total:
+        problem = f"got {got} bytes, the server announced {total}"
+    elif size is not None and got != size:
+        problem = f"got {got} bytes, expected {size}"
+    elif h.hexdigest() != checksum[1].lower():
+        problem = (f"{checksum[0]} of the {got} bytes downloaded is {h.hexdigest()}, expected {checksum[1].lower()} "
+                   f"(corrupt or not the official file)")
+    if problem:
         _quarantine(partial, corrupt)
-        raise FetchError(f"{url}: download failed after {got} bytes ({interrupted}) and the size is unknown; "
-                         f"moved to {corrupt}")
-    if total is not None and got > total:
-        _quarantine(partial, corrupt)
-        raise FetchError(f"{url}: got {got} bytes, the server announced {total}; moved to {corrupt}")
-    if size is not None and got != size:
-        _quarantine(partial, corrupt)
-        raise FetchError(f"{url}: got {got} bytes, expected {size}; moved to {corrupt}")
-    digest = h.hexdigest()
-    if digest != expected:
-        _quarantine(partial, corrupt)
-        raise FetchError(f"{url}: {algo} of the {got} bytes downloaded is {digest}, expected {expected} "
-                         f"(corrupt or not the official file); moved to {corrupt}")
-    os.replace(partial, target)
+        raise FetchError(f"{url}: {problem}; moved to {corrupt}")
 
 
 # ----------------------------------------------------------------------------- safe extraction

@@ -1,7 +1,7 @@
 """LocNet: bounding-box localization of Caltech-101 airplanes with an ANN, its converted SNN
 and the hybrid fine-tuned SNN - the paper's Table 1, end to end.
 
-The pipeline (:func:`run`):
+This module is the task (:class:`LocTask`); :mod:`minisnn.apps.pipeline` runs it (:func:`run`):
 
 1. data: the real set (:func:`minisnn.apps.loc_data.load_boxes`) or the seeded synthetic one;
    a seeded 90/10 train/test split, and 10 % of the training images held out for validation

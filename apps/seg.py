@@ -1,7 +1,8 @@
 """Hippocampus segmentation with the paper's convolutional autoencoder (CAE): ANN, converted SNN
 and hybrid fine-tuned SNN - the paper's Table 2, end to end.
 
-The pipeline (:func:`run`) mirrors :mod:`minisnn.apps.loc`:
+This module is the task (:class:`SegTask`); :mod:`minisnn.apps.pipeline` runs it (:func:`run`)
+as it runs LocNet:
 
 1. data: NIfTI image/label pairs (:func:`minisnn.apps.seg_data.load_volumes`) or the seeded
    synthetic volumes; a seeded split **by subject** into train / validation / test, then the
