@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -323,6 +324,28 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def time_steps(step, warmup: int, repeats: int) -> dict:
+    """Time ``repeats`` calls of ``step()`` after ``warmup`` untimed ones, in a child process:
+    the samples, their median and minimum, CPU time per wall time, and the peak RSS of the steps
+    alone where the kernel lets it be reset (``peak_rss_is_steps_only``; else the process's),
+    beside the peak of the set-up before them."""
+    setup_peak = own_peak_rss_mb()
+    reset = reset_peak_rss()  # the peak of the steps, not of building the net
+    for _ in range(warmup):
+        step()
+    times = []
+    c0 = cpu_seconds()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    cpu = cpu_seconds() - c0
+    return {"median_s": statistics.median(times), "min_s": min(times), "samples_s": times,
+            "cpu_per_wall": cpu / max(sum(times), 1e-12), "peak_rss_mib": own_peak_rss_mb(),
+            "peak_rss_is_steps_only": reset, "setup_peak_rss_mib": setup_peak, "process_peak_rss_mib": peak_rss_mb(),
+            "numba_threading_layer": numba_threading_layer()}
+
+
 def numba_threading_layer() -> str | None:
     """numba's threading layer if numba is loaded and has run a parallel kernel, else None."""
     if "numba" not in sys.modules:
@@ -418,3 +441,53 @@ def write_json(path, payload) -> Path:
             pass
         raise
     return p
+
+
+# ----------------------------------------------------------------------------- child processes
+#
+# Every benchmark measures each case in a process of its own (a fresh peak RSS, thread pools
+# started with the case's settings, no peer library loaded beside minisnn), with one protocol:
+# the parent runs ``script --worker ROLE`` with the job, a JSON object, on the child's stdin;
+# the child answers with a JSON object on the last line of its stdout (:func:`worker_main`).
+
+#: stderr texts of a child that ran out of memory (Python, glibc, PyTorch's C++ allocator)
+OOM_MARKERS = ("MemoryError", "Cannot allocate", "can't allocate", "out of memory", "not enough memory",
+               "std::bad_alloc")
+
+
+def spawn(script, role: str, job: dict, env: dict, *, stderr_to_console: bool = False) -> dict:
+    """Run ``script --worker role`` on ``job``; its result with ``process_s`` (the child's wall
+    time) added, or ``{"error": why, "process_s": ...}`` if it failed (why: ``"OOM"``, the signal
+    that killed it, or the last line of its stderr).  ``stderr_to_console`` lets the child's
+    progress lines through (its error is then only the exit status)."""
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, os.path.abspath(script), "--worker", role],
+                       input=json.dumps(job, default=_json_default), stdout=subprocess.PIPE,
+                       stderr=None if stderr_to_console else subprocess.PIPE, text=True, env=env)
+    wall = time.perf_counter() - t0
+    lines = (p.stdout or "").strip().splitlines()
+    if p.returncode != 0 or not lines:
+        return {"error": f"{role} child failed: {_failure(p)}", "process_s": wall}
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        return {"error": f"{role} child printed no result: {lines[-1][:200]!r}", "process_s": wall}
+    result["process_s"] = wall
+    return result
+
+
+def _failure(p: subprocess.CompletedProcess) -> str:
+    err = p.stderr or ""
+    if any(s in err for s in OOM_MARKERS):
+        return "OOM"
+    if p.returncode < 0:
+        return f"killed by signal {-p.returncode}"
+    lines = err.strip().splitlines()
+    return lines[-1][:200] if lines else f"rc {p.returncode}"
+
+
+def worker_main(role: str, handler) -> None:
+    """The child's side of :func:`spawn`: read the job from stdin, ``handler(role, job)``,
+    print the result as one JSON line."""
+    job = json.load(sys.stdin)
+    print(json.dumps(handler(role, job), default=_json_default), flush=True)

@@ -30,12 +30,9 @@ snnTorch's BPTT step at T = 100 and mean-rate peak RSS flat in T (issue 7).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true", help="skip the snnTorch kinds")
     p.add_argument("--json", default="bench_hybrid.json",
                    help="JSON output; a bare file name goes to benchmarks/out/ (default bench_hybrid.json)")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: a child's case
     p.add_argument("--wdir", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -206,23 +203,9 @@ def child_minisnn(args, kind: str, T: int, B: int) -> dict:
 
 
 def _time_steps(args, kind, T, B, step, extra) -> dict:
-    setup_peak = C.own_peak_rss_mb()
-    reset = C.reset_peak_rss()  # the peak of the steps, not of building the net
-    times = []
-    c0 = C.cpu_seconds()
-    for _ in range(args.repeats + 1):  # the first step is the warm-up
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-        if len(times) == 1:
-            c0 = C.cpu_seconds()
-    peak = C.own_peak_rss_mb()
-    timed = times[1:]
-    med = statistics.median(timed)
-    return {"kind": kind, "T": T, "batch": B, "time_s": med, "times_s": times,
-            "cpu_per_wall": (C.cpu_seconds() - c0) / max(sum(timed), 1e-9),
-            "peak_rss_mib": peak, "peak_rss_is_steps_only": reset, "setup_peak_rss_mib": setup_peak,
-            "ru_maxrss_mib": C.peak_rss_mb(), "numba_threading_layer": C.numba_threading_layer(), **extra}
+    """One warm-up step, then ``args.repeats`` timed ones (:func:`_common.time_steps`)."""
+    r = C.time_steps(step, 1, args.repeats)
+    return {"kind": kind, "T": T, "batch": B, "time_s": r["median_s"], **r, **extra}
 
 
 def child_snntorch(args, kind: str, T: int, B: int) -> dict:
@@ -306,31 +289,26 @@ def child_snntorch(args, kind: str, T: int, B: int) -> dict:
 
 
 def run_child(args, kind, T, B, wdir):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{kind}:{T}:{B}", "--wdir", wdir,
-           "--height", str(args.height), "--width", str(args.width), "--threads", str(args.threads),
-           "--widths", *map(str, args.widths), "--dense", *map(str, args.dense),
-           "--repeats", str(args.repeats), "--time-chunk", str(args.time_chunk),
-           "--mem-limit-gb", str(args.mem_limit_gb)]
-    t0 = time.perf_counter()
-    env = C.peer_env() if kind in TORCH_KINDS else C.minisnn_env()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0 or not p.stdout.strip():
-        err = p.stderr or ""
-        oom = any(s in err for s in ("MemoryError", "Cannot allocate", "can't allocate", "out of memory",
-                                     "not enough memory", "std::bad_alloc"))
-        if oom:
-            why = f"OOM (> {args.mem_limit_gb:g} GB)"
-        elif p.returncode < 0:
-            why = f"killed by signal {-p.returncode}"
-        else:
-            lines = err.strip().splitlines()
-            why = lines[-1][:200] if lines else f"rc {p.returncode}"
-        return {"kind": kind, "T": T, "batch": B, "time_s": None, "peak_rss_mib": None, "error": why,
-                "process_s": wall}
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    r["process_s"] = wall
+    """One case in its own process (:func:`_common.spawn`): the job is this run's options."""
+    job = {**vars(args), "wdir": wdir, "worker": None}
+    r = C.spawn(__file__, f"{kind}:{T}:{B}", job, C.peer_env() if kind in TORCH_KINDS else C.minisnn_env())
+    if "error" in r:
+        if r["error"].endswith("OOM"):
+            r["error"] = f"OOM (> {args.mem_limit_gb:g} GB)"
+        r.update(kind=kind, T=T, batch=B, time_s=None, peak_rss_mib=None)
     return r
+
+
+def child(role: str, job: dict) -> dict:
+    """A child process's case: ``role`` is ``kind:T:batch``, ``job`` the parent's options."""
+    args = argparse.Namespace(**job)
+    kind, T, B = role.split(":")
+    T, B = int(T), int(B)
+    if kind == "weights":
+        return child_weights(args)
+    if kind in TORCH_KINDS:
+        return child_snntorch(args, kind, T, B)
+    return child_minisnn(args, kind, T, B)
 
 
 def _find(rows, kind, T, B):
@@ -369,17 +347,8 @@ def evaluate_targets(rows, batches, steps) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)
-    if args.child:
-        kind, T, B = args.child.split(":")
-        T, B = int(T), int(B)
-        if kind == "weights":
-            res = child_weights(args)
-        elif kind in TORCH_KINDS:
-            res = child_snntorch(args, kind, T, B)
-        else:
-            res = child_minisnn(args, kind, T, B)
-        print(json.dumps(res))
-        return
+    if args.worker:
+        return C.worker_main(args.worker, child)
     # this process only orchestrates and stays small (see _common.own_peak_rss_mb)
     t_start = time.perf_counter()
     kinds = list(dict.fromkeys(args.kinds))

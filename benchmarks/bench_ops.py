@@ -23,10 +23,8 @@ report it) and can exceed the GEMM's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -56,7 +54,7 @@ def parse_args(argv=None):
         help="time torch in a child process with the same thread settings (default), or in this "
              "process round-robin with minisnn (then OpenBLAS's spinning worker threads slow torch down)",
     )
-    p.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)  # internal
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: the torch child
     p.add_argument(
         "--json",
         default="bench_ops.json",
@@ -314,9 +312,8 @@ def add_torch_times(row, samples, paired=None):
 TORCH_MIN_TOTAL_S = 0.3
 
 
-def torch_worker():
-    """Child-process entry: JSON job on stdin -> JSON ``{"samples": [[s, ...], ...]}`` on stdout."""
-    job = json.load(sys.stdin)
+def torch_worker(role: str, job: dict) -> dict:
+    """The torch child's case (:func:`_common.worker_main`): ``{"samples": [[s, ...], ...]}``."""
     import torch
 
     torch.set_num_threads(job["threads"])
@@ -346,19 +343,18 @@ def torch_worker():
                                   min_total_s=TORCH_MIN_TOTAL_S, max_repeats=max(job["repeats"], 50))
         out.append(S["torch"])
         del xt, wt, bt, dyt
-    json.dump({"samples": out, "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
+    return {"samples": out, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def torch_in_child(layers, n, args):
     """Run :func:`torch_worker` in a child process; ``None`` (with a message) if it fails."""
     job = {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
            "layers": [{**lay.__dict__, "batch": n} for lay in layers]}
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker"],
-                       input=json.dumps(job), capture_output=True, text=True, env=C.peer_env())
-    if p.returncode != 0:
-        print(f"torch child process failed (rc {p.returncode}): {p.stderr.strip()[-500:]}", flush=True)
+    r = C.spawn(__file__, "torch", job, C.peer_env())
+    if "error" in r:
+        print(r["error"], flush=True)
         return None
-    return json.loads(p.stdout)
+    return r
 
 
 def ref_sgemm(np, rng, repeats, warmup):
@@ -405,8 +401,8 @@ def summarize(rows, torch_missing):
 def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)
-    if args.torch_worker:
-        return torch_worker()  # may re-exec this script; nothing heavy imported yet
+    if args.worker:
+        return C.worker_main(args.worker, torch_worker)  # nothing heavy imported yet
     C.use_minisnn_env()  # the torch child gets the peer's own (--torch-mode inprocess shares these)
     t_start = time.perf_counter()
 

@@ -42,7 +42,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -627,37 +626,21 @@ def worker_torch(job):
 WORKERS = {"calibrate": worker_calibrate, "minisnn": worker_minisnn, "torch": worker_torch}
 
 
-def run_worker(role: str) -> None:
-    job = json.load(sys.stdin)
+def run_worker(role: str, job: dict) -> dict:
+    """A child process's case (:func:`_common.worker_main`)."""
     if job.get("input_hw"):
         set_input(*job["input_hw"])
-    result = WORKERS[role](job)
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, default=str)
-    os.replace(tmp, job["result"])
+    return WORKERS[role](job)
 
 
 # ----------------------------------------------------------------------------- parent: orchestration
 
 
 def spawn(role: str, job: dict, wdir: Path) -> dict:
-    """Run a worker in a child process (same interpreter, same thread environment)."""
-    res_path = wdir / f"result_{role}_{time.time_ns()}.json"
-    job = {**job, "result": str(res_path), "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:])}
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", role],
-                       input=json.dumps(job), text=True, stdout=subprocess.PIPE,
-                       env=C.peer_env() if role == "torch" else C.minisnn_env())
-    elapsed = time.perf_counter() - t0
-    if p.returncode != 0 or not res_path.exists():
-        why = "killed by signal %d (out of memory?)" % -p.returncode if p.returncode < 0 else f"rc {p.returncode}"
-        return {"error": f"{role} child failed: {why}", "process_s": elapsed}
-    with open(res_path) as f:
-        out = json.load(f)
-    res_path.unlink()
-    out["process_s"] = elapsed
-    return out
+    """Run a worker in a child process (:func:`_common.spawn`; same interpreter, same thread
+    environment); its progress lines go to the console."""
+    job = {**job, "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:])}
+    return C.spawn(__file__, role, job, C.peer_env() if role == "torch" else C.minisnn_env(), stderr_to_console=True)
 
 
 def per_step_after_first(r):
@@ -694,7 +677,7 @@ def main(argv=None):
     C.pin_thread_env(args.threads)  # may re-exec; nothing heavy imported yet
     set_input(*args.input_hw)
     if args.worker:
-        return run_worker(args.worker)
+        return C.worker_main(args.worker, run_worker)
     t_start = time.perf_counter()
     # This process only orchestrates: it must stay small while the workers run, because a
     # child's ru_maxrss starts at the parent's peak (see memory_report).  No numpy/torch here

@@ -32,12 +32,9 @@ peak is in the JSON).  Target (issue 7): minisnn images/s >= 1.0x PyTorch's on b
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--mem-limit-gb", type=float, default=0.0, help="address-space limit per child (0: none)")
     p.add_argument("--json", default="bench_train.json",
                    help="JSON output; a bare file name goes to benchmarks/out/ (default bench_train.json)")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # engine:net:batch
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: engine:net:batch
     p.add_argument("--wdir", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if (a.repeats is not None and a.repeats < 1) or (a.warmup is not None and a.warmup < 0):
@@ -289,52 +286,30 @@ def child_torch(args, net_name: str, B: int) -> dict:
 
 
 def _time_steps(args, engine, net, B, step, info) -> dict:
-    setup_peak = C.own_peak_rss_mb()
-    reset = C.reset_peak_rss()
-    warmup, repeats = steps_for(args, net)
-    for _ in range(warmup):
-        step()
-    times = []
-    c0 = C.cpu_seconds()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    cpu = C.cpu_seconds() - c0
-    med = statistics.median(times)
-    return {"engine": engine, "net": net, "batch": B, "step_s": med, "step_s_min": min(times), "samples_s": times,
-            "images_per_s": B / med, "cpu_per_wall": cpu / max(sum(times), 1e-12),
-            "peak_rss_mib": C.own_peak_rss_mb(), "peak_rss_is_steps_only": reset,
-            "setup_peak_rss_mib": setup_peak, "process_peak_rss_mib": C.peak_rss_mb(),
-            "loss_finite": math.isfinite(info.get("loss", float("nan"))),
-            "numba_threading_layer": C.numba_threading_layer(), **info}
+    """The net's warm-up and timed steps (:func:`steps_for`, :func:`_common.time_steps`)."""
+    r = C.time_steps(step, *steps_for(args, net))
+    return {"engine": engine, "net": net, "batch": B, "step_s": r["median_s"], "step_s_min": r["min_s"],
+            "images_per_s": B / r["median_s"], "loss_finite": math.isfinite(info.get("loss", float("nan"))),
+            **r, **info}
 
 
 # ----------------------------------------------------------------------------- parent
 
 
 def run_child(args, engine, net, B, wdir):
+    """One case in its own process (:func:`_common.spawn`): the job is this run's options."""
     warmup, repeats = steps_for(args, net)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{engine}:{net}:{B}", "--wdir", wdir,
-           "--loc-size", *map(str, args.loc_size), "--loc-widths", *map(str, args.loc_widths),
-           "--loc-dense", *map(str, args.loc_dense), "--cae-size", *map(str, args.cae_size),
-           "--cae-widths", *map(str, args.cae_widths), "--repeats", str(repeats),
-           "--warmup", str(warmup), "--threads", str(args.threads),
-           "--mem-limit-gb", str(args.mem_limit_gb)]
-    t0 = time.perf_counter()
-    env = C.minisnn_env() if engine == "minisnn" else C.peer_env()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0 or not p.stdout.strip():
-        err = (p.stderr or "").strip().splitlines()
-        oom = any(s in (p.stderr or "") for s in ("MemoryError", "Cannot allocate", "can't allocate",
-                                                   "out of memory", "not enough memory"))
-        why = ("OOM" if oom else f"killed by signal {-p.returncode}" if p.returncode < 0
-               else (err[-1][:200] if err else f"rc {p.returncode}"))
-        return {"engine": engine, "net": net, "batch": B, "error": why, "process_s": wall}
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    r["process_s"] = wall
+    job = {**vars(args), "wdir": wdir, "worker": None, "repeats": repeats, "warmup": warmup}
+    r = C.spawn(__file__, f"{engine}:{net}:{B}", job, C.minisnn_env() if engine == "minisnn" else C.peer_env())
+    if "error" in r:
+        r.update(engine=engine, net=net, batch=B)
     return r
+
+
+def child(role: str, job: dict) -> dict:
+    """A child process's case: ``role`` is ``engine:net:batch``, ``job`` the parent's options."""
+    engine, net, B = role.split(":")
+    return (child_minisnn if engine == "minisnn" else child_torch)(argparse.Namespace(**job), net, int(B))
 
 
 def summarize(rows, nets_batches):
@@ -358,11 +333,8 @@ def summarize(rows, nets_batches):
 def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)
-    if args.child:
-        engine, net, B = args.child.split(":")
-        res = (child_minisnn if engine == "minisnn" else child_torch)(args, net, int(B))
-        print(json.dumps(res))
-        return
+    if args.worker:
+        return C.worker_main(args.worker, child)
     t_start = time.perf_counter()
     torch_note = None
     if args.no_torch:
