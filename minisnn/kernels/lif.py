@@ -299,6 +299,194 @@ def lif_run_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_vol
     return counts
 
 
+# ---------------------------------------------------------------------------------------------
+# the float32 scan: NengoDL's arithmetic precision, twice the SIMD lanes
+# ---------------------------------------------------------------------------------------------
+#
+# The same step in float32 arithmetic, as NengoDL computes it with its default float32 dtype:
+# state, current, the voltage update and the synapse are float32 operations (the constants
+# ``dt``, ``expm1(-dt / tau_rc)``, ``tau_ref``, ``amplitude / dt``, ``syn_a`` and ``1 - syn_a``
+# rounded to float32 once).  The two transcendentals of the rare pass are evaluated in float64
+# with the C library (as in the exact scan) and rounded to float32, so the NumPy reference and
+# the kernel share every operation and agree bit for bit on any host.  Step for step:
+#
+#     ref  = ref - dt                              (float32)
+#     dlt  = min(max(dt - ref, 0), dt)             (float32)
+#     e    = e_full if dlt == dt else f32(expm1(-f64(dlt) / tau_rc))
+#     v    = v - (J - v) * e                       (float32)
+#     spike where v > 1: t = f32(dt + tau_rc * log1p(-(f64(v) - 1) / (f64(J) - 1)))
+#                        (degenerate case as above: t = dt - dlt), v = 0, ref = tau_ref + t
+#     else v = max(v, min_voltage)
+#     y    = syn_a * y + (1 - syn_a) * out         (float32)
+
+
+def _f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a):
+    """The constants of the float32 step, each rounded to float32 once (NumPy scalars)."""
+    f4 = np.float32
+    dt32 = f4(dt)
+    e_full = f4(math.expm1(-float(dt32) / tau_rc))
+    return (dt32, e_full, f4(tau_ref), f4(min_voltage), f4(amplitude / dt), f4(syn_a),
+            f4(1.0 - syn_a))
+
+
+def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
+                    syn_a, syn_state):
+    """:func:`lif_run_numpy` in float32 arithmetic (NumPy reference of :func:`lif_run32_numba`).
+
+    Every array is float32; the steps are written out above ("the float32 scan").
+    """
+    T, M = out.shape
+    TJ = J.shape[0]
+    if TJ != 1 and TJ != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    dt32, e_full, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(dt, tau_rc, tau_ref, min_voltage,
+                                                                     amplitude, syn_a)
+    zero = np.float32(0.0)
+    counts = np.zeros(M, dtype=np.int64)
+    for t in range(T):
+        j = J[0 if TJ == 1 else t]
+        ref = refractory_time - dt32
+        dlt = np.minimum(np.maximum(dt32 - ref, zero), dt32)
+        e = np.full(M, e_full, dtype=np.float32)
+        partial = dlt != dt32
+        e[partial] = libm_expm1(-dlt[partial].astype(np.float64) / tau_rc).astype(np.float32)
+        v = voltage - (j - voltage) * e
+        spiked = v > np.float32(1.0)
+        vs = v[spiked].astype(np.float64)
+        js = j[spiked].astype(np.float64)
+        ok = (js > 1) & (vs < js)
+        t_spike = (dt32 - dlt[spiked]).astype(np.float32)
+        t_spike[ok] = (float(dt32) + tau_rc * libm_log1p(-(vs[ok] - 1) / (js[ok] - 1))).astype(np.float32)
+        v = np.where(v < vmin32, vmin32, v)
+        v[spiked] = zero
+        ref[spiked] = ref32 + t_spike
+        voltage[...] = v
+        refractory_time[...] = ref
+        counts += spiked
+        o = np.where(spiked, amp_dt, zero)
+        if syn_a != 0.0:
+            y = a32 * syn_state + b32 * o
+            syn_state[...] = y
+            out[t] = y
+        else:
+            syn_state[...] = o
+            out[t] = o
+    return counts
+
+
+@jit
+def _lif32_common(jb, vb, rb, ob, dt, e_full, min_voltage, v_old, r_new, rare):
+    """:func:`_lif_common` in float32 arithmetic (all arguments float32)."""
+    n_rare = 0
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for k in range(vb.shape[0]):
+        j = jb[k]
+        v = vb[k]
+        ref = rb[k] - dt
+        dlt = dt - ref
+        v_full = v - (j - v) * e_full
+        v_new = v_full if dlt >= dt else v
+        flag = ((dlt > zero) & (dlt < dt)) | (v_new > one)
+        v_old[k] = v
+        r_new[k] = ref
+        rare[k] = flag
+        n_rare += flag
+        vb[k] = min_voltage if v_new < min_voltage else v_new
+        rb[k] = ref
+        ob[k] = zero
+    return n_rare
+
+
+@jit
+def _lif32_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_full, v_old, r_new,
+                rare):
+    """:func:`_lif_rare` in float32 arithmetic; the transcendentals in float64, rounded."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for k in range(vb.shape[0]):
+        if not rare[k]:
+            continue
+        j = jb[k]
+        v = v_old[k]
+        ref = r_new[k]
+        dlt = dt - ref
+        if dlt < zero:
+            dlt = zero
+        elif dlt > dt:
+            dlt = dt
+        e = e_full if dlt == dt else np.float32(math.expm1(-f8(dlt) / tau_rc))
+        v = v - (j - v) * e
+        if v > one:
+            if j > one and v < j:
+                t_spike = np.float32(f8(dt) + tau_rc * math.log1p(-(f8(v) - 1.0) / (f8(j) - 1.0)))
+            else:                            # degenerate (see module docstring)
+                t_spike = dt - dlt
+            v = zero
+            ref = tau_ref + t_spike
+            cb[k] += 1
+            ob[k] = amp_dt
+        elif v < min_voltage:
+            v = min_voltage
+        vb[k] = v
+        rb[k] = ref
+
+
+@jit
+def _synapse32_block(ob, sb, a, b):
+    """Numba helper: fused float32 Lowpass on one block, one step (``a == 0``: passthrough)."""
+    if a != np.float32(0.0):
+        for k in range(ob.shape[0]):
+            y = a * sb[k] + b * ob[k]
+            sb[k] = y
+            ob[k] = y
+    else:
+        for k in range(ob.shape[0]):
+            sb[k] = ob[k]
+
+
+def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
+                    syn_a, syn_state):
+    """Numba twin of :func:`lif_run32_numpy` (same signature, same results, float32 arrays)."""
+    T = out.shape[0]
+    if J.shape[0] != 1 and J.shape[0] != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    dt32, e_full, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(dt, tau_rc, tau_ref, min_voltage,
+                                                                     amplitude, syn_a)
+    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, f8(tau_rc), dt32, e_full, ref32,
+                            vmin32, amp_dt, a32, b32)
+
+
+@pjit
+def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, tau_rc, dt, e_full, tau_ref, min_voltage,
+                     amp_dt, a, b):
+    """The float32 scan: parallel over blocks of :data:`BLOCK` neurons, sequential over time,
+    the Lowpass fused into each step (as :func:`lif_run_numba`)."""
+    T = out.shape[0]
+    M = out.shape[1]
+    TJ = J.shape[0]
+    counts = np.zeros(M, dtype=np.int64)
+    nblocks = (M + BLOCK - 1) // BLOCK
+    for blk in prange(nblocks):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, M)
+        vb = voltage[lo:hi]
+        rb = refractory_time[lo:hi]
+        sb = syn_state[lo:hi]
+        cb = counts[lo:hi]
+        v_old = np.empty(hi - lo, dtype=np.float32)
+        r_new = np.empty(hi - lo, dtype=np.float32)
+        rare = np.empty(hi - lo, dtype=np.bool_)
+        for t in range(T):
+            jb = J[0 if TJ == 1 else t, lo:hi]
+            ob = out[t, lo:hi]
+            if _lif32_common(jb, vb, rb, ob, dt, e_full, min_voltage, v_old, r_new, rare) > 0:
+                _lif32_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_full,
+                            v_old, r_new, rare)
+            _synapse32_block(ob, sb, a, b)
+    return counts
+
+
 def _lif_run_example(rng):
     """Small fresh arguments for :func:`lif_run_numba` (currents away from threshold)."""
     T, M = 23, BLOCK + 77  # two blocks
@@ -315,4 +503,15 @@ def _lif_run_example(rng):
 
 from . import register  # noqa: E402
 
+
+
+def _lif_run32_example(rng):
+    """:func:`_lif_run_example` with float32 arrays, for :func:`lif_run32_numba`."""
+    J, voltage, refractory_time, out, *scalars, syn_state = _lif_run_example(rng)
+    f4 = np.float32
+    return (J.astype(f4), voltage.astype(f4), refractory_time.astype(f4), out.astype(f4), *scalars,
+            syn_state.astype(f4))
+
+
 register("lif_run", lif_run_numpy, lif_run_numba, _lif_run_example)
+register("lif_run32", lif_run32_numpy, lif_run32_numba, _lif_run32_example)
