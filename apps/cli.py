@@ -117,6 +117,9 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--batch-size", type=int, default=None, help="Training batch size (default 32)."),
         click.option("--lr", type=float, default=None, help=lr_help),
         click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
+        click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
+                     help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
+                          "(NengoDL's, faster; spike trains equal up to float32 rounding)."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
@@ -149,6 +152,9 @@ def _eval_options(app: str, data_help: str):
         click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help=data_help),
         click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's)."),
+        click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
+                     help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
+                          "(NengoDL's, faster; spike trains equal up to float32 rounding). Default: the checkpoint's."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
@@ -188,7 +194,7 @@ def _check_common(steps, data_dir):
                    "and report each model's mean IoU over the folds.")
 @_short_steps_option("default 20, paper 10, tiny 6")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              folds, short_steps, threads, cache, quiet, resume, overwrite):
+              folds, short_steps, precision, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE; the paper preset adds the firing-rate regularizer),
@@ -206,7 +212,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     with _user_errors(out_dir):
         cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
-                      steps_short=short_steps)
+                      steps_short=short_steps, precision=precision)
         _train(loc.LocTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite, folds=folds)
 
 
@@ -276,12 +282,12 @@ def _train(task, out_dir, data_dir, cache: bool, quiet: bool, resume: bool, over
 
 @eval_main.command("loc")
 @_eval_options("loc", "Airplanes folder (either layout); every image is evaluated. Default: the synthetic set.")
-def eval_loc(checkpoint, data_dir, steps, threads, quiet):
+def eval_loc(checkpoint, data_dir, steps, precision, threads, quiet):
     """Evaluate a saved LocNet: constant box, rate network and SNN on every image of --data."""
-    _evaluate("loc", checkpoint, data_dir, steps, threads, quiet)
+    _evaluate("loc", checkpoint, data_dir, steps, precision, threads, quiet)
 
 
-def _evaluate(app: str, checkpoint, data_dir, steps, threads, quiet):
+def _evaluate(app: str, checkpoint, data_dir, steps, precision, threads, quiet):
     """The body of every ``minisnn-eval`` command: checks, the pipeline's evaluate_checkpoint, the
     table.  (Checkpoint and data errors are ValueErrors with one-line messages naming the file.)"""
     import importlib
@@ -293,7 +299,8 @@ def _evaluate(app: str, checkpoint, data_dir, steps, threads, quiet):
     task_class = importlib.import_module(f"{__package__}.{app}").TASK
     try:
         res = pipeline.evaluate_checkpoint(task_class, checkpoint, data_dir, steps, quiet=quiet,
-                                           cache_dir=_default_cache() / app, log=lambda m: click.echo(m, err=True))
+                                           cache_dir=_default_cache() / app, log=lambda m: click.echo(m, err=True),
+                                           precision=precision)
     except (ValueError, OSError) as e:
         _fail(_one_line(e))
     except MemoryError:
@@ -322,7 +329,7 @@ def _evaluate(app: str, checkpoint, data_dir, steps, threads, quiet):
                    "(preset: default 100 of the 260 real ones, to fit its 5 minutes; paper: all).")
 @_short_steps_option("default and paper 6, tiny 4")
 def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              subjects, short_steps, threads, cache, quiet, resume, overwrite):
+              subjects, short_steps, precision, threads, cache, quiet, resume, overwrite):
     """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
 
     Trains the ANN (rectified-linear neurons, scale_firing_rates 500, the paper: 1000; 0.5 BCE +
@@ -341,7 +348,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     with _user_errors(out_dir):
         cfg = _config(seg, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
-                      steps_short=short_steps)
+                      steps_short=short_steps, precision=precision)
         if subjects is not None:
             cfg.subjects = subjects or None
         _train(seg.SegTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite)
@@ -349,9 +356,9 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
 
 @eval_main.command("seg")
 @_eval_options("seg", "NIfTI folder (Decathlon layout); every subject is evaluated. Default: the synthetic set.")
-def eval_seg(checkpoint, data_dir, steps, threads, quiet):
+def eval_seg(checkpoint, data_dir, steps, precision, threads, quiet):
     """Evaluate a saved CAE: rate network and SNN on every subject of --data."""
-    _evaluate("seg", checkpoint, data_dir, steps, threads, quiet)
+    _evaluate("seg", checkpoint, data_dir, steps, precision, threads, quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ import numpy as np
 from ..hybrid import SpikingNet
 from ..io import atomic_write_json
 from ..layers import Sequential
+from ..neurons import check_precision
 from ..simulate import ann_macs
 from ..train import fit
 from .progress import Bar
@@ -327,6 +328,7 @@ def make_config(presets: dict, preset: str, overrides: dict):
             raise ValueError(f"{_option(name)} must be > 0, got {value}")
         if not math.isfinite(value):
             raise ValueError(f"{_option(name)} must be a finite number > 0, got {value}")
+    check_precision(cfg.precision)
     if cfg.hybrid_method not in ("mean", "per-step"):
         raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     return cfg

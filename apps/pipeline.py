@@ -260,7 +260,8 @@ def run(task: Task, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold
     log(f"ANN: test {task.metric_label} {s_ann[task.metric]:.4f} ({hist_ann['message']})")
 
     def converted():
-        return convert(net, synapse=cfg.synapse, steps=cfg.steps_eval, dt=cfg.dt, seed=cfg.seed)
+        return convert(net, synapse=cfg.synapse, steps=cfg.steps_eval, dt=cfg.dt, seed=cfg.seed,
+                       precision=cfg.precision)
 
     also_at = (*cfg.steps_curve, cfg.steps_short)
     with clock("converted_eval_s"):
@@ -347,7 +348,8 @@ def checkpoint_meta(task: Task, kind: str, snet: SpikingNet | None = None) -> di
     needs besides (:meth:`Task.checkpoint_meta`) and the spiking net's simulation settings."""
     meta = {"app": task.name, "kind": kind, "config": task.cfg.to_dict(), **task.checkpoint_meta()}
     if snet is not None:
-        meta["snn"] = {"synapse": snet.synapse, "steps": snet.steps, "dt": snet.dt, "seed": snet.seed}
+        meta["snn"] = {"synapse": snet.synapse, "steps": snet.steps, "dt": snet.dt, "seed": snet.seed,
+                       "precision": snet.precision}
     return meta
 
 
@@ -400,10 +402,11 @@ def summary_lines(task: Task, results: dict, out_dir) -> list:
 
 
 def evaluate_checkpoint(task_class: type, path, data_dir=None, steps: int | None = None, *, quiet=True,
-                        cache_dir=None, log=print) -> dict:
+                        cache_dir=None, log=print, precision: str | None = None) -> dict:
     """Evaluate a saved net (``ann.npz`` or ``hybrid_snn.npz``) on every input of a data folder:
     the baseline the checkpoint can score, the rate network and the spiking network (simulated
-    with the synapse, dt and seed it was trained with, for ``steps`` or its own T)."""
+    with the synapse, dt, seed and precision it was trained with, for ``steps`` or its own T,
+    in ``precision`` if given)."""
     state, meta = load_checkpoint(path)
     if meta.get("app") != task_class.name:
         raise ValueError(f"{path}: not a {task_class.label} checkpoint (app {meta.get('app')!r})")
@@ -417,7 +420,8 @@ def evaluate_checkpoint(task_class: type, path, data_dir=None, steps: int | None
     T = steps if steps is not None else cfg.steps_eval
     snn = meta.get("snn", {})
     snet = convert(net, synapse=snn.get("synapse", cfg.synapse), steps=T, dt=snn.get("dt", cfg.dt),
-                   seed=snn.get("seed", cfg.seed))
+                   seed=snn.get("seed", cfg.seed),
+                   precision=precision or snn.get("precision", cfg.precision))
     macs = ann_macs(net, x.shape[1:])
     ev = predict_snn(task, snet, x, T, "SNN", quiet)
     kind = "hybrid SNN" if meta.get("kind") == "snn" else "converted SNN"

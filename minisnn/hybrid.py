@@ -43,7 +43,7 @@ import numpy as np
 
 from .autodiff import Function, Tensor, no_grad
 from .layers import Neurons, Sequential
-from .neurons import NeuronType
+from .neurons import NeuronType, check_precision
 from .simulate import SimResult, _synapse_coefficient, initial_state, simulate
 
 __all__ = [
@@ -78,6 +78,7 @@ class SpikingNet:
     steps, dt : presentation length and step (s)
     readout_steps : readout window (last steps); None = the second half, as :func:`simulate`
     seed : seeds the initial voltages
+    precision : the LIF steps' arithmetic, "float64" (exact) or "float32" (NengoDL's)
     """
 
     net: Sequential
@@ -89,6 +90,7 @@ class SpikingNet:
     seed: int = 0
     time_chunk: int = 50
     batch_chunk: int | None = None
+    precision: str = "float64"
     extra: dict = field(default_factory=dict)
 
     # -- evaluation
@@ -105,7 +107,7 @@ class SpikingNet:
             self.net, x, steps, dt=self.dt, synapse=self.synapse, readout_steps=window,
             seed=self.seed if seed is None else seed, time_chunk=self.time_chunk,
             batch_chunk=self.batch_chunk, keep_layer_means=keep_layer_means, also_at=also_at,
-            first_index=first_index,
+            first_index=first_index, precision=self.precision,
         )
 
     def window(self, steps: int | None = None) -> int:
@@ -174,6 +176,7 @@ def convert(
     seed: int = 0,
     time_chunk: int = 50,
     batch_chunk: int | None = None,
+    precision: str = "float64",
 ) -> SpikingNet:
     """Convert a rate network to a :class:`SpikingNet` (the ANN is left untouched).
 
@@ -186,7 +189,8 @@ def convert(
         divided by ``s``: NengoDL's convention); layers not in a dict keep theirs.
     neuron_map : overrides of the default swap (``model.spiking_twin()``), keyed by layer
         index, by a neuron model instance or by a neuron class; values are spiking models.
-    steps, dt, readout_steps, seed, time_chunk, batch_chunk : simulation settings
+    steps, dt, readout_steps, seed, time_chunk, batch_chunk, precision : simulation settings
+        (see :func:`minisnn.simulate.simulate`)
 
     The gradient model of each layer is the ANN layer's rate twin (e.g. the ``SoftLIFRate``
     it was trained with) with the amplitude of the chosen spiking model divided by the new gain.
@@ -213,6 +217,7 @@ def convert(
             raise ValueError(f"convert: scale_firing_rates for layer {i} must be > 0, got {s}")
     if synapse is not None:
         _synapse_coefficient(synapse, dt)  # validates
+    check_precision(precision)
 
     net = copy.deepcopy(ann)
     net.zero_grad()  # gradients are not part of the conversion
@@ -231,7 +236,7 @@ def convert(
     net.train(ann.training)
     return SpikingNet(net=net, grad_models=grad_models, synapse=synapse, steps=steps, dt=dt,
                       readout_steps=readout_steps, seed=seed, time_chunk=time_chunk,
-                      batch_chunk=batch_chunk)
+                      batch_chunk=batch_chunk, precision=precision)
 
 
 # ----------------------------------------------------------------------------- autodiff nodes
@@ -339,21 +344,25 @@ class SpikingScanFn(Function):
 
     ``x`` holds the input current of every step stacked on the batch axis, ``(steps*B, ...)``
     with step ``t`` in rows ``t*B .. (t+1)*B``; with ``static=True`` it is one ``(B, ...)``
-    current held for every step (a layer fed by the static input image).  Forward runs
-    ``model.step`` once per step on the layer's ``state`` (updated in place) and returns the
+    current held for every step (a layer fed by the static input image).  Forward runs a
+    spiking model's scan (``model.run``, in ``precision``; a rate model's ``step`` once per
+    step) on the layer's ``state`` (updated in place) and returns the
     outputs ``(steps*B, ...)``; backward is :class:`SpikingStepFn`'s at every step,
     ``gain * grad_model.rate_grad(gain * x_t)``, summed over the steps when ``static``.
     """
 
-    def forward(self, x, model, grad_model, gain, dt, state, steps, static):
+    def forward(self, x, model, grad_model, gain, dt, state, steps, static, precision="float64"):
         self.grad_model, self.gain, self.steps, self.static = grad_model, gain, steps, static
         self.J = J = x * gain if gain != 1 else x
         B = J.shape[0] if static else J.shape[0] // steps
         n = B * int(np.prod(J.shape[1:]))
-        J2 = J.reshape(-1) if static else J.reshape(steps, n)
+        J2 = np.ascontiguousarray(J).reshape(1 if static else steps, n)
         out = np.empty((steps, n), dtype=x.dtype)
-        for t in range(steps):
-            model.step(dt, J2 if static else J2[t], out[t], **state)
+        if model.spiking:  # the simulator's scan: the same spikes as `steps` calls of model.step
+            model.run(dt, J2, out, state, precision=precision)
+        else:
+            for t in range(steps):
+                model.step(dt, J2[0 if static else t], out[t], **state)
         return out.reshape((steps * B,) + J.shape[1:])
 
     def backward(self, dout):
@@ -445,7 +454,7 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
         state = initial_state(model, k, int(np.prod(cur.shape[1:])), range(B), seed, dtype)
         k += 1
         cur = SpikingScanFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
-                                  dt=snet.dt, state=state, steps=steps, static=static)
+                                  dt=snet.dt, state=state, steps=steps, static=static, precision=snet.precision)
         static = False
         if a != 0.0:
             cur = LowpassScanFn.apply(cur, a=a, steps=steps)

@@ -125,6 +125,20 @@ def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+#: The arithmetic of a spiking step: ``"float64"`` computes every step in float64 from the
+#: stored state (exactly Nengo's with float64 arrays), ``"float32"`` in float32 throughout, as
+#: NengoDL's default dtype does (:func:`minisnn.kernels.lif.lif_run32_numba`): twice the SIMD
+#: lanes, the same spike trains up to float32 rounding.
+PRECISIONS = ("float64", "float32")
+
+
+def check_precision(precision) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    return precision
+
+
 def _check_dt(cls_name, dt):
     return _param(cls_name, "dt", dt, low=0.0, strict=True)
 
@@ -230,7 +244,7 @@ class NeuronType:
         _check_dt(type(self).__name__, dt)
         output[...] = self.rate(J)
 
-    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None):
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None, precision="float64"):
         """Spiking models: run ``T = out.shape[0]`` steps with their Numba scan (optional
         fused Lowpass).
 
@@ -247,6 +261,9 @@ class NeuronType:
             Lowpass coefficient (:meth:`minisnn.synapses.Lowpass.coefficient`), 0 = none.
         syn_state : ndarray, shape (M,), optional
             Synapse state (updated in place); zeros if not given.
+        precision : "float64" or "float32"
+            The arithmetic of the step (see :data:`PRECISIONS`); ``"float32"`` needs float32
+            arrays.  Models without a float32 scan (all but :class:`LIF`) ignore it.
 
         Returns
         -------
@@ -257,10 +274,11 @@ class NeuronType:
         if not self.spiking:
             raise ValueError(f"{name} is a rate model: it has no spiking run")
         dt = _check_dt(name, dt)
+        check_precision(precision)
         J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
-        return self._run_kernel(J, out, state, dt, syn_a, syn_state)
+        return self._run_kernel(J, out, state, dt, syn_a, syn_state, precision)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):  # pragma: no cover - abstract
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):  # pragma: no cover - abstract
         """The model's Numba time scan, called by :meth:`run` after the checks."""
         raise NotImplementedError
 
@@ -388,7 +406,7 @@ class SpikingRectifiedLinear(RectifiedLinear):
         _check_shapes(name, J, output, voltage)
         return _relu_kernels.relu_step_numpy(dt, J, output, voltage, self.amplitude)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):
         return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
@@ -623,10 +641,15 @@ class LIF(LIFRate):
         return _lif_kernels.lif_step_numpy(dt, J, output, voltage, refractory_time, self.tau_rc,
                                            self.tau_ref, self.min_voltage, self.amplitude)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):
-        return _lif_kernels.lif_run_numba(J, state["voltage"], state["refractory_time"], out, dt,
-                                          self.tau_rc, self.tau_ref, self.min_voltage,
-                                          self.amplitude, syn_a, syn_state)
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):
+        args = (J, state["voltage"], state["refractory_time"], out, dt, self.tau_rc, self.tau_ref,
+                self.min_voltage, self.amplitude, syn_a, syn_state)
+        if precision == "float64":
+            return _lif_kernels.lif_run_numba(*args)
+        bad = [a.dtype for a in (J, out, state["voltage"], state["refractory_time"], syn_state) if a.dtype != np.float32]
+        if bad:
+            raise ValueError(f"LIF: precision 'float32' needs float32 current, output and state, got {bad[0]}")
+        return _lif_kernels.lif_run32_numba(*args)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import numpy as np
 
 from .autodiff import Tensor, no_grad
 from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
+from .neurons import check_precision
 from .kernels.lowpass import lowpass_run_numba
 from .ops.conv import conv2d_events, conv2d_forward
 from .ops.dense import dense_forward
@@ -305,6 +306,7 @@ def simulate(
     path: str = "auto",
     also_at=(),
     first_index: int = 0,
+    precision: str = "float64",
 ) -> SimResult:
     """Run ``net`` as a spiking network on the static inputs ``x (B, ...)`` for ``steps`` steps.
 
@@ -338,8 +340,11 @@ def simulate(
     first_index : the index of ``x[0]`` in a larger set that is simulated piece by piece:
         input ``i`` draws its initial state from ``(seed, layer, first_index + i)``, so the
         results do not depend on how the caller splits the set into batches.
+    precision : the arithmetic of the LIF steps, ``"float64"`` (exact, Nengo's) or ``"float32"``
+        (NengoDL's, twice the SIMD lanes; a float32 net): see :data:`minisnn.neurons.PRECISIONS`
     """
     steps = _as_int("steps", steps, 1)
+    check_precision(precision)
     windows = _readout_windows(steps, readout, readout_steps, also_at)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
     if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -358,6 +363,7 @@ def simulate(
     x = x.astype(dtype, copy=False)
     plan = _plan(net, x, steps, windows, _synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
                  time_chunk, batch_chunk)
+    plan.precision = precision
 
     totals = _Totals.empty(plan, keep_layer_means)
     buffers: dict = {}  # one output buffer per middle layer, reused by every block and chunk
@@ -407,6 +413,7 @@ class _Plan:
     batch_chunk: int
     syn_a: float
     dtype: np.dtype
+    precision: str = "float64"  # the LIF steps' arithmetic
 
     @property
     def last(self) -> str:
@@ -490,7 +497,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
                 J = J * np.asarray(layer.gain, dtype)
             out = _buffer(buffers, name, (tc, M), dtype)
             a = 0.0 if name in plan.raw else plan.syn_a  # raw spikes for an event-driven conv
-            n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state)
+            n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state, precision=plan.precision)
             n_spk = n_spk.reshape(nb, plan.sizes[name])
             layer_spikes = float(n_spk.sum())
             totals.counts[name] += layer_spikes

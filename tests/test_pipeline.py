@@ -33,6 +33,7 @@ class ToyConfig(Config):
     steps_curve: tuple = (5, 10, 20)
     synapse: float = 0.002
     dt: float = 0.001
+    precision: str = "float64"
     eval_batch: int = 32
     seed: int = 0
 

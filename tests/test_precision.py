@@ -1,0 +1,101 @@
+"""The float32 LIF path (``precision="float32"``, NengoDL's arithmetic) against the exact float64
+one.  Kernel == NumPy reference and 1 == 2 threads are checked for ``lif_run32`` by the registry
+tests in tests/test_kernels.py; here: what float32 changes, and that the setting is checked.
+
+Measured bound (on the currents below): 3 seeds x 20 000 neurons x 200 steps,
+currents U(-1, 12) and U(0.95, 1.6), constant or changing every step: **no** neuron's spike
+count differed, while 56 % of the final voltages did (by up to 4e-4).  The tests allow 1 in
+1000 neurons to differ by one spike, so a host whose C library rounds differently still
+passes, and a float32 path that drifts (a wrong constant, a float64 leak) does not.
+"""
+
+import numpy as np
+import pytest
+
+from minisnn import Conv2d, Dense, Flatten, Neurons, Sequential
+from minisnn.hybrid import convert
+from minisnn.kernels.lif import lif_run32_numba, lif_run_numba
+from minisnn.neurons import LIF, SoftLIFRate
+from minisnn.simulate import simulate
+
+FLIPS = 1e-3  # at most this share of neurons may differ, by at most one spike
+
+
+def _run_both(J, T, M, seed):
+    rng = np.random.default_rng(seed)
+    v0 = rng.uniform(0, 1, M).astype(np.float32)
+    out = {}
+    for name, kernel in (("float64", lif_run_numba), ("float32", lif_run32_numba)):
+        v, r = v0.copy(), np.zeros(M, np.float32)
+        counts = kernel(J, v, r, np.empty((T, M), np.float32), 0.001, 0.02, 0.002, 0.0, 1.0, 0.8,
+                        np.zeros(M, np.float32))
+        out[name] = counts, v
+    return out
+
+
+@pytest.mark.parametrize("low, high, rows", [(-1.0, 12.0, "T"), (0.95, 1.6, "T"), (0.95, 1.6, 1)])
+def test_float32_scan_spikes_as_the_float64_scan(low, high, rows):
+    T, M = 200, 5000
+    J = np.random.default_rng(1).uniform(low, high, (T if rows == "T" else 1, M)).astype(np.float32)
+    res = _run_both(J, T, M, seed=2)
+    (c64, v64), (c32, v32) = res["float64"], res["float32"]
+    assert (v64 != v32).any(), "the two paths computed the same arithmetic"
+    diff = np.abs(c64 - c32)
+    assert diff.max() <= 1 and (diff > 0).mean() <= FLIPS, (diff.max(), (diff > 0).mean())
+    assert c64.sum() > 0
+
+
+def test_a_wrong_float32_constant_is_caught():
+    """The bound has teeth: tau_rc off by 0.1 % in the float32 run moves many counts."""
+    T, M = 200, 5000
+    J = np.random.default_rng(1).uniform(-1.0, 12.0, (T, M)).astype(np.float32)
+    v0 = np.random.default_rng(2).uniform(0, 1, M).astype(np.float32)
+    c64 = lif_run_numba(J, v0.copy(), np.zeros(M, np.float32), np.empty((T, M), np.float32), 0.001, 0.02, 0.002,
+                        0.0, 1.0, 0.8, np.zeros(M, np.float32))
+    c32 = lif_run32_numba(J, v0.copy(), np.zeros(M, np.float32), np.empty((T, M), np.float32), 0.001, 0.02002,
+                          0.002, 0.0, 1.0, 0.8, np.zeros(M, np.float32))
+    assert (np.abs(c64 - c32) > 0).mean() > FLIPS
+
+
+def _small_net(rng):
+    net = Sequential(Conv2d(1, 4, 3, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.005, amplitude=0.01)),
+                     Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.005, amplitude=0.01)),
+                     Flatten(), Dense(4 * 4 * 4, 3, rng=rng))
+    for layer in net:  # currents of a few units: the neurons fire at tens to a hundred Hz
+        if hasattr(layer, "b"):
+            layer.b.data[...] = 2.0
+    return net
+
+
+def test_simulate_in_float32_as_in_float64():
+    rng = np.random.default_rng(0)
+    net = _small_net(rng)
+    x = rng.standard_normal((6, 1, 8, 8)).astype(np.float32)
+    runs = {p: simulate(net, x, 80, synapse=0.005, seed=3, precision=p) for p in ("float64", "float32")}
+    for name, n64 in runs["float64"].spike_counts.items():
+        assert n64 > 0
+        assert abs(runs["float32"].spike_counts[name] - n64) <= FLIPS * n64 + 1, name
+    np.testing.assert_allclose(runs["float32"].readout, runs["float64"].readout, rtol=1e-3, atol=1e-4)
+
+
+def test_precision_is_a_checked_setting():
+    rng = np.random.default_rng(0)
+    net = _small_net(rng)
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="precision must be one of 'float64', 'float32', got 'float16'"):
+        simulate(net, x, 5, precision="float16")
+    with pytest.raises(ValueError, match="precision"):
+        convert(net, precision="double")
+    snet = convert(net, precision="float32", steps=5)
+    assert snet.run(x).readout.shape == (2, 3)
+    with pytest.raises(ValueError, match="LIF: precision 'float32' needs float32"):
+        LIF().run(0.001, np.ones((1, 4)), np.empty((5, 4)), LIF().make_state(4, 0, dtype=np.float64),
+                  precision="float32")
+
+
+def test_apps_check_the_precision_option():
+    from minisnn.apps import loc
+
+    assert loc.make_config("tiny", precision="float32").precision == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        loc.make_config("tiny", precision="half")
