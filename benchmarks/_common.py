@@ -208,6 +208,48 @@ def _blas_info(np) -> str | None:
         return None
 
 
+def simd_info() -> dict:
+    """The host's SIMD level and the vector width minisnn's kernels are compiled for:
+
+    * ``numpy_simd``: the SIMD targets NumPy dispatches to on this CPU (``np.show_runtime()``'s
+      "found" list, e.g. ``X86_V3 X86_V4 AVX512_ICL``; AVX-512 hosts list X86_V4);
+    * ``llvm_cpu``: the CPU LLVM (Numba) compiles for;
+    * ``kernel_vector_bits``: the widest vector registers in a float32 loop compiled here with
+      minisnn's kernel options (:mod:`minisnn.kernels._jit`): 512 (zmm), 256 (ymm) or 128 (xmm).
+      LLVM picks the width per CPU; on some AVX-512 CPUs it prefers 256-bit vectors.
+    """
+    import re
+
+    import numpy as np
+
+    out = {"numpy_simd": None, "llvm_cpu": None, "kernel_vector_bits": None}
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    out["numpy_simd"] = " ".join(f for f in __cpu_dispatch__ if __cpu_features__.get(f)) or "baseline only"
+    try:
+        import llvmlite.binding as ll
+        import numba
+        from minisnn.kernels._jit import COMPILED, JIT_OPTIONS
+
+        out["llvm_cpu"] = numba.config.CPU_NAME or ll.get_host_cpu_name()
+        if COMPILED:
+            def axpy(a, x, y):  # the shape of the kernels' hot loops: elementwise float32
+                for i in range(x.shape[0]):
+                    y[i] += a * x[i]
+
+            probe = numba.jit(**{**JIT_OPTIONS, "cache": False})(axpy)  # cached code cannot be inspected
+            x = np.ones(256, np.float32)
+            probe(np.float32(2.0), x, x.copy())
+            asm = "\n".join(probe.inspect_asm().values())
+            out["kernel_vector_bits"] = next((bits for reg, bits in (("zmm", 512), ("ymm", 256), ("xmm", 128))
+                                              if re.search(rf"%{reg}\d", asm)), None)
+    except Exception as e:  # a probe that cannot run says so instead of stopping a benchmark
+        out["kernel_vector_bits"] = f"unknown ({type(e).__name__})"
+    return out
+
+
 def machine_info() -> dict:
     """CPU model, core counts, Python / numpy / numba / torch versions, BLAS, thread env."""
     info = {
@@ -235,6 +277,7 @@ def machine_info() -> dict:
         except Exception:  # raised until a parallel kernel has run
             info["numba_threading_layer"] = None
         info["numba_num_threads"] = numba.get_num_threads()
+        info.update(simd_info())
     except ImportError:
         info["numba"] = None
     torch = try_import_torch()
@@ -253,7 +296,8 @@ def machine_info() -> dict:
 
 
 def format_machine_info(info: dict) -> str:
-    keys = ("cpu_model", "usable_cpus", "python", "numpy", "blas", "numba", "numba_threading_layer", "torch")
+    keys = ("cpu_model", "usable_cpus", "numpy_simd", "llvm_cpu", "kernel_vector_bits", "python", "numpy", "blas",
+            "numba", "numba_threading_layer", "torch")
     return ", ".join(f"{k}={info.get(k)}" for k in keys)
 
 
