@@ -502,7 +502,6 @@ class LocTask(Task):
 TASK = LocTask  # what the command line runs
 
 
-
 def run(cfg: LocConfig, out_dir, data_dir=None, **options) -> dict:
     """The whole LocNet experiment (:func:`minisnn.apps.pipeline.run`); returns the results dict."""
     return pipeline.run(LocTask(cfg), out_dir, data_dir, **options)

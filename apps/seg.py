@@ -357,7 +357,6 @@ class SegTask(Task):
 TASK = SegTask  # what the command line runs
 
 
-
 def run(cfg: SegConfig, out_dir, data_dir=None, **options) -> dict:
     """The whole segmentation experiment (:func:`minisnn.apps.pipeline.run`); returns the results dict."""
     return pipeline.run(SegTask(cfg), out_dir, data_dir, **options)
