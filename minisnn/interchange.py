@@ -344,6 +344,17 @@ def _chain(nir, graph) -> list:
                 raise NIRError(f"NIR graph: edge ({a!r}, {b!r}) names node {end!r}, which the graph does not have")
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
+    remaining = {k: len(pred.get(k, [])) for k in nodes}  # Kahn's algorithm: what never frees is on a cycle
+    ready = [k for k, n in remaining.items() if n == 0]
+    while ready:
+        for b in succ.get(ready.pop(), []):
+            remaining[b] -= 1
+            if remaining[b] == 0:
+                ready.append(b)
+    cyclic = [k for k, n in remaining.items() if n > 0 and _reaches(succ, k, k)]
+    if cyclic:
+        raise NIRError(f"NIR graph has a cycle (recurrence) through node(s) {', '.join(map(repr, cyclic))}; minisnn "
+                       f"runs feed-forward chains")
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
@@ -358,8 +369,6 @@ def _chain(nir, graph) -> list:
                            f"one chain from Input to Output, without merges")
     chain, seen, cur = [], set(), inputs[0]
     while True:
-        if cur in seen:
-            raise NIRError(f"NIR graph has a cycle through node {cur!r}; minisnn runs feed-forward chains")
         seen.add(cur)
         chain.append(cur)
         if cur == outputs[0]:
@@ -373,6 +382,19 @@ def _chain(nir, graph) -> list:
         raise NIRError(f"NIR graph: node(s) {', '.join(map(repr, loose))} are not on the path from Input to Output "
                        f"(missing edge?)")
     return chain
+
+
+def _reaches(succ, start, goal) -> bool:
+    """Whether ``goal`` can be reached from ``start`` in one or more edges."""
+    stack, seen = list(succ.get(start, [])), set()
+    while stack:
+        k = stack.pop()
+        if k == goal:
+            return True
+        if k not in seen:
+            seen.add(k)
+            stack.extend(succ.get(k, []))
+    return False
 
 
 def _uniform(name, kind, field, value) -> float:
