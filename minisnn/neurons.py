@@ -437,7 +437,9 @@ class IntegrateAndFire(RectifiedLinear):
         _check_shapes(name, J, output, voltage)
         return _relu_kernels.if_step_numpy(dt, J, output, voltage, self.amplitude)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state):
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision="float64"):
+        # (float64 steps always, as SpikingRectifiedLinear's; ``precision`` is accepted for the
+        # callers that pass the simulation's LIF arithmetic)
         return _relu_kernels.if_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
