@@ -193,8 +193,11 @@ def _check_common(steps, data_dir):
               help="K-fold cross-validation: run the whole pipeline K times, each fold as the test set, "
                    "and report each model's mean IoU over the folds.")
 @_short_steps_option("default 20, paper 10, tiny 6")
+@click.option("--tau-ref", type=float, default=None,
+              help="Refractory period (s) of the soft-LIF neurons trained and the LIF neurons they become "
+                   "(default 0.002). 0 trains a net that minisnn-export nir writes without --drop-refractory.")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              folds, short_steps, precision, threads, cache, quiet, resume, overwrite):
+              folds, short_steps, tau_ref, precision, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE; the paper preset adds the firing-rate regularizer),
@@ -212,7 +215,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     with _user_errors(out_dir):
         cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
-                      steps_short=short_steps, precision=precision)
+                      steps_short=short_steps, precision=precision, tau_ref=tau_ref)
         _train(loc.LocTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite, folds=folds)
 
 

@@ -92,6 +92,8 @@ class LocConfig(Config):
     steps_curve: tuple = (10, 20, 40, 60, 100)  # T values of the IoU-vs-T figure
     sigma: float = 0.005                # SoftLIFRate smoothing (the paper)
     amplitude: float = 0.01
+    tau_ref: float = 0.002              # LIF refractory period (s) of the SoftLIF and LIF neurons; NIR's LIF
+                                        # has none, so a net trained with 0 exports to NIR exactly
     rate_target: float = 250.0
     rate_weight: float = 0.0            # the rate regularizer's weight (the paper: 0.01)
     rate_layers_from: int = 0           # regularize the neuron layers from this one on (0 = all;
@@ -140,6 +142,8 @@ def make_config(preset: str = "default", **overrides) -> LocConfig:
     if isinstance(cfg.rate_layers_from, bool) or not isinstance(cfg.rate_layers_from, int) or cfg.rate_layers_from < 0:
         raise ValueError(f"rate_layers_from must be an integer >= 0 (a neuron layer's position), "
                          f"got {cfg.rate_layers_from!r}")
+    if isinstance(cfg.tau_ref, bool) or not isinstance(cfg.tau_ref, (int, float)) or not 0 <= cfg.tau_ref < 1:
+        raise ValueError(f"--tau-ref must be a time in seconds, >= 0 and < 1, got {cfg.tau_ref!r}")
     return cfg
 
 
@@ -153,7 +157,7 @@ def build_locnet(cfg: LocConfig, seed: int | None = None) -> Sequential:
     H, W = cfg.size
 
     def neurons():
-        return Neurons(SoftLIFRate(sigma=cfg.sigma, amplitude=cfg.amplitude))
+        return Neurons(SoftLIFRate(sigma=cfg.sigma, tau_ref=cfg.tau_ref, amplitude=cfg.amplitude))
 
     for width in cfg.widths:
         layers += [Conv2d(cin, width, 3, padding=1, rng=rng), neurons(),

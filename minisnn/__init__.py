@@ -7,7 +7,8 @@ Levels (imports only go downward):
 2. models - :mod:`minisnn.autodiff` (Tensor, Function, backward), :mod:`minisnn.functional`,
    :mod:`minisnn.layers`, :mod:`minisnn.neurons`, :mod:`minisnn.synapses`;
 3. orchestration - :mod:`minisnn.simulate` (the spiking simulator), :mod:`minisnn.optim`,
-   :mod:`minisnn.gradcheck`.
+   :mod:`minisnn.gradcheck`, :mod:`minisnn.interchange` (NIR export and import; the optional
+   ``nir`` package is imported there only, and this package does not import the module).
 
 Importing the package sets two thread settings, unless the environment already has them
 (:data:`minisnn.runtime.THREAD_WAIT_DEFAULTS`); the other process settings (threads, the

@@ -49,6 +49,7 @@ __all__ = [
     "NeuronType",
     "RectifiedLinear",
     "SpikingRectifiedLinear",
+    "IntegrateAndFire",
     "LIFRate",
     "SoftLIFRate",
     "LIF",
@@ -408,6 +409,56 @@ class SpikingRectifiedLinear(RectifiedLinear):
 
     def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):
         return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
+
+
+class IntegrateAndFire(RectifiedLinear):
+    """Integrate-and-fire neuron that resets to zero: NIR's ``IF`` at step ``dt``.
+
+    Per step of length ``dt`` (state ``voltage``, threshold 1, no leak, no floor, no
+    refractory period; see :mod:`minisnn.kernels.relu`)::
+
+        voltage += J * dt
+        spiked   = voltage > 1
+        output   = spiked * amplitude / dt
+        voltage[spiked] = 0
+
+    Unlike :class:`SpikingRectifiedLinear` it integrates negative currents, fires at most once
+    per step and loses the voltage above threshold at a reset.  It is what
+    :func:`minisnn.interchange.from_nir` runs for a NIR ``IF`` node; its rate twin (used for
+    the gradient and the simulator's path choice) is :class:`RectifiedLinear`.
+
+    Parameters
+    ----------
+    amplitude : float, default 1
+        Area of one spike (> 0).
+    """
+
+    spiking = True
+
+    def rate_twin(self):
+        """:class:`RectifiedLinear` with the same amplitude."""
+        return RectifiedLinear(amplitude=self.amplitude)
+
+    def spiking_twin(self):
+        return self
+
+    def make_state(self, shape, rng=None, dtype=np.float32):
+        """``{"voltage": U(0, 1) samples}`` of ``shape`` (as the other spiking models)."""
+        rng = _rng(rng)
+        return {"voltage": np.asarray(rng.uniform(0.0, 1.0, shape), dtype=dtype)}
+
+    def step(self, dt, J, output, voltage):
+        """One time step; writes ``output`` and ``voltage`` in place, returns the spiked mask."""
+        name = type(self).__name__
+        dt = _check_dt(name, dt)
+        J, _ = _current(name, J)
+        _check_shapes(name, J, output, voltage)
+        return _relu_kernels.if_step_numpy(dt, J, output, voltage, self.amplitude)
+
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision="float64"):
+        # (float64 steps always, as SpikingRectifiedLinear's; ``precision`` is accepted for the
+        # callers that pass the simulation's LIF arithmetic)
+        return _relu_kernels.if_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
 # ---------------------------------------------------------------------------------------------

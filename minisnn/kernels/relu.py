@@ -140,6 +140,98 @@ def _relu_run_example(rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# integrate-and-fire with reset to zero (NIR's IF)
+# ---------------------------------------------------------------------------------------------
+#
+# NIR's ``IF`` (``dv/dt = R I``, a spike when ``v > v_threshold``, then ``v = v_reset``) at step
+# ``dt`` with ``I`` held over the step, normalised to threshold 1 and reset 0 (``J = R I / v_thr``):
+#
+#     voltage += J * dt           (negative J lowers it: no rectification, no floor)
+#     spiked   = voltage > 1
+#     output   = spiked * amplitude / dt
+#     voltage[spiked] = 0         (at most one spike per step; the excess is lost)
+
+
+def if_step_numpy(dt, J, output, voltage, amplitude):
+    """One integrate-and-fire step (reset to zero), vectorised over neurons (NumPy reference).
+
+    Returns the boolean array of the neurons that spiked; ``output`` and ``voltage`` are
+    written in place (float64 arithmetic, stored in the arrays' dtype).
+    """
+    v = voltage.astype(np.float64)
+    v += np.asarray(J, dtype=np.float64) * dt
+    spiked = v > 1.0
+    output[...] = spiked * (amplitude / dt)
+    v[spiked] = 0.0
+    voltage[...] = v
+    return spiked
+
+
+def if_run_numpy(J, voltage, out, dt, amplitude, syn_a, syn_state):
+    """Run ``T = out.shape[0]`` integrate-and-fire steps with an optional fused Lowpass
+    (reference); the arguments and the returned spike counts are those of :func:`relu_run_numpy`."""
+    T, M = out.shape
+    TJ = J.shape[0]
+    if TJ != 1 and TJ != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    counts = np.zeros(M, dtype=np.int64)
+    for t in range(T):
+        counts += if_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude)
+        lowpass_step_numpy(out[t], syn_state, syn_a)
+    return counts
+
+
+@jit
+def _if_block(jb, vb, ob, cb, dt, amp_dt):
+    """Numba helper: one integrate-and-fire step of one block of neurons."""
+    for k in range(vb.shape[0]):
+        v = f8(vb[k]) + f8(jb[k]) * dt
+        if v > 1.0:
+            ob[k] = amp_dt
+            vb[k] = 0.0
+            cb[k] += 1
+        else:
+            ob[k] = 0.0
+            vb[k] = v
+
+
+@pjit
+def if_run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state):
+    """Numba twin of :func:`if_run_numpy` (parallel over neuron blocks, serial in time)."""
+    T = out.shape[0]
+    M = out.shape[1]
+    TJ = J.shape[0]
+    if TJ != 1 and TJ != T:
+        raise ValueError("J must have 1 or T = out.shape[0] rows")
+    dt = f8(dt)
+    syn_a = f8(syn_a)
+    amp_dt = f8(amplitude) / dt
+    counts = np.zeros(M, dtype=np.int64)
+    nblocks = (M + BLOCK - 1) // BLOCK
+    for blk in prange(nblocks):
+        lo = blk * BLOCK
+        hi = min(lo + BLOCK, M)
+        vb = voltage[lo:hi]
+        sb = syn_state[lo:hi]
+        cb = counts[lo:hi]
+        for t in range(T):
+            ob = out[t, lo:hi]
+            _if_block(J[0 if TJ == 1 else t, lo:hi], vb, ob, cb, dt, amp_dt)
+            _synapse_block(ob, sb, syn_a)
+    return counts
+
+
+def _if_run_example(rng):
+    """Small fresh arguments for :func:`if_run_numba` (negative currents included)."""
+    T, M = 23, BLOCK + 77  # two blocks
+    J = rng.uniform(-500.0, 900.0, size=(T, M))
+    voltage = rng.uniform(0.0, 1.0, size=M)
+    out = np.empty((T, M))
+    syn_state = rng.uniform(0.0, 100.0, size=M)
+    return (J, voltage, out, 0.001, 1.0, 0.8187307530779818, syn_state)
+
+
+# ---------------------------------------------------------------------------------------------
 # the rectified-linear *rate* and its derivative, fused
 # ---------------------------------------------------------------------------------------------
 #
@@ -240,6 +332,7 @@ def _relu_rate_example(rng):
 from . import register  # noqa: E402
 
 register("relu_run", relu_run_numpy, relu_run_numba, _relu_run_example)
+register("if_run", if_run_numpy, if_run_numba, _if_run_example)
 register("relu_rate", relu_rate_numpy, relu_rate_numba, _relu_rate_example)
 register("relu_rate_grad", relu_rate_grad_numpy, relu_rate_grad_numba, _relu_rate_example)
 register("relu_rate_and_grad", relu_rate_and_grad_numpy, relu_rate_and_grad_numba, _relu_rate_example)
