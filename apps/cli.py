@@ -119,7 +119,7 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
                      help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
-                          "(NengoDL's, faster; spike trains equal up to float32 rounding)."),
+                          "(NengoDL's arithmetic; the spike counts agree, see README)."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
@@ -154,7 +154,7 @@ def _eval_options(app: str, data_help: str):
         click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's)."),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
                      help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
-                          "(NengoDL's, faster; spike trains equal up to float32 rounding). Default: the checkpoint's."),
+                          "(NengoDL's arithmetic; the spike counts agree, see README). Default: the checkpoint's."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
