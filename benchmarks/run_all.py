@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The benchmark suite: minisnn against numpy's GEMM, PyTorch and snnTorch, in one command.
 
-    python benchmarks/run_all.py                  # everything (16-21 min measured on 2 quiet cores)
+    python benchmarks/run_all.py                  # everything (16-21 min measured on 2 quiet cores, before
+                                                  # the mpi section: ~5-9 min more on 2 busy cores)
     python benchmarks/run_all.py --quick          # smoke test: tiny sizes, ~2 min; numbers mean little
     python benchmarks/run_all.py --only ops,train # some sections
     python benchmarks/run_all.py --no-torch       # minisnn only; the peer columns say "skipped"
@@ -565,8 +566,8 @@ def main(argv=None):
           f"threads {args.threads} for numba, BLAS and torch; sections: {', '.join(args.sections)}; "
           f"peers: {peers or 'PyTorch + snnTorch'}", flush=True)
     if not args.quick:
-        print("expected: ~20 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min)",
-              flush=True)
+        print("expected: ~25 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min; "
+              "mpi ~5-9 min at load 6-7)", flush=True)
 
     results = {}
     if "ops" in args.sections:
