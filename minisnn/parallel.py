@@ -50,6 +50,10 @@ __all__ = ["Single", "MPIComm", "init", "world", "launched", "RanksDiverged", "d
 #: Seconds a collective call waits in a tight loop before it starts to sleep between its checks.
 SPIN_S = 0.005
 
+#: Seconds between printing the error line and ``MPI_Abort``: without a pause the launcher
+#: (MPICH's Hydra) sometimes dropped the line as it tore the job down (seen once in a loaded run).
+ABORT_DELAY_S = 0.5
+
 #: Seconds a rank other than 0 waits for rank 0 to report its error before reporting it itself.
 GRACE_S = 10.0
 
@@ -233,7 +237,9 @@ class MPIComm:
 
     def _abort(self, line: str, code: int) -> None:
         sys.stdout.flush()
-        print(line, file=sys.stderr, flush=True)
+        sys.stderr.write(line + "\n")  # one write: a launcher that labels lines (-prepend-rank) sees one line
+        sys.stderr.flush()
+        time.sleep(ABORT_DELAY_S)  # let the launcher pass the line on before MPI_Abort tears its pipes down
         self.comm.Abort(int(code) or 1)
 
     def fail(self, message: str, code: int, *, prefix: str = "error: ", grace: float | None = None) -> None:
