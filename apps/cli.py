@@ -9,6 +9,12 @@ option values click itself rejects (``--epochs abc``, an unknown option) too.
 lock on ``--out`` while it runs (a second run there is refused) and writes a checkpoint every
 epoch to ``--out``/state/, from which ``--resume`` continues a run that was killed or
 interrupted (Ctrl-C ends with exit status 130 and says so).
+
+Under ``mpirun -n N`` (N > 1; the ``[mpi]`` extra) both commands run data-parallel
+(:mod:`minisnn.parallel`): every process takes its share of each training batch and of every
+evaluation, by default on its share of the machine's cores (``--threads`` overrides), and rank
+0 alone prints and writes.  A process that fails ends the whole job with one line
+(``MPI_Abort``); an error every process meets is reported once, by rank 0.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import click
 
+from .. import parallel
 from ..runtime import THREAD_VARS
 
 
@@ -32,7 +39,7 @@ class _OneLineErrors(click.Group):
 
     def main(self, *args, **kwargs):
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(*args, standalone_mode=False, **kwargs)
         except _NO_ARGS_IS_HELP as e:  # a bare command: show its help, as click does
             e.show()
             sys.exit(e.exit_code)
@@ -45,11 +52,31 @@ class _OneLineErrors(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        except Exception as e:  # under mpirun: any failure of a process ends the job with one line, never a hang
+            if parallel.world().size == 1:
+                raise
+            what = _one_line(e) if isinstance(e, parallel.RanksDiverged) else f"{type(e).__name__}: {_one_line(e)}"
+            parallel.world().fail(what, 1)
+        parallel.world().barrier()  # so rank 0 hears of a process that failed after the last exchange
+        return result
 
 
 def _start(threads: int | None) -> None:
-    """What every command does first: the thread count, then glibc's allocator told to keep
-    freed memory for reuse (:func:`minisnn.runtime.reuse_freed_memory`)."""
+    """What every command does first: the MPI processes (when ``mpirun`` started several, see
+    :func:`minisnn.parallel.init`: one error line without the ``[mpi]`` extra), the thread count
+    (under mpirun by default each process's share of the machine's cores), then glibc's
+    allocator told to keep freed memory for reuse (:func:`minisnn.runtime.reuse_freed_memory`)."""
+    try:
+        world = parallel.init()
+    except ImportError as e:
+        _fail(str(e))
+    if world.size > 1:
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // world.local_size)
+        if world.rank != 0:  # rank 0 alone speaks
+            import warnings
+
+            warnings.simplefilter("ignore")
     _set_threads(threads)
     from ..runtime import reuse_freed_memory
 
@@ -77,8 +104,20 @@ def _set_threads(n: int | None) -> None:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    """``error: message`` on stderr, exit status 2; under mpirun printed once, by rank 0, and
+    the whole job ends (:meth:`minisnn.parallel.MPIComm.fail`)."""
+    world = parallel.world()
+    if world.size > 1:
+        world.fail(message, 2)
+    if parallel.launched()[0] == 0:  # before MPI started (a bad option): every process exits, rank 0 says why
+        click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+def _echo(message: str, err: bool = False) -> None:
+    """``click.echo`` on rank 0 only (every process of a single-process run)."""
+    if parallel.world().rank == 0:
+        click.echo(message, err=err)
 
 
 def _default_cache() -> Path:
@@ -259,8 +298,10 @@ def _interrupted(out_dir, error: BaseException) -> None:
         cause = cause.__cause__ or cause.__context__
     if cause is None:
         raise error
-    click.echo(f"\ninterrupted: the last checkpoint is in {out_dir}/state/; continue with the same options "
-               f"and --resume", err=True)
+    message = f"\ninterrupted: the last checkpoint is in {out_dir}/state/; continue with the same options and --resume"
+    if parallel.world().size > 1:
+        parallel.world().fail(message, 130, prefix="")
+    click.echo(message, err=True)
     sys.exit(130)
 
 
@@ -270,17 +311,43 @@ def _train(task, out_dir, data_dir, cache: bool, quiet: bool, resume: bool, over
     from . import pipeline
     from .common import claim_out
 
-    cfg = task.cfg
-    options = dict(cache_dir=_default_cache() / task.name if cache else None, quiet=quiet, resume=resume,
-                   log=lambda m: click.echo(m, err=True))
-    with claim_out(out_dir, overwrite=overwrite, resume=resume):
-        click.echo(f"minisnn-train {task.name}: preset {cfg.preset}, seed {cfg.seed}, out {out_dir}", err=True)
+    cfg, world = task.cfg, parallel.world()
+    options = dict(cache_dir=_default_cache() / task.name if cache else None, quiet=quiet or world.rank != 0,
+                   resume=resume, log=lambda m: _echo(m, err=True))
+    with _claimed(out_dir, overwrite, resume, claim_out):
+        _echo(f"minisnn-train {task.name}: preset {cfg.preset}, seed {cfg.seed}, out {out_dir}{_processes()}",
+              err=True)
         if folds:
             results = pipeline.run_folds(task, out_dir, data_dir, folds, **options)
         else:
             results = pipeline.run(task, out_dir, data_dir, **options)
     for line in pipeline.summary_lines(task, results, out_dir):
-        click.echo(line)
+        _echo(line)
+
+
+@contextmanager
+def _claimed(out_dir, overwrite, resume, claim_out):
+    """``claim_out`` on rank 0 (the lock on ``--out``, its checks); the other processes wait
+    until rank 0 has claimed it (a refusal is reported by rank 0 and ends the job)."""
+    world = parallel.world()
+    if world.rank != 0:
+        world.barrier()
+        yield out_dir
+        return
+    with claim_out(out_dir, overwrite=overwrite, resume=resume) as out:
+        world.barrier()
+        yield out
+
+
+def _processes() -> str:
+    """``, 2 MPI processes x 1 thread`` under mpirun, else nothing."""
+    world = parallel.world()
+    if world.size == 1:
+        return ""
+    from ..kernels import get_num_threads
+
+    n = get_num_threads()
+    return f", {world.size} MPI processes x {n} thread{'s' if n > 1 else ''}"
 
 
 @eval_main.command("loc")
@@ -301,14 +368,15 @@ def _evaluate(app: str, checkpoint, data_dir, steps, precision, threads, quiet):
 
     task_class = importlib.import_module(f"{__package__}.{app}").TASK
     try:
-        res = pipeline.evaluate_checkpoint(task_class, checkpoint, data_dir, steps, quiet=quiet,
-                                           cache_dir=_default_cache() / app, log=lambda m: click.echo(m, err=True),
+        res = pipeline.evaluate_checkpoint(task_class, checkpoint, data_dir, steps,
+                                           quiet=quiet or parallel.world().rank != 0,
+                                           cache_dir=_default_cache() / app, log=lambda m: _echo(m, err=True),
                                            precision=precision)
     except (ValueError, OSError) as e:
         _fail(_one_line(e))
     except MemoryError:
         _fail(_OUT_OF_MEMORY)
-    click.echo(task_class.table(res["table"]))
+    _echo(task_class.table(res["table"]))
 
 
 @train_main.command("seg")

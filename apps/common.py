@@ -23,6 +23,7 @@ from ..hybrid import SpikingNet
 from ..io import atomic_write_json
 from ..layers import Sequential
 from ..neurons import check_precision
+from ..parallel import world
 from ..simulate import ann_macs
 from ..train import fit
 from .progress import Bar
@@ -96,27 +97,40 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
             quiet: bool = True, also_at=()) -> SpikingEval:
     """Simulate ``snet`` on ``x`` for ``steps`` steps, ``batch`` inputs at a time; ``prepare``
     maps a slice of ``x`` to the network's input (e.g. standardization).  The readouts of the
-    shorter presentations ``also_at`` come from the same run (``SpikingEval.outputs_at``)."""
+    shorter presentations ``also_at`` come from the same run (``SpikingEval.outputs_at``).
+
+    Under several MPI processes (:func:`minisnn.parallel.world`) each simulates its share of
+    the inputs (whole batches where there are enough) and every process gets everything,
+    added up in the order one process adds it."""
     also_at = _steps_below(also_at, steps)
-    outputs, n = [], len(x)
+    n, comm = len(x), world()
+    lo, hi = comm.part(n, batch)
+    batches = []  # (inputs, SimResult) per batch, in input order
+    with Bar(batches_of(hi - lo, batch), label, unit="batches", quiet=quiet) as bar:
+        for i in range(lo, hi, batch):
+            xb = x[i : min(i + batch, hi)]
+            xb = xb if prepare is None else prepare(xb)
+            res = snet.run(xb, steps, also_at=also_at, first_index=i)  # same spikes for any batch size
+            batches.append((len(xb), res))
+            bar.update(1, rate=f"{res.mean_rate:.0f} Hz")
+    if comm.size > 1:
+        batches = [b for share in comm.allgather([(m, _sim_summary(r, also_at)) for m, r in batches])
+                   for b in share]
+    outputs = []
     at: dict = {T: [] for T in also_at}
     synops_at = {T: 0.0 for T in also_at}
     spikes_at = {T: 0.0 for T in also_at}
     counts, synops, sizes = {}, 0.0, {}
-    with Bar((n + batch - 1) // batch, label, unit="batches", quiet=quiet) as bar:
-        for i in range(0, n, batch):
-            xb = x[i : i + batch] if prepare is None else prepare(x[i : i + batch])
-            res = snet.run(xb, steps, also_at=also_at, first_index=i)  # same spikes for any batch size
-            outputs.append(res.readout)
-            for T in also_at:
-                at[T].append(res.readouts_at[T])
-                synops_at[T] += res.synops_at[T] * len(xb)
-                spikes_at[T] += res.spikes_at[T] * len(xb)
-            sizes = res.sizes
-            for k, r in res.rates.items():
-                counts[k] = counts.get(k, 0.0) + r * len(xb)
-            synops += res.synops["total"] * len(xb)
-            bar.update(1, rate=f"{res.mean_rate:.0f} Hz")
+    for m, res in batches:
+        outputs.append(res.readout)
+        for T in also_at:
+            at[T].append(res.readouts_at[T])
+            synops_at[T] += res.synops_at[T] * m
+            spikes_at[T] += res.spikes_at[T] * m
+        sizes = res.sizes
+        for k, r in res.rates.items():
+            counts[k] = counts.get(k, 0.0) + r * m
+        synops += res.synops["total"] * m
     rates = {k: v / n for k, v in counts.items()}
     total = sum(sizes.values())
     mean_rate = sum(rates[k] * sizes[k] for k in sizes) / total if total else 0.0
@@ -130,6 +144,16 @@ def run_snn(snet: SpikingNet, x: np.ndarray, steps: int, batch: int = 16, *,
     return SpikingEval(outputs, rates, float(mean_rate), synops / n, first_layer_macs(snet.net, x.shape[1:]),
                        steps, sizes, filtered_currents(snet, sizes, outputs.shape[1:]), outputs_at, synops_at,
                        mean_rate_at)
+
+
+def _sim_summary(res, also_at):
+    """What :func:`run_snn` keeps of a batch's SimResult: the part sent between processes."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(readout=res.readout, readouts_at={T: res.readouts_at[T] for T in also_at},
+                           synops_at={T: res.synops_at[T] for T in also_at},
+                           spikes_at={T: res.spikes_at[T] for T in also_at}, sizes=res.sizes, rates=res.rates,
+                           synops={"total": res.synops["total"]})
 
 
 def filtered_currents(snet: SpikingNet, sizes: dict, output_shape) -> int:
@@ -443,6 +467,9 @@ class RunState:
     A fresh run writes it first; a resumed run (``resume=True``) checks that its settings are the
     saved ones (one-line ValueError listing the differences) and skips the finished phases.
     Without a ``run.json`` a resumed run starts afresh (a fold that had not begun yet).
+
+    Under several MPI processes rank 0 alone reads and writes the folder: it sends what it read
+    to the others.
     """
 
     def __init__(self, out, app: str, settings: dict, resume: bool = False, log=print):
@@ -450,14 +477,9 @@ class RunState:
         self.path = self.dir / "run.json"
         self.resuming = False
         self.record = {"app": app, "settings": settings, "phases": []}
-        if resume and self.path.is_file():
-            try:
-                saved = json.loads(self.path.read_text())
-                saved_settings, phases = saved["settings"], list(saved["phases"])
-                if saved["app"] != app:
-                    raise ValueError(f"a minisnn-train {saved['app']} run, not {app}")
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"--resume: {self.path}: not a readable run record ({e})") from None
+        self.writer = world().rank == 0
+        if resume and world().bcast(self.path.is_file() if self.writer else None):
+            saved_settings, phases = world().bcast(self._read(app) if self.writer else None)
             diff = _differences(saved_settings, settings)
             if diff:
                 raise ValueError(f"--resume: the run in {Path(out)} was started with other settings: "
@@ -467,18 +489,29 @@ class RunState:
             log(f"resuming the run in {Path(out)} (finished: {', '.join(phases) or 'nothing yet'})")
         elif resume:
             log(f"no run to continue in {Path(out)}: starting one")
-        if not self.resuming:  # a fresh start: no checkpoint of an earlier run may be picked up later
+        if not self.resuming and self.writer:  # a fresh start: no checkpoint of an earlier run may be picked up later
             for stale in self.dir.glob("*_train.npz"):
                 stale.unlink()
         self._write()
 
+    def _read(self, app: str) -> tuple:
+        try:
+            saved = json.loads(self.path.read_text())
+            saved_settings, phases = saved["settings"], list(saved["phases"])
+            if saved["app"] != app:
+                raise ValueError(f"a minisnn-train {saved['app']} run, not {app}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--resume: {self.path}: not a readable run record ({e})") from None
+        return saved_settings, phases
+
     def _write(self):
-        atomic_write_json(self.path, self.record)
+        if self.writer:
+            atomic_write_json(self.path, self.record)
 
     def checkpoint(self, phase: str) -> Path:
         """Where :func:`minisnn.train.fit` keeps the state of ``phase``; a finished phase's file must exist."""
         path = self.dir / f"{phase}_train.npz"
-        if self.is_done(phase) and not path.is_file():
+        if self.is_done(phase) and self.writer and not path.is_file():
             raise ValueError(f"--resume: {path} is missing although {phase} training had finished: "
                              f"start over with --overwrite")
         return path
@@ -541,11 +574,27 @@ def loading_bar(label: str, quiet: bool):
 def fit_ann(cfg, net, step, train, val: Callable[[], float], metric: str, quiet: bool, callbacks=(), *,
             checkpoint=None, resume: bool = False, rngs=None) -> dict:
     """Train the rate network for ``cfg.epochs``, keeping the epoch with the best ``val()``;
-    ``checkpoint``, ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`."""
+    ``checkpoint``, ``resume`` and ``rngs`` go to :func:`minisnn.train.fit`, with the
+    processes of :func:`minisnn.parallel.world` (``step`` takes ``part=``, see :func:`on_part`)."""
     bar = EpochBar("ANN", cfg.epochs, batches_of(len(train[0]), cfg.batch_size), quiet, f"val {metric}")
     return fit(net, step, train, val_fn=val, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                seed=cfg.seed, goal="max", callbacks=[bar, *callbacks], checkpoint=checkpoint, resume=resume,
-               rngs=rngs)
+               rngs=rngs, comm=world())
+
+
+def on_part(loss: Callable) -> Callable:
+    """A step function for :func:`minisnn.train.fit` from ``loss(xb, yb, first_index)``: given
+    a process's share of a global batch (``part=``), it computes the share's loss, whose inputs
+    start at ``part.start`` of the global batch, and returns None for an empty share; alone it
+    is ``loss(xb, yb, 0)``.  (For steps that draw no random numbers: one that does must draw
+    them for the whole global batch, as :func:`minisnn.apps.loc` flips do.)"""
+
+    def step(xb, yb, part=None):
+        if part is None:
+            return loss(xb, yb, 0)
+        return loss(xb, yb, part.start) if part.stop > part.start else None
+
+    return step
 
 
 def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[SpikingEval], float], metric: str,
@@ -568,7 +617,8 @@ def fit_hybrid(cfg, snet: SpikingNet, step, train, x_val, val: Callable[[Spiking
                    extra=lambda: {"rate Hz": last.get("rate", float("nan"))})
     return fit(snet, step, train, val_fn=val_fn, epochs=cfg.hybrid_epochs, batch_size=batch,
                lr=cfg.hybrid_lr, seed=[cfg.seed, STREAM_HYBRID_SHUFFLE], patience=cfg.patience, goal="max",
-               callbacks=[bar], validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs)
+               callbacks=[bar], validate_first=True, checkpoint=checkpoint, resume=resume, rngs=rngs,
+               comm=world())
 
 
 def metric_vs_steps(steps, models: dict, x, measure: Callable[[np.ndarray], float], batch: int,

@@ -318,17 +318,24 @@ def targets(cfg: LocConfig, rows: list, synthetic: bool = True) -> dict:
 
 
 def _flip_step(step, cfg: LocConfig, norm: Normalizer, stream: int):
-    """Wrap a step function: mirror a random half of each batch (seeded by ``[cfg.seed, stream]``),
-    standardize.  The generator is ``wrapped.rng`` (a checkpoint saves its state)."""
+    """Wrap ``step(xb, yb, first_index)``: mirror a random half of each batch (seeded by
+    ``[cfg.seed, stream]``), standardize.  The generator is ``wrapped.rng`` (a checkpoint saves
+    its state).  Given a process's share of a global batch (``part=``, see
+    :func:`minisnn.train.fit`), it draws the whole global batch's flips, so every process's
+    generator stays the same, and keeps its share's; an empty share returns None."""
     rng = np.random.default_rng([cfg.seed, stream])
 
-    def wrapped(xb, yb):
+    def wrapped(xb, yb, part=None):
         if cfg.flip:
-            pick = rng.random(len(xb)) < 0.5
+            pick = rng.random(len(xb) if part is None else part.total) < 0.5
+            if part is not None:
+                pick = pick[part.start : part.stop]
             if pick.any():
                 xb, yb = xb.copy(), yb.copy()
                 xb[pick], yb[pick] = flip_horizontal(xb[pick], yb[pick])
-        return step(norm.images(xb), norm.targets(yb))
+        if part is not None and part.stop == part.start:
+            return None
+        return step(norm.images(xb), norm.targets(yb), 0 if part is None else part.start)
 
     wrapped.rng = rng
     return wrapped
@@ -443,7 +450,8 @@ class LocTask(Task):
     def train_ann(self, net, split, quiet, checkpoint=None, resume=False, callbacks=()):
         cfg, norm = self.cfg, self.norm
         reg = rate_regularizer(cfg, net)
-        step = _flip_step(lambda xb, yb: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm, STREAM_FLIP)
+        step = _flip_step(lambda xb, yb, first: ann_loss(net, xb, yb, F.mse_loss, regularizer=reg), cfg, norm,
+                          STREAM_FLIP)
         return fit_ann(cfg, net, step, (split.x_train, split.y_train),
                        lambda: score(predict_ann(self, net, split.x_val), split.y_val)["mean_iou"], self.metric_short,
                        quiet, callbacks, checkpoint=checkpoint, resume=resume, rngs={"flip": step.rng})
@@ -451,8 +459,9 @@ class LocTask(Task):
     def train_hybrid(self, snet, split, quiet, checkpoint=None, resume=False):
         cfg, norm = self.cfg, self.norm
         reg = rate_regularizer(cfg, snet.net)
-        step = _flip_step(lambda xb, yb: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg, steps=cfg.steps_train,
-                                                     method=cfg.hybrid_method),
+        step = _flip_step(lambda xb, yb, first: hybrid_loss(snet, xb, yb, F.mse_loss, regularizer=reg,
+                                                            steps=cfg.steps_train, method=cfg.hybrid_method,
+                                                            first_index=first),
                           cfg, norm, STREAM_HYBRID_FLIP)
         return fit_hybrid(cfg, snet, step, (split.x_train, split.y_train), split.x_val,
                           lambda ev: score(norm.boxes(ev.outputs), split.y_val)["mean_iou"], self.metric_short, quiet,

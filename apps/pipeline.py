@@ -13,6 +13,12 @@ and its table, figures and report text.  Everything else is here, once:
   and ``report.md``.
 
 Adding a task means writing one module with a :class:`Task` subclass and its presets.
+
+Under ``mpirun`` (several processes, :func:`minisnn.parallel.world`) every process runs the
+same pipeline on the same data: the training steps, the validation and every evaluation are
+shared between them (:func:`minisnn.train.fit`, :func:`predict_ann`,
+:func:`minisnn.apps.common.run_snn`), and rank 0 alone reads and writes ``--out`` and the data
+cache.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from ..autodiff import no_grad
 from ..hybrid import SpikingNet, convert
 from ..io import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from ..parallel import world
 from ..simulate import ann_macs
 from .common import (
     ENERGY_PJ,
@@ -190,13 +197,23 @@ class Task:
 
 
 def predict_ann(task: Task, net, x: np.ndarray) -> np.ndarray:
-    """The rate network's predictions for ``x``, ``task.ann_batch`` inputs at a time."""
-    out = []
+    """The rate network's predictions for ``x``, ``task.ann_batch`` inputs at a time (under
+    several processes each predicts its share, whole batches where there are enough, and every
+    process gets all predictions)."""
+    comm, out = world(), []
+    lo, hi = comm.part(len(x), task.ann_batch)
     with no_grad():
-        for i in range(0, len(x), task.ann_batch):
-            xb = x[i : i + task.ann_batch]
+        for i in range(lo, hi, task.ann_batch):
+            xb = x[i : min(i + task.ann_batch, hi)]
             out.append(net(xb if task.encode is None else task.encode(xb)).data)
+    if comm.size > 1:
+        out = [o for share in comm.allgather(out) for o in share]
     return task.decode(np.concatenate(out))
+
+
+def load_data(task: Task, data_dir=None, cache_dir=None, quiet=True):
+    """``task.load``; under several processes only rank 0 uses (and writes) the data cache."""
+    return task.load(data_dir, cache_dir if world().rank == 0 else None, quiet)
 
 
 def predict_snn(task: Task, snet: SpikingNet, x: np.ndarray, steps: int, label="SNN", quiet=True,
@@ -242,7 +259,7 @@ def run(task: Task, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold
     cfg, out, clock = task.cfg, Path(out_dir), _Clock()
     state = RunState(out, task.name, run_settings(cfg, data_dir, fold), resume, log) if write_files else None
     with clock("data_s"):
-        data = task.load(data_dir, cache_dir, quiet) if data is None else data
+        data = load_data(task, data_dir, cache_dir, quiet) if data is None else data
     sp = task.split(data, fold)
     for line in sp.log:
         log(line)
@@ -304,9 +321,12 @@ def run(task: Task, out_dir, data_dir=None, *, cache_dir=None, quiet=False, fold
         "history": {"ann": hist_ann, "hybrid": hist_hyb}, task.curve_key: curve, "recovery": rec,
         "timings_s": timings, **task.results_extra(sp, rows, data_dir),
     }
-    if write_files:
+    if world().size > 1:
+        results["mpi_processes"] = world().size
+    if write_files and world().rank == 0:
         write_outputs(task, out, results, net, hnet, data, sp,
                       {"ANN": p_ann, "converted": ev_conv.outputs, "hybrid": ev_hyb.outputs})
+    if write_files:
         state.done("outputs")
     return results
 
@@ -316,7 +336,7 @@ def run_folds(task: Task, out_dir, data_dir=None, k: int = 5, *, cache_dir=None,
     """k-fold cross-validation: :func:`run` once per fold (in ``out_dir/fold<i>``), each fold
     the test set once; the summary table holds each model's mean over the folds (the standard
     error is that of the k fold means).  Written to ``out_dir/results.json``."""
-    data = task.load(data_dir, cache_dir, quiet)
+    data = load_data(task, data_dir, cache_dir, quiet)
     per_fold = []
     for i, fold in enumerate(task.folds(data, k)):
         log(f"fold {i + 1}/{k}")
@@ -336,7 +356,8 @@ def run_folds(task: Task, out_dir, data_dir=None, k: int = 5, *, cache_dir=None,
     summary = {"app": task.name, "folds": k, "table": rows, "per_fold": [r["table"] for r in per_fold],
                "data": dict(per_fold[0]["data"], n_test=sum(r["data"]["n_test"] for r in per_fold)),
                "timings_s": {"total_s": sum(r["timings_s"]["total_s"] for r in per_fold)}, "targets": {}}
-    atomic_write_json(Path(out_dir) / "results.json", summary)
+    if world().rank == 0:
+        atomic_write_json(Path(out_dir) / "results.json", summary)
     return summary
 
 
@@ -406,8 +427,9 @@ def evaluate_checkpoint(task_class: type, path, data_dir=None, steps: int | None
     """Evaluate a saved net (``ann.npz`` or ``hybrid_snn.npz``) on every input of a data folder:
     the baseline the checkpoint can score, the rate network and the spiking network (simulated
     with the synapse, dt, seed and precision it was trained with, for ``steps`` or its own T,
-    in ``precision`` if given)."""
-    state, meta = load_checkpoint(path)
+    in ``precision`` if given).  Under several processes rank 0 reads the checkpoint and sends it
+    to the others."""
+    state, meta = world().bcast(load_checkpoint(path) if world().rank == 0 else None)
     if meta.get("app") != task_class.name:
         raise ValueError(f"{path}: not a {task_class.label} checkpoint (app {meta.get('app')!r})")
     task = task_class(task_class.Config.from_dict(meta["config"]))
@@ -415,7 +437,7 @@ def evaluate_checkpoint(task_class: type, path, data_dir=None, steps: int | None
     cfg = task.cfg
     net = task.build()
     net.load_state_dict(state)
-    x, y, description = task.everything(task.load(data_dir, cache_dir, quiet))
+    x, y, description = task.everything(load_data(task, data_dir, cache_dir, quiet))
     log(f"data: {description}; checkpoint {path} ({meta.get('kind')})")
     T = steps if steps is not None else cfg.steps_eval
     snn = meta.get("snn", {})

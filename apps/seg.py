@@ -57,6 +57,7 @@ from .common import (
     fit_ann,
     fit_hybrid,
     fmt_or_dash,
+    on_part,
     fmt_ratio,
     format_table,
     loading_bar,
@@ -293,13 +294,15 @@ class SegTask(Task):
         return build_cae(self.cfg)
 
     def train_ann(self, net, split, quiet, checkpoint=None, resume=False):
-        return fit_ann(self.cfg, net, lambda xb, yb: seg_loss(net(xb), yb), (split.x_train, split.y_train),
+        return fit_ann(self.cfg, net, on_part(lambda xb, yb, first: seg_loss(net(xb), yb)),
+                       (split.x_train, split.y_train),
                        lambda: self.score(predict_ann(self, net, split.x_val), split.y_val)["dice_volume"],
                        self.metric_short, quiet, checkpoint=checkpoint, resume=resume)
 
     def train_hybrid(self, snet, split, quiet, checkpoint=None, resume=False):
         cfg = self.cfg
-        step = lambda xb, yb: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train, method=cfg.hybrid_method)  # noqa: E731
+        step = on_part(lambda xb, yb, first: hybrid_loss(snet, xb, yb, seg_loss, steps=cfg.steps_train,
+                                                         method=cfg.hybrid_method, first_index=first))
         return fit_hybrid(cfg, snet, step, _subsample(cfg, split.x_train, split.y_train, cfg.seed), split.x_val,
                           lambda ev: self.score(_sigmoid(ev.outputs), split.y_val)["dice_volume"], self.metric_short,
                           quiet, checkpoint=checkpoint, resume=resume)

@@ -493,19 +493,22 @@ def write_json(path, payload) -> Path:
 # started with the case's settings, no peer library loaded beside minisnn), with one protocol:
 # the parent runs ``script --worker ROLE`` with the job, a JSON object, on the child's stdin;
 # the child answers with a JSON object on the last line of its stdout (:func:`worker_main`).
+# A case of several MPI processes is the same child started by a launcher (``mpirun -n N``):
+# rank 0 reads the job and sends it to the others, and rank 0 alone answers.
 
 #: stderr texts of a child that ran out of memory (Python, glibc, PyTorch's C++ allocator)
 OOM_MARKERS = ("MemoryError", "Cannot allocate", "can't allocate", "out of memory", "not enough memory",
                "std::bad_alloc")
 
 
-def spawn(script, role: str, job: dict, env: dict, *, stderr_to_console: bool = False) -> dict:
+def spawn(script, role: str, job: dict, env: dict, *, stderr_to_console: bool = False, launcher=()) -> dict:
     """Run ``script --worker role`` on ``job``; its result with ``process_s`` (the child's wall
     time) added, or ``{"error": why, "process_s": ...}`` if it failed (why: ``"OOM"``, the signal
     that killed it, or the last line of its stderr).  ``stderr_to_console`` lets the child's
-    progress lines through (its error is then only the exit status)."""
+    progress lines through (its error is then only the exit status).  ``launcher`` starts the
+    child through a command such as ``["mpirun", "-n", "2"]`` (several MPI processes)."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, os.path.abspath(script), "--worker", role],
+    p = subprocess.run([*launcher, sys.executable, os.path.abspath(script), "--worker", role],
                        input=json.dumps(job, default=_json_default), stdout=subprocess.PIPE,
                        stderr=None if stderr_to_console else subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -532,6 +535,29 @@ def _failure(p: subprocess.CompletedProcess) -> str:
 
 def worker_main(role: str, handler) -> None:
     """The child's side of :func:`spawn`: read the job from stdin, ``handler(role, job)``,
-    print the result as one JSON line."""
+    print the result as one JSON line.  Started by an MPI launcher with several processes
+    (:func:`minisnn.parallel.launched`), every process runs the handler: rank 0 reads the job
+    (the launcher gives stdin to rank 0) and sends it to the others, and prints the result."""
+    if _launched_processes() > 1:
+        from minisnn.parallel import init
+
+        comm = init()
+        job = comm.bcast(json.load(sys.stdin) if comm.rank == 0 else None)
+        result = handler(role, job)
+        comm.barrier()
+        if comm.rank == 0:
+            print(json.dumps(result, default=_json_default), flush=True)
+        return
     job = json.load(sys.stdin)
     print(json.dumps(handler(role, job), default=_json_default), flush=True)
+
+
+def _launched_processes() -> int:
+    """The number of processes an MPI launcher started, from its environment (1 without one);
+    the same test as :func:`minisnn.parallel.launched`, which this module must not import."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        try:
+            return int(os.environ[var])
+        except (KeyError, ValueError):
+            continue
+    return 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The benchmark suite: minisnn against numpy's GEMM, PyTorch and snnTorch, in one command.
 
-    python benchmarks/run_all.py                  # everything (16-21 min measured on 2 quiet cores)
+    python benchmarks/run_all.py                  # everything (16-21 min measured on 2 quiet cores, before
+                                                  # the mpi section: ~5-9 min more on 2 busy cores)
     python benchmarks/run_all.py --quick          # smoke test: tiny sizes, ~2 min; numbers mean little
     python benchmarks/run_all.py --only ops,train # some sections
     python benchmarks/run_all.py --no-torch       # minisnn only; the peer columns say "skipped"
@@ -19,7 +20,10 @@ Sections (each one or more child processes of this one, all with the same thread
    snnTorch surrogate-gradient BPTT step on the same LocNet-shaped net (3x100x150), time and
    peak RSS at T = 25, 50, 100, 200;
 5. ``scaling`` - ``bench_hybrid.py`` and ``bench_train.py`` again: time and peak RSS against the
-   batch size and against T, drawn as log-log PNG plots next to the results.
+   batch size and against T, drawn as log-log PNG plots next to the results;
+6. ``mpi``     - ``bench_mpi.py``: an ANN training step and the SNN evaluation of LocNet and the
+   CAE (paper preset sizes) at 1 process x 1 thread, 1 x 2 and 2 processes x 1 thread (``mpirun``,
+   the ``[mpi]`` extra), images/s, parallel efficiency and the allreduce's time per step.
 
 The parent prints one table (medians; ratio = minisnn / peer) and the issue's targets with
 met / MISSED, and writes into --out (default ``benchmarks/out/run_all/``): ``results.json`` (the
@@ -46,7 +50,7 @@ import _common as C  # noqa: E402
 
 BENCH = C.BENCH_DIR
 REPO = BENCH.parent
-SECTIONS = ("ops", "train", "snn", "hybrid", "scaling")
+SECTIONS = ("ops", "train", "snn", "hybrid", "scaling", "mpi")
 
 # the issue's targets
 GEMM_FRACTION, GEMM_MIN_CHANNELS = 0.5, 32
@@ -67,6 +71,7 @@ FULL = {
     "scaling_T": ["--kinds", "mean-rate", "snntorch-bptt", "snn", "snntorch", "--batch", "2", "--steps", "25",
                   "50", "100", "200", "400", "--repeats", "1"],
     "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10"],
+    "mpi": [],  # bench_mpi defaults: paper preset sizes, 3 timed after 1 warm-up
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],
@@ -80,6 +85,7 @@ QUICK = {
     "scaling_T": ["--kinds", "mean-rate", "snntorch-bptt", "--batch", "1", "--steps", "10", "20",
                   "--height", "50", "--width", "76", "--repeats", "1"],
     "scaling_train": None,  # skipped in quick mode
+    "mpi": ["--quick", "--repeats", "1"],
 }
 
 
@@ -223,6 +229,36 @@ def train_rows(res):
                             s["speed_ratio"], f">= {TRAIN_SPEED:g}", C.status(ok) if ok is not None else ""))
             tval = t.get("peak_rss_mib") if "error" not in t else (t.get("error") or missing)
             rows.append(row("train", "", "peak RSS MiB", m.get("peak_rss_mib"), "PyTorch", tval, s["rss_ratio"]))
+    return rows
+
+
+def mpi_rows(res):
+    """Per workload: images/s of each processes x threads configuration against 1 x 1 (the
+    ratio is the speed-up; half of it the parallel efficiency on 2 cores), and the allreduce's
+    time per step of the 2-process training step."""
+    d = res["data"]
+    rows = []
+    label = {"loc": "LocNet", "cae": "CAE"}
+    for work in ("train", "snn"):
+        for net in ("loc", "cae"):
+            case_rows = [r for r in d["rows"] if r["work"] == work and r["net"] == net]
+            one = next((r for r in case_rows if r["config"] == "1x1" and "error" not in r), None)
+            first = True
+            for r in case_rows:
+                if r["config"] == "1x1":
+                    continue
+                procs, threads = r["processes"], r["threads"]
+                case = f"{label[net]} {'training step' if work == 'train' else 'SNN evaluation'}" if first else ""
+                first = False
+                what = f"images/s {procs} proc x {threads} thr"
+                if "error" in r:
+                    rows.append(row("mpi", case, what, r["error"], "1 proc x 1 thr", one and one["images_per_s"]))
+                    continue
+                rows.append(row("mpi", case, what, r["images_per_s"], "1 proc x 1 thr", one and one["images_per_s"],
+                                _div(r["images_per_s"], one and one["images_per_s"])))
+                if r.get("allreduce_s_per_step") is not None:
+                    rows.append(row("mpi", "", "allreduce ms/step", r["allreduce_s_per_step"] * 1e3, "alone",
+                                    r["allreduce_alone_s"] * 1e3))
     return rows
 
 
@@ -530,8 +566,8 @@ def main(argv=None):
           f"threads {args.threads} for numba, BLAS and torch; sections: {', '.join(args.sections)}; "
           f"peers: {peers or 'PyTorch + snnTorch'}", flush=True)
     if not args.quick:
-        print("expected: ~20 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min)",
-              flush=True)
+        print("expected: ~25 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min; "
+              "mpi ~5-9 min at load 6-7)", flush=True)
 
     results = {}
     if "ops" in args.sections:
@@ -557,11 +593,13 @@ def main(argv=None):
         if sizes["scaling_train"] is not None:
             results["scaling_train"] = run_child("scaling_train", "bench_train.py", sizes["scaling_train"], args,
                                                  out)
+    if "mpi" in args.sections:
+        results["mpi"] = run_child("mpi", "bench_mpi.py", sizes["mpi"], args, out)
 
     # ---- the table (all children are done: the parent may import numpy now) ----------------------
     rows = []
     builders = {"ops": lambda r: ops_rows(r, peers), "train": train_rows, "snn": lambda r: snn_rows(r, peers),
-                "hybrid": lambda r: hybrid_rows(r, peers)}
+                "hybrid": lambda r: hybrid_rows(r, peers), "mpi": mpi_rows}
     for name, build in builders.items():
         res = results.get(name)
         if res is None:

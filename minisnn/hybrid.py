@@ -292,15 +292,17 @@ class SpikingStepFn(Function):
 # ----------------------------------------------------------------------------- the mean-rate method
 
 
-def measure(snet: SpikingNet, x, *, spiking: bool = True, steps: int | None = None, seed: int | None = None):
+def measure(snet: SpikingNet, x, *, spiking: bool = True, steps: int | None = None, seed: int | None = None,
+            first_index: int = 0):
     """The measured quantities a replay needs: ``(readout, {layer name: mean output}, sim)``.
 
-    ``spiking=True`` simulates the SNN (``sim`` is the :class:`SimResult`);
+    ``spiking=True`` simulates the SNN (``sim`` is the :class:`SimResult`; ``first_index``:
+    where ``x`` starts in a larger batch, see :func:`minisnn.simulate.simulate`);
     ``spiking=False`` runs the gradient (rate) models instead, no time, no synapse
     (``sim`` is None): the replay then equals the ANN exactly.
     """
     if spiking:
-        sim = snet.run(x, steps, keep_layer_means=True, seed=seed)
+        sim = snet.run(x, steps, keep_layer_means=True, seed=seed, first_index=first_index)
         return sim.readout, sim.layer_means, sim
     means = {}
     dtype = next((p.dtype for p in snet.parameters()), np.asarray(x).dtype)
@@ -416,7 +418,7 @@ class TimeWindowMeanFn(Function):
 
 
 def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int | None = None,
-                     spiking: bool = True, order: str = "layer"):
+                     spiking: bool = True, order: str = "layer", first_index: int = 0):
     """Unrolled-in-time graph: ``(readout Tensor, {layer name: mean output Tensor over the window})``.
 
     Every neuron layer takes one step per time step (spikes of its spiking model forward,
@@ -424,7 +426,8 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
     the simulator's; its rate derivative backward), its output passes through the Lowpass
     ``y = a y_prev + (1 - a) u``, and the readout is the mean network output over the readout
     window.  ``spiking=False`` steps the gradient (rate) models instead.  Memory grows with
-    ``steps``.
+    ``steps``.  ``first_index``: where ``x`` starts in a larger batch (input ``i`` draws its
+    initial state as input ``first_index + i``, as in :func:`~minisnn.simulate.simulate`).
 
     ``order="layer"`` (the fast path) runs each layer once over all steps: the steps are stacked
     on the batch axis, so a weight layer is one large matrix product instead of ``steps`` small
@@ -442,8 +445,9 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
     dtype = next((p.dtype for p in snet.parameters()), np.asarray(x).dtype)
     x = np.asarray(x, dtype=dtype)
     if order == "time":
-        return _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype)
+        return _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype, first_index)
     B = x.shape[0]
+    samples = range(first_index, first_index + B)
     cur, static, k, acts = Tensor(x), True, 0, {}
     for i, layer in enumerate(snet.net):
         if not isinstance(layer, Neurons):
@@ -451,7 +455,7 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
             continue
         name = str(i)
         model = layer.spiking_model if spiking else snet.grad_models[name]
-        state = initial_state(model, k, int(np.prod(cur.shape[1:])), range(B), seed, dtype)
+        state = initial_state(model, k, int(np.prod(cur.shape[1:])), samples, seed, dtype)
         k += 1
         cur = SpikingScanFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
                                   dt=snet.dt, state=state, steps=steps, static=static, precision=snet.precision)
@@ -463,9 +467,10 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
     return readout, acts
 
 
-def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype):
+def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype, first_index=0):
     """:func:`per_step_forward` with ``order="time"``: the reference, one step at a time."""
     B = x.shape[0]
+    samples = range(first_index, first_index + B)
     layers = list(snet.net)
     states, syn = {}, {}
     outs, act_sums = [], {}
@@ -480,7 +485,7 @@ def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype):
             model = layer.spiking_model if spiking else snet.grad_models[name]
             if name not in states:
                 n = int(np.prod(cur.shape[1:]))
-                states[name] = initial_state(model, k, n, range(B), seed, dtype)
+                states[name] = initial_state(model, k, n, samples, seed, dtype)
             k += 1
             u = SpikingStepFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
                                     dt=snet.dt, state=states[name])
@@ -508,7 +513,7 @@ def _per_step_time_major(snet, x, steps, seed, spiking, window, a, dtype):
 
 
 def hybrid_loss(snet: SpikingNet, x, y, loss_fn, *, method: str = "mean", regularizer=None,
-                steps: int | None = None, seed: int | None = None, spiking: bool = True):
+                steps: int | None = None, seed: int | None = None, spiking: bool = True, first_index: int = 0):
     """Build the graph of one hybrid step; returns ``(loss Tensor, info dict)``.
 
     Call ``loss.backward()`` and an optimizer step on ``snet.parameters()`` afterwards
@@ -525,16 +530,19 @@ def hybrid_loss(snet: SpikingNet, x, y, loss_fn, *, method: str = "mean", regula
     steps, seed : override the SpikingNet's settings for this batch
     spiking : False runs the gradient (rate) models forward instead of spikes (a check: the
         mean method then reproduces the ANN gradient exactly)
+    first_index : where ``x`` starts in a larger batch: input ``i`` draws its initial state as
+        input ``first_index + i`` does (a process's share of a global batch then spikes as it
+        would in one process)
 
     ``info``: ``task_loss``, ``reg_loss`` (floats), ``readout`` (array), ``sim`` (SimResult,
     mean method with spikes only).
     """
     sim = None
     if method == "mean":
-        readout, means, sim = measure(snet, x, spiking=spiking, steps=steps, seed=seed)
+        readout, means, sim = measure(snet, x, spiking=spiking, steps=steps, seed=seed, first_index=first_index)
         out, acts = replay(snet, x, means)
     elif method in ("per-step", "per_step"):
-        out, acts = per_step_forward(snet, x, steps=steps, seed=seed, spiking=spiking)
+        out, acts = per_step_forward(snet, x, steps=steps, seed=seed, spiking=spiking, first_index=first_index)
     else:
         raise ValueError(f"hybrid_loss: method must be 'mean' or 'per-step', got {method!r}")
     task = loss_fn(out, y)

@@ -44,9 +44,10 @@ from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .layers import Neurons
 from .ops.scratch import release as release_buffers
 from .optim import Adam
+from .parallel import Single, digest
 
 __all__ = ["forward_with_activations", "RateRegularizer", "ann_loss", "fit", "Callback", "TrainingStopped",
-           "FIT_STATE_KIND", "read_fit_state"]
+           "FIT_STATE_KIND", "read_fit_state", "Part"]
 
 
 def forward_with_activations(net, x):
@@ -207,10 +208,11 @@ def read_fit_state(path) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def _restore_fit_state(path, model, opt, rng, rngs, settings):
+def _restore_fit_state(path, model, opt, rng, rngs, settings, comm):
     """Load a :func:`fit` checkpoint into ``model``, ``opt`` and the generators; returns
-    ``(best_state, history, since_best)``."""
-    arrays, meta = read_fit_state(path)
+    ``(best_state, history, since_best)``.  Under several processes rank 0 reads the file and
+    sends what it read to the others."""
+    arrays, meta = comm.bcast(read_fit_state(path) if comm.rank == 0 else None)
     saved = meta.get("settings", {})
     diff = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in settings.items() if saved.get(k) != v]
     if diff:
@@ -275,6 +277,7 @@ def fit(
     checkpoint=None,
     resume: bool = False,
     rngs: dict | None = None,
+    comm=None,
 ) -> dict:
     """Train ``model`` with ``step_fn`` on ``train_data``; returns the history dict.
 
@@ -304,6 +307,19 @@ def fit(
         those of the run that wrote it, or :class:`~minisnn.io.CheckpointError` is raised
     rngs : ``{name: numpy Generator}`` that ``step_fn`` draws from (augmentation): their states
         are saved in and restored from the checkpoint with the shuffling generator's
+    comm : a communicator of :mod:`minisnn.parallel` (None: one process).  With more than one
+        process every process runs this same call on the same data and takes its share of each
+        global batch of ``batch_size`` (:meth:`~minisnn.parallel.MPIComm.part`); ``step_fn`` is
+        then called as ``step_fn(xb, yb, part=Part(start, stop, total))`` with rows
+        ``start:stop`` of the global batch, also when that share is empty (it must draw its
+        random numbers for the whole global batch, take its rows' share, and return None when
+        it has no rows).  Between backward and the optimizer step the gradients, weighted by
+        each process's share, and the loss terms are summed over the processes in ONE
+        allreduce of a flat buffer, so every process takes the same step on the global batch's
+        mean loss and Adam's state stays the same everywhere; a checksum of the parameters and
+        the optimizer state is compared after every epoch (and of the initial parameters and
+        the data at the start): a difference raises :class:`~minisnn.parallel.RanksDiverged`.
+        Rank 0 alone writes the checkpoint; with ``resume`` it reads it and sends it to the others
 
     Returns
     -------
@@ -314,26 +330,33 @@ def fit(
     """
     X, Y = train_data
     n = _check_fit_args(X, Y, epochs, batch_size, goal, resume, checkpoint)
+    comm = Single() if comm is None else comm
     params = list(model.parameters())
     opt = optimizer if optimizer is not None else Adam(params, lr=lr)
     rng = np.random.default_rng(seed)
-    settings = None
+    settings = data_print = None
+    if checkpoint is not None or comm.size > 1:
+        data_print = _fingerprint(X, Y)
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         settings = {"epochs": int(epochs), "batch_size": int(batch_size), "seed": _jsonable_seed(seed),
                     "patience": patience, "goal": goal, "validate_first": bool(validate_first),
-                    "n": int(n), "data": _fingerprint(X, Y),
+                    "n": int(n), "data": data_print,
                     "parameters": [list(p.shape) for p in params]}
-    if resume and checkpoint.exists():
-        run = _FitProgress(*_restore_fit_state(checkpoint, model, opt, rng, rngs, settings))
+    verbose = verbose and comm.rank == 0
+    if resume and comm.bcast(checkpoint.exists()):  # rank 0's file decides
+        run = _FitProgress(*_restore_fit_state(checkpoint, model, opt, rng, rngs, settings, comm))
         run.history["resumed_from"] = run.history["epochs_run"]
         if verbose:
             print(f"resumed from {checkpoint} after epoch {run.history['epochs_run'] - 1}")
     else:
+        if comm.size > 1:  # every process must start from the same weights, on the same data
+            comm.check_same(digest(*(p.data for p in params)) + data_print,
+                            "the initial parameters and the training data")
         run = _FitProgress.start(model, val_fn if validate_first else None)
 
     def save():
-        if checkpoint is not None:
+        if checkpoint is not None and comm.rank == 0:
             _save_fit_state(checkpoint, model, run.best_state, opt, rng, rngs, run.history, run.since_best,
                             settings)
 
@@ -342,7 +365,9 @@ def fit(
         for epoch in range(history["epochs_run"], epochs):
             t0 = time.perf_counter()
             sums, failure = _train_epoch(epoch, step_fn, X, Y, rng.permutation(n), batch_size, opt, params,
-                                         callbacks)
+                                         callbacks, comm)
+            if comm.size > 1:  # a drift between the processes is an error, found within the epoch it began
+                comm.check_same(_state_digest(params, opt), f"the parameters and optimizer state after epoch {epoch}")
             if failure is not None:  # a non-finite loss or gradient: back to the last good weights
                 model.load_state_dict(run.best_state)
                 history.update(stopped="non-finite loss", message=(
@@ -391,31 +416,95 @@ def _check_fit_args(X, Y, epochs, batch_size, goal, resume, checkpoint) -> int:
     return n
 
 
-def _train_epoch(epoch, step_fn, X, Y, order, batch_size, opt, params, callbacks):
+@dataclass(frozen=True)
+class Part:
+    """Rows ``start:stop`` of a global batch of ``total`` inputs: the share of one process
+    among several, passed to a step function as ``part=`` (see :func:`fit`'s ``comm``)."""
+
+    start: int
+    stop: int
+    total: int
+
+
+def _train_epoch(epoch, step_fn, X, Y, order, batch_size, opt, params, callbacks, comm=None):
     """One pass over ``X[order]`` in batches: ``(sums, None)`` with the sample-weighted sums of
     ``loss``, ``task_loss`` and ``reg_loss``, or ``(None, what)`` at the first batch whose loss
-    or gradient is not finite (no optimizer step is taken with it)."""
+    or gradient is not finite (no optimizer step is taken with it).  With a communicator of
+    several processes each computes its share of every batch (:class:`_GradientSum`)."""
     sums = {"loss": 0.0, "task_loss": 0.0, "reg_loss": 0.0}
     n_batches = (len(order) + batch_size - 1) // batch_size
+    summed = _GradientSum(comm, params) if comm is not None and comm.size > 1 else None
     for b in range(n_batches):
         idx = order[b * batch_size : (b + 1) * batch_size]
         opt.zero_grad()
-        result = step_fn(X[idx], Y[idx])
-        loss, info = result if isinstance(result, tuple) else (result, {})
-        value = float(loss.item())
-        if loss.requires_grad and math.isfinite(value):
-            loss.backward()
+        if summed is not None:
+            value, task, reg = summed.step(step_fn, X, Y, idx)
+        else:
+            result = step_fn(X[idx], Y[idx])
+            loss, info = result if isinstance(result, tuple) else (result, {})
+            value = float(loss.item())
+            if loss.requires_grad and math.isfinite(value):
+                loss.backward()
+            task, reg = info.get("task_loss", value), info.get("reg_loss", 0.0)
         if not math.isfinite(value) or not _finite_grads(params):
             what = f"loss {value}" if not math.isfinite(value) else "a non-finite gradient"
             return None, f"{what} at epoch {epoch}, batch {b}"
         opt.step()
-        terms = {"loss": value, "task_loss": info.get("task_loss", value), "reg_loss": info.get("reg_loss", 0.0)}
+        terms = {"loss": value, "task_loss": task, "reg_loss": reg}
         for k, v in terms.items():
             sums[k] += v * len(idx)
         for cb in callbacks:
             if hasattr(cb, "on_batch_end"):
                 cb.on_batch_end({"epoch": epoch, "batch": b, "n_batches": n_batches, **terms})
     return sums, None
+
+
+class _GradientSum:
+    """The data-parallel step: this process's share of the global batch forward and backward,
+    then ONE allreduce of a flat buffer holding every parameter's gradient weighted by the
+    share (``rows / total``: the global batch's mean loss is the shares' weighted sum), a flag
+    per parameter (did any process get a gradient for it) and the loss terms.  The summed
+    gradients become the parameters' ``.grad`` (views of the buffer, read by the optimizer
+    step that follows)."""
+
+    def __init__(self, comm, params):
+        self.comm, self.params = comm, params
+        sizes = [int(p.data.size) for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n = int(self.offsets[-1])
+        dtype = np.result_type(*(p.data.dtype for p in params)) if params else np.float32
+        self.buf = np.empty(self.n + len(params) + 3, dtype)  # gradients, flags, (loss, task, reg)
+
+    def step(self, step_fn, X, Y, idx) -> tuple:
+        lo, hi = self.comm.part(len(idx))
+        rows = idx[lo:hi]
+        result = step_fn(X[rows], Y[rows], part=Part(lo, hi, len(idx)))
+        weight = (hi - lo) / len(idx)
+        buf, n, flags = self.buf, self.n, self.buf[self.n : self.n + len(self.params)]
+        buf[:] = 0
+        if result is not None:
+            loss, info = result if isinstance(result, tuple) else (result, {})
+            value = float(loss.item())
+            if loss.requires_grad and math.isfinite(value):
+                loss.backward()
+            for i, p in enumerate(self.params):
+                if p.grad is not None:
+                    np.multiply(p.grad.reshape(-1), weight, out=buf[self.offsets[i] : self.offsets[i + 1]],
+                                casting="unsafe")
+                    flags[i] = 1
+            buf[-3:] = [value * weight, info.get("task_loss", value) * weight, info.get("reg_loss", 0.0) * weight]
+        self.comm.allreduce(buf)
+        for i, p in enumerate(self.params):
+            p.grad = buf[self.offsets[i] : self.offsets[i + 1]].reshape(p.data.shape) if flags[i] > 0 else None
+        return tuple(float(v) for v in buf[n + len(self.params) :])
+
+
+def _state_digest(params, opt) -> str:
+    """The exact checksum of the parameters and the optimizer's buffers and step counts."""
+    arrays = [p.data for p in params]
+    for s in opt.state:
+        arrays += [np.asarray(s[k]) for k in sorted(s)]
+    return digest(*arrays)
 
 
 @dataclass

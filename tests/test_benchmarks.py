@@ -172,3 +172,27 @@ def test_thread_wait_settings_go_to_minisnn_children_only(monkeypatch):
     assert mine["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
     assert mine["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert peer["OMP_WAIT_POLICY"] == "ACTIVE" and "OPENBLAS_THREAD_TIMEOUT" not in peer
+
+
+def test_bench_mpi_quick_measures_every_configuration(tmp_path):
+    """bench_mpi.py at the tiny preset's CAE: a training step at 1 x 1, 1 x 2 and 2 x 1 (mpirun);
+    the 2-process row has the allreduce's time and buffer (or says why it could not run, where
+    the [mpi] extra is missing and MINISNN_MPI_TESTS is not set)."""
+    out = tmp_path / "mpi.json"
+    cmd = [sys.executable, str(BENCH / "bench_mpi.py"), "--quick", "--work", "train", "--nets", "cae", "--repeats",
+           "1", "--warmup", "0", "--json", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    rows = {r["config"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"1x1", "1x2", "2x1"}
+    for config in ("1x1", "1x2"):
+        assert rows[config]["images_per_s"] > 0 and rows[config]["images"] == 32, rows[config]
+    two = rows["2x1"]
+    if "error" in two and os.environ.get("MINISNN_MPI_TESTS") != "1":
+        assert "mpi" in two["error"]
+        return
+    assert "error" not in two, two.get("error")
+    assert two["processes"] == 2 and two["allreduce_s_per_step"] > 0 and two["allreduce_alone_s"] > 0
+    assert two["buffer_bytes"] == two["param_bytes"] + 4 * (20 + 3)  # 20 tensors' flags + 3 loss terms
+    assert 0 < two["efficiency"] < 2
+    assert "allreduce ms/step" in p.stdout
