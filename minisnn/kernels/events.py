@@ -52,23 +52,32 @@ def conv_events_numpy(s, wt, sh, sw, ph, pw, Ho, Wo, out):
 
 @pjit
 def conv_events_numba(s, wt, sh, sw, ph, pw, Ho, Wo, out):
-    """Numba twin of :func:`conv_events_numpy` (same signature, same order of additions)."""
+    """Numba twin of :func:`conv_events_numpy` (same signature, same order of additions).
+
+    Each input row is scanned once for its events (their columns listed in ``nz``); every
+    kernel row ``ky`` then walks that list, so a row is not re-read ``kh`` times."""
     N, C, H, W = s.shape
     kh, kw, Cout = wt.shape[1], wt.shape[2], wt.shape[3]
     rows = wt.reshape(C * kh * kw, Cout)
     for n in prange(N):
         acc = np.zeros((Ho * Wo, Cout), dtype=out.dtype)
+        nz = np.empty(W, dtype=np.int64)  # the columns of one input row that hold an event
         for y in range(H):
             for c in range(C):
+                m = 0
+                for x in range(W):  # branch-free: one pass over the row, however many taps read it
+                    nz[m] = x
+                    m += s[n, c, y, x] != 0
+                if m == 0:
+                    continue
                 for ky in range(kh):
                     oyn = y + ph - ky
                     if oyn < 0 or oyn % sh != 0 or oyn // sh >= Ho:
                         continue
                     oy = oyn // sh
-                    for x in range(W):
+                    for j in range(m):
+                        x = nz[j]
                         v = s[n, c, y, x]
-                        if v == 0:
-                            continue
                         for kx in range(kw):
                             oxn = x + pw - kx
                             if oxn < 0 or oxn % sw != 0 or oxn // sw >= Wo:
