@@ -345,27 +345,14 @@ class RectifiedLinear(NeuronType):
         return SpikingRectifiedLinear(amplitude=self.amplitude)
 
 
-class SpikingRectifiedLinear(RectifiedLinear):
-    """Integrate-and-fire neuron whose rate is the rectified-linear one (Nengo
-    ``SpikingRectifiedLinear``).
-
-    Per step of length ``dt`` (state ``voltage`` in [0, 1), no leak, no refractory period,
-    reset by subtraction, several spikes per step allowed)::
-
-        voltage += max(J, 0) * dt
-        n_spikes = floor(voltage)
-        output   = n_spikes * amplitude / dt
-        voltage -= n_spikes
-
-    ``rate`` and ``rate_grad`` are those of :class:`RectifiedLinear`.
-
-    Parameters
-    ----------
-    amplitude : float, default 1
-        Area of one spike (> 0).
-    """
+class _Integrator(RectifiedLinear):
+    """The spiking models whose rate twin is :class:`RectifiedLinear`: one state, ``voltage``
+    (U(0, 1) at the start, Nengo's), advanced by a step and a scan of
+    :mod:`minisnn.kernels.relu` (``_kernels = (step reference, Numba scan)``), in float64
+    arithmetic whatever the simulation's ``precision``."""
 
     spiking = True
+    _kernels: tuple = ()
 
     def rate_twin(self):
         """:class:`RectifiedLinear` with the same amplitude."""
@@ -387,7 +374,7 @@ class SpikingRectifiedLinear(RectifiedLinear):
         return {"voltage": np.asarray(rng.uniform(0.0, 1.0, shape), dtype=dtype)}
 
     def step(self, dt, J, output, voltage):
-        """One time step, exactly Nengo's; writes ``output`` and ``voltage`` in place.
+        """One time step; writes ``output`` and ``voltage`` in place.
 
         Parameters
         ----------
@@ -399,19 +386,43 @@ class SpikingRectifiedLinear(RectifiedLinear):
 
         Returns
         -------
-        n_spikes : ndarray of float64, shape (...)
+        The spikes of the step: counts (float64, :class:`SpikingRectifiedLinear`) or the
+        boolean mask of the neurons that fired (:class:`IntegrateAndFire`).
         """
         name = type(self).__name__
         dt = _check_dt(name, dt)
         J, _ = _current(name, J)
         _check_shapes(name, J, output, voltage)
-        return _relu_kernels.relu_step_numpy(dt, J, output, voltage, self.amplitude)
+        return self._kernels[0](dt, J, output, voltage, self.amplitude)
 
     def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):
-        return _relu_kernels.relu_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
+        return self._kernels[1](J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
-class IntegrateAndFire(RectifiedLinear):
+class SpikingRectifiedLinear(_Integrator):
+    """Integrate-and-fire neuron whose rate is the rectified-linear one (Nengo
+    ``SpikingRectifiedLinear``).
+
+    Per step of length ``dt`` (state ``voltage`` in [0, 1), no leak, no refractory period,
+    reset by subtraction, several spikes per step allowed; exactly Nengo's step)::
+
+        voltage += max(J, 0) * dt
+        n_spikes = floor(voltage)
+        output   = n_spikes * amplitude / dt
+        voltage -= n_spikes
+
+    ``rate`` and ``rate_grad`` are those of :class:`RectifiedLinear`.
+
+    Parameters
+    ----------
+    amplitude : float, default 1
+        Area of one spike (> 0).
+    """
+
+    _kernels = (_relu_kernels.relu_step_numpy, _relu_kernels.relu_run_numba)
+
+
+class IntegrateAndFire(_Integrator):
     """Integrate-and-fire neuron that resets to zero: NIR's ``IF`` at step ``dt``.
 
     Per step of length ``dt`` (state ``voltage``, threshold 1, no leak, no floor, no
@@ -433,32 +444,8 @@ class IntegrateAndFire(RectifiedLinear):
         Area of one spike (> 0).
     """
 
-    spiking = True
+    _kernels = (_relu_kernels.if_step_numpy, _relu_kernels.if_run_numba)
 
-    def rate_twin(self):
-        """:class:`RectifiedLinear` with the same amplitude."""
-        return RectifiedLinear(amplitude=self.amplitude)
-
-    def spiking_twin(self):
-        return self
-
-    def make_state(self, shape, rng=None, dtype=np.float32):
-        """``{"voltage": U(0, 1) samples}`` of ``shape`` (as the other spiking models)."""
-        rng = _rng(rng)
-        return {"voltage": np.asarray(rng.uniform(0.0, 1.0, shape), dtype=dtype)}
-
-    def step(self, dt, J, output, voltage):
-        """One time step; writes ``output`` and ``voltage`` in place, returns the spiked mask."""
-        name = type(self).__name__
-        dt = _check_dt(name, dt)
-        J, _ = _current(name, J)
-        _check_shapes(name, J, output, voltage)
-        return _relu_kernels.if_step_numpy(dt, J, output, voltage, self.amplitude)
-
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision="float64"):
-        # (float64 steps always, as SpikingRectifiedLinear's; ``precision`` is accepted for the
-        # callers that pass the simulation's LIF arithmetic)
-        return _relu_kernels.if_run_numba(J, state["voltage"], out, dt, self.amplitude, syn_a, syn_state)
 
 
 # ---------------------------------------------------------------------------------------------

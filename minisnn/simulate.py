@@ -362,8 +362,7 @@ def simulate(
     dtype = next((p.dtype for p in net.parameters()), x.dtype)
     x = x.astype(dtype, copy=False)
     plan = _plan(net, x, steps, windows, _synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
-                 time_chunk, batch_chunk)
-    plan.precision = precision
+                 time_chunk, batch_chunk, precision)
 
     totals = _Totals.empty(plan, keep_layer_means)
     buffers: dict = {}  # one output buffer per middle layer, reused by every block and chunk
@@ -413,14 +412,15 @@ class _Plan:
     batch_chunk: int
     syn_a: float
     dtype: np.dtype
-    precision: str = "float64"  # the LIF steps' arithmetic
+    precision: str       # the LIF steps' arithmetic (see simulate)
 
     @property
     def last(self) -> str:
         return self.neuron_layers[-1][0]
 
 
-def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk, batch_chunk) -> _Plan:
+def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk, batch_chunk,
+          precision="float64") -> _Plan:
     prefix, middle, suffix = _split(net)
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
     expected_hz: dict = {}
@@ -439,7 +439,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
     return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths,
-                 raw, windows, blocks, batch_chunk, syn_a, x.dtype)
+                 raw, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
 
 
 @dataclass

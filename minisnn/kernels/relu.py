@@ -79,14 +79,19 @@ def relu_run_numpy(J, voltage, out, dt, amplitude, syn_a, syn_state):
     counts : ndarray of int64, shape (M,)
         Number of spikes of each neuron in this run.
     """
+    return _run_numpy(relu_step_numpy, J, voltage, out, dt, amplitude, syn_a, syn_state)
+
+
+def _run_numpy(step, J, voltage, out, dt, amplitude, syn_a, syn_state):
+    """The time loop of the references: ``step`` (:func:`relu_step_numpy` or
+    :func:`if_step_numpy`), then the Lowpass, at every step; returns the spike counts."""
     T, M = out.shape
     TJ = J.shape[0]
     if TJ != 1 and TJ != T:
         raise ValueError("J must have 1 or T = out.shape[0] rows")
     counts = np.zeros(M, dtype=np.int64)
     for t in range(T):
-        n = relu_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude)
-        counts += n.astype(np.int64)
+        counts += step(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude).astype(np.int64)
         lowpass_step_numpy(out[t], syn_state, syn_a)
     return counts
 
@@ -103,9 +108,16 @@ def _relu_block(jb, vb, ob, cb, dt, amp_dt):
         cb[k] += np.int64(n)
 
 
-@pjit
 def relu_run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state):
     """Numba twin of :func:`relu_run_numpy` (parallel over neuron blocks, serial in time)."""
+    return _run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state, False)
+
+
+@pjit
+def _run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state, reset_to_zero):
+    """The scan of both integrators: parallel over blocks of :data:`BLOCK` neurons, serial in
+    time, each step :func:`_relu_block` (or :func:`_if_block` with ``reset_to_zero``) and the
+    fused Lowpass."""
     T = out.shape[0]
     M = out.shape[1]
     TJ = J.shape[0]
@@ -124,7 +136,11 @@ def relu_run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state):
         cb = counts[lo:hi]
         for t in range(T):
             ob = out[t, lo:hi]
-            _relu_block(J[0 if TJ == 1 else t, lo:hi], vb, ob, cb, dt, amp_dt)
+            jb = J[0 if TJ == 1 else t, lo:hi]
+            if reset_to_zero:
+                _if_block(jb, vb, ob, cb, dt, amp_dt)
+            else:
+                _relu_block(jb, vb, ob, cb, dt, amp_dt)
             _synapse_block(ob, sb, syn_a)
     return counts
 
@@ -170,15 +186,7 @@ def if_step_numpy(dt, J, output, voltage, amplitude):
 def if_run_numpy(J, voltage, out, dt, amplitude, syn_a, syn_state):
     """Run ``T = out.shape[0]`` integrate-and-fire steps with an optional fused Lowpass
     (reference); the arguments and the returned spike counts are those of :func:`relu_run_numpy`."""
-    T, M = out.shape
-    TJ = J.shape[0]
-    if TJ != 1 and TJ != T:
-        raise ValueError("J must have 1 or T = out.shape[0] rows")
-    counts = np.zeros(M, dtype=np.int64)
-    for t in range(T):
-        counts += if_step_numpy(dt, J[0 if TJ == 1 else t], out[t], voltage, amplitude)
-        lowpass_step_numpy(out[t], syn_state, syn_a)
-    return counts
+    return _run_numpy(if_step_numpy, J, voltage, out, dt, amplitude, syn_a, syn_state)
 
 
 @jit
@@ -195,30 +203,9 @@ def _if_block(jb, vb, ob, cb, dt, amp_dt):
             vb[k] = v
 
 
-@pjit
 def if_run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state):
     """Numba twin of :func:`if_run_numpy` (parallel over neuron blocks, serial in time)."""
-    T = out.shape[0]
-    M = out.shape[1]
-    TJ = J.shape[0]
-    if TJ != 1 and TJ != T:
-        raise ValueError("J must have 1 or T = out.shape[0] rows")
-    dt = f8(dt)
-    syn_a = f8(syn_a)
-    amp_dt = f8(amplitude) / dt
-    counts = np.zeros(M, dtype=np.int64)
-    nblocks = (M + BLOCK - 1) // BLOCK
-    for blk in prange(nblocks):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, M)
-        vb = voltage[lo:hi]
-        sb = syn_state[lo:hi]
-        cb = counts[lo:hi]
-        for t in range(T):
-            ob = out[t, lo:hi]
-            _if_block(J[0 if TJ == 1 else t, lo:hi], vb, ob, cb, dt, amp_dt)
-            _synapse_block(ob, sb, syn_a)
-    return counts
+    return _run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state, True)
 
 
 def _if_run_example(rng):
