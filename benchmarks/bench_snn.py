@@ -18,11 +18,14 @@ images in [0, 1).
 For each T in ``--steps`` the script runs, each in its own child process (so the peak RSS
 ``ru_maxrss`` is that configuration's alone):
 
-* minisnn ``simulate`` (dense path, Lowpass synapse 0.005 on every spiking layer,
-  ``time_chunk`` x ``batch_chunk`` blocks);
-* snnTorch (``snn.Leaky``, beta = exp(-dt/tau_rc), the usual time-major loop under
-  ``torch.no_grad()``; no refractory period and no synapse - snnTorch's defaults) with the
-  same weights, converted to its units (see ``torch_weights``).
+* minisnn ``simulate`` (``--path``, Lowpass synapse 0.005 on every spiking layer,
+  ``time_chunk`` x ``batch_chunk`` blocks, ``--precision``);
+* snnTorch, the leanest twin a user would write: ``snn.Leaky(beta, init_hidden=True,
+  reset_mechanism="zero")`` with beta = exp(-dt/tau_rc), the usual time-major loop under
+  ``torch.no_grad()``, nothing recorded while it is timed (its firing rates come from a
+  separate run of at most ``RATE_STEPS`` steps); no refractory period, no sub-step spike
+  time and no synapse - snnTorch's neuron does less per step than minisnn's - with the same
+  weights, converted to its units (see ``torch_weights``).
 
 It reports images/s, peak RSS and the ratios minisnn/snnTorch, the targets of issue 3, a
 peak-RSS (and speed) probe at batch 32 when the main run uses a smaller batch, minisnn at
@@ -77,6 +80,8 @@ TARGET_SPEEDUP = 10.0  # minisnn images/s >= 10x snnTorch at T = 100
 TARGET_FLAT_RSS = 0.10  # peak RSS at T = 200 within 10% of T = 50
 TARGET_RSS_RATIO = 0.25  # minisnn peak RSS <= 1/4 of snnTorch's
 RATE_BAND = (100.0, 250.0)  # "realistic" average rate per layer (Hz)
+RATE_STEPS = 50  # snnTorch's rates are counted in a separate, untimed run of at most this many steps
+PRECISION = {"value": None}  # minisnn simulate(precision=...) of every minisnn run (set by main)
 BATCH_CANDIDATES = (32, 16, 8, 4, 2, 1)
 TORCH_PROBE_SMALL = 4
 FULL_BATCH = 32
@@ -104,6 +109,9 @@ def parse_args(argv=None):
     p.add_argument("--path", default="auto", choices=["auto", "dense", "event"],
                    help="minisnn simulate(path=...) for the main runs (default auto); one extra run at the "
                         "middle T forces the other of dense/event, for the comparison")
+    p.add_argument("--precision", default=None, choices=["float32", "float64"],
+                   help="minisnn simulate(precision=...): the LIF steps' arithmetic (default: the net's "
+                        "dtype, float32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="skip snnTorch")
     p.add_argument("--no-mem-probe", action="store_true",
@@ -375,7 +383,7 @@ def worker_minisnn(job):
     net, names = build_minisnn_net(load_layer_arrays(wdir))
     x = np.ascontiguousarray(np.load(wdir / "images.npy", mmap_mode="r")[: job["batch"]])
     kw = dict(dt=DT, synapse=SYNAPSE, time_chunk=job["time_chunk"], batch_chunk=job["batch_chunk"],
-              path=job.get("path", "auto"))
+              path=job.get("path", "auto"), precision=job.get("precision"))
     simulate(net, x[:1], 1, **kw)  # compile/load kernels, touch the weights
     setup = memory_report()
     if job.get("profile"):
@@ -526,6 +534,7 @@ def install_timers(nb: int):
     neurons.LIF.run = timed("lif_run_total", neurons.LIF.run,
                             lambda self, dt, J, out, state, **k: lif_layer(J, state["voltage"]))
     klif.lif_run_numba = timed("lif_kernel", klif.lif_run_numba)
+    klif.lif_run32_numba = timed("lif_kernel", klif.lif_run32_numba)
     sim._layer_shapes = overhead("unit_shapes", sim._layer_shapes)
     return T
 
@@ -575,47 +584,56 @@ def worker_torch(job):
         m.weight = nn.Parameter(torch.from_numpy(w), requires_grad=False)
         m.bias = nn.Parameter(torch.from_numpy(b), requires_grad=False)
     convs, fcs, fc_out = mods[:6], mods[6:9], mods[9]
-    lifs = [snn.Leaky(beta=beta) for _ in LAYER_NAMES]  # threshold 1, reset by subtraction (defaults)
+    # the leanest twin a user would write: hidden state inside the modules, reset to zero
+    # (as minisnn's LIF), nothing recorded in the timed loop
+    lifs = [snn.Leaky(beta=beta, init_hidden=True, reset_mechanism="zero") for _ in LAYER_NAMES]
     B, T = job["batch"], job["steps"]
     x = torch.from_numpy(np.array(np.load(wdir / "images.npy", mmap_mode="r")[:B]))  # a writable copy
     window = (T + 1) // 2  # minisnn's default readout window: the second half
 
-    def run(T, window, step_times=None):
-        mems = [lif.init_leaky() for lif in lifs]
-        counts = torch.zeros(len(lifs), dtype=torch.float64)
+    def run(T, window, step_times=None, counts=None):
+        """The time-major loop; ``counts`` (a float64 tensor per layer) makes it also count
+        spikes, which the timed run does not."""
+        for lif in lifs:
+            lif.reset_mem()
         acc = torch.zeros(B, READOUT[1])
         with torch.no_grad():
             for t in range(T):
                 t0 = time.perf_counter()
                 h = x
                 for i, conv in enumerate(convs):
-                    h, mems[i] = lifs[i](conv(h), mems[i])
-                    counts[i] += h.sum(dtype=torch.float64)
+                    h = lifs[i](conv(h))
+                    if counts is not None:
+                        counts[i] += h.sum(dtype=torch.float64)
                 h = h.flatten(1)
                 for j, fc in enumerate(fcs):
-                    h, mems[6 + j] = lifs[6 + j](fc(h), mems[6 + j])
-                    counts[6 + j] += h.sum(dtype=torch.float64)
+                    h = lifs[6 + j](fc(h))
+                    if counts is not None:
+                        counts[6 + j] += h.sum(dtype=torch.float64)
                 out = fc_out(h)
                 if t >= T - window:
                     acc += out
                 if step_times is not None:
                     step_times.append(time.perf_counter() - t0)
-        return acc / window, counts
+        return acc / window
 
     if job.get("warmup", True):
         run(1, 1)
     setup = memory_report()
     step_times = []
     c0, t0 = C.cpu_seconds(), time.perf_counter()
-    readout, counts = run(T, window, step_times)
+    readout = run(T, window, step_times)
     wall, cpu = time.perf_counter() - t0, C.cpu_seconds() - c0
+    Tc = min(T, RATE_STEPS)  # the rates, from a separate (untimed) run of at most RATE_STEPS steps
+    counts = torch.zeros(len(lifs), dtype=torch.float64)
+    run(Tc, 1, counts=counts)
     sizes = [math.prod(g["out_shape"]) for g in geo]
-    rates = {name: float(counts[i]) / (B * sizes[i] * T * DT) for i, name in enumerate(LAYER_NAMES)}
+    rates = {name: float(counts[i]) / (B * sizes[i] * Tc * DT) for i, name in enumerate(LAYER_NAMES)}
     return {
         "engine": "snntorch", "batch": B, "steps": T, "wall_s": wall, "cpu_s": cpu,
         "images_per_s": B / wall, "image_steps_per_s": B * T / wall,
         "step_s": step_times, "last_step_s": step_times[-1],
-        "rates_hz": rates, "mean_rate_hz": float(counts.sum()) / (B * sum(sizes) * T * DT),
+        "rates_hz": rates, "mean_rate_hz": float(counts.sum()) / (B * sum(sizes) * Tc * DT), "rate_steps": Tc,
         "readout_mean_abs": float(readout.abs().mean()),
         "torch": torch.__version__, "snntorch": getattr(snn, "__version__", None),
         "torch_threads": torch.get_num_threads(),
@@ -639,7 +657,7 @@ def run_worker(role: str, job: dict) -> dict:
 def spawn(role: str, job: dict, wdir: Path) -> dict:
     """Run a worker in a child process (:func:`_common.spawn`; same interpreter, same thread
     environment); its progress lines go to the console."""
-    job = {**job, "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:])}
+    job = {**job, "wdir": str(wdir), "input_hw": list(INPUT_SHAPE[1:]), "precision": PRECISION["value"]}
     return C.spawn(__file__, role, job, C.peer_env() if role == "torch" else C.minisnn_env(), stderr_to_console=True)
 
 
@@ -676,6 +694,7 @@ def main(argv=None):
     args = parse_args(argv)
     C.pin_thread_env(args.threads)  # may re-exec; nothing heavy imported yet
     set_input(*args.input_hw)
+    PRECISION["value"] = args.precision
     if args.worker:
         return C.worker_main(args.worker, run_worker)
     t_start = time.perf_counter()

@@ -37,6 +37,8 @@ Hunsberger & Eliasmith 2015, arXiv:1510.08829.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import math
 
 import numpy as np
@@ -88,12 +90,12 @@ def _param(cls_name, name, value, *, low=None, strict=False, high=None):
     return x
 
 
-def _current(cls_name, J):
+def _current(cls_name, J, scan_nan=True):
     """``J`` as an array, rejecting NaN (returns the array and the float dtype of results)."""
     J = np.asarray(J)
     if J.dtype.kind not in "biuf":
         raise ValueError(f"{cls_name}: J must be a real numeric array, got dtype {J.dtype}")
-    if J.dtype.kind == "f" and np.isnan(J).any():
+    if scan_nan and J.dtype.kind == "f" and np.isnan(J).any():
         raise ValueError(f"{cls_name}: J (input current) contains NaN")
     dtype = J.dtype if J.dtype.kind == "f" else np.dtype(np.float64)
     return J, dtype
@@ -133,10 +135,31 @@ def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
 PRECISIONS = ("float64", "float32")
 
 
-def check_precision(precision) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else ValueError naming them."""
-    if precision not in PRECISIONS:
+class CurrentFilter(NamedTuple):
+    """A Lowpass on a spiking layer's input current, then a bias and a gain, run inside the
+    layer's scan (:func:`minisnn.kernels.lif.lif_run32_numpy`): the current the neurons see is
+    ``(s + bias) * gain`` with ``s = a * s + (1 - a) * J``.  ``state`` and ``bias`` are (M,)
+    arrays of the current's dtype; ``state`` is updated in place."""
+
+    a: float
+    state: np.ndarray
+    bias: np.ndarray
+    gain: float
+
+
+def check_precision(precision, allow_none: bool = False) -> str | None:
+    """``precision`` if it is one of :data:`PRECISIONS` (or None, where ``allow_none``), else
+    ValueError naming them."""
+    if precision not in PRECISIONS and not (allow_none and precision is None):
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    return precision
+
+
+def resolve_precision(precision, dtype) -> str:
+    """The precision a simulation runs in: ``precision`` itself, or for None the network's own
+    - ``"float32"`` for float32 weights (NengoDL's arithmetic, vectorised), ``"float64"`` else."""
+    if check_precision(precision, allow_none=True) is None:
+        return "float32" if np.dtype(dtype) == np.float32 else "float64"
     return precision
 
 
@@ -245,7 +268,7 @@ class NeuronType:
         _check_dt(type(self).__name__, dt)
         output[...] = self.rate(J)
 
-    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None, precision="float64"):
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None, precision="float64", current_filter=None):
         """Spiking models: run ``T = out.shape[0]`` steps with their Numba scan (optional
         fused Lowpass).
 
@@ -265,6 +288,9 @@ class NeuronType:
         precision : "float64" or "float32"
             The arithmetic of the step (see :data:`PRECISIONS`); ``"float32"`` needs float32
             arrays.  Models without a float32 scan (all but :class:`LIF`) ignore it.
+        current_filter : CurrentFilter, optional
+            Filter ``J`` first (Lowpass, bias, gain; in the scan, no pass of its own): only
+            where :meth:`filters_current` says the scan can.
 
         Returns
         -------
@@ -276,8 +302,32 @@ class NeuronType:
             raise ValueError(f"{name} is a rate model: it has no spiking run")
         dt = _check_dt(name, dt)
         check_precision(precision)
-        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state)
-        return self._run_kernel(J, out, state, dt, syn_a, syn_state, precision)
+        later = self._nan_reaches_voltage(precision)
+        J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state, scan_nan=not later)
+        if current_filter is not None:
+            if not self.filters_current(precision):
+                raise ValueError(f"{name}: the {precision} scan cannot filter its current")
+            counts = self._run_kernel(J, out, state, dt, syn_a, syn_state, precision, *current_filter)
+        else:
+            counts = self._run_kernel(J, out, state, dt, syn_a, syn_state, precision)
+        if later and np.isnan(state["voltage"]).any():
+            raise ValueError(f"{name}: J (input current) contains NaN")
+        return counts
+
+    def filters_current(self, precision) -> bool:
+        """Whether :meth:`run` in ``precision`` takes a :class:`CurrentFilter`."""
+        return False
+
+    def spike_map_height(self, dt, precision):
+        """The value of one spike if :meth:`run` in ``precision`` can write its output as a
+        uint8 map of spikes (``out`` of dtype uint8, no synapse), else None."""
+        return None
+
+    def _nan_reaches_voltage(self, precision) -> bool:
+        """Whether the scan in ``precision`` turns a NaN current into a NaN voltage at every
+        step (refractory or not): then :meth:`run` checks the M final voltages for NaN
+        instead of scanning the T x M currents first."""
+        return False
 
     def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):  # pragma: no cover - abstract
         """The model's Numba time scan, called by :meth:`run` after the checks."""
@@ -679,15 +729,28 @@ class LIF(LIFRate):
         return _lif_kernels.lif_step_numpy(dt, J, output, voltage, refractory_time, self.tau_rc,
                                            self.tau_ref, self.min_voltage, self.amplitude)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision):
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision, *current_filter):
         args = (J, state["voltage"], state["refractory_time"], out, dt, self.tau_rc, self.tau_ref,
-                self.min_voltage, self.amplitude, syn_a, syn_state)
+                self.min_voltage, self.amplitude, syn_a, syn_state, *current_filter)
         if precision == "float64":
             return _lif_kernels.lif_run_numba(*args)
-        bad = [a.dtype for a in (J, out, state["voltage"], state["refractory_time"], syn_state) if a.dtype != np.float32]
-        if bad:
-            raise ValueError(f"LIF: precision 'float32' needs float32 current, output and state, got {bad[0]}")
+        bad = [a.dtype for a in (J, state["voltage"], state["refractory_time"], syn_state) if a.dtype != np.float32]
+        if bad or out.dtype not in (np.float32, np.uint8):
+            raise ValueError(f"LIF: precision 'float32' needs float32 current, state and output (or a uint8 "
+                             f"spike map), got {bad[0] if bad else out.dtype}")
         return _lif_kernels.lif_run32_numba(*args)
+
+    def filters_current(self, precision) -> bool:
+        return precision == "float32"
+
+    def spike_map_height(self, dt, precision):
+        # the float32 scan spikes at most once per step: a spike map holds 0 or 1
+        return _lif_kernels.spike_height32(self.amplitude, dt) if precision == "float32" else None
+
+    def _nan_reaches_voltage(self, precision) -> bool:
+        # the float32 step multiplies J into v even when fully refractory (by e = 0), and a NaN
+        # voltage stays NaN; the float64 step leaves a refractory neuron's v untouched
+        return precision == "float32"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,8 +764,8 @@ def _check_shapes(name, J, *arrays):
             raise ValueError(f"{name}: J has shape {J.shape} but the output/state has {a.shape}")
 
 
-def _check_run(name, J, out, voltage, syn_a, syn_state):
-    J, _ = _current(name, J)
+def _check_run(name, J, out, voltage, syn_a, syn_state, scan_nan=True):
+    J, _ = _current(name, J, scan_nan)
     if J.ndim != 2 or out.ndim != 2 or voltage.ndim != 1:
         raise ValueError(f"{name}: run needs J (TJ, M), out (T, M) and a state of shape (M,)")
     T, M = out.shape
@@ -713,5 +776,5 @@ def _check_run(name, J, out, voltage, syn_a, syn_state):
     if syn_a >= 1.0:
         raise ValueError(f"{name}: syn_a must be < 1, got {syn_a}")
     if syn_state is None:
-        syn_state = np.zeros(M, dtype=out.dtype)
+        syn_state = np.zeros(M, dtype=voltage.dtype)
     return J, out, syn_a, syn_state

@@ -31,7 +31,7 @@ import numpy as np
 
 from .autodiff import Tensor, no_grad
 from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
-from .neurons import check_precision
+from .neurons import CurrentFilter, check_precision, resolve_precision
 from .kernels.lowpass import lowpass_run_numba
 from .ops.conv import conv2d_events, conv2d_forward
 from .ops.dense import dense_forward
@@ -211,17 +211,30 @@ def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: b
     return paths
 
 
-def _conv_events(name, layer, spikes, out_shape, buffers, syn_a, syn_state, tc) -> np.ndarray:
-    """An event-driven Conv2d on a block of raw spikes ``(tc * nb, C, H, W)``; the Lowpass
-    that the dense path applies to the spikes is applied to the result instead (both linear)."""
-    y = _buffer(buffers, name, (spikes.shape[0],) + tuple(out_shape), spikes.dtype)
-    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y)
+def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused) -> np.ndarray:
+    """An event-driven Conv2d on a block of raw spikes ``(tc * nb, C, H, W)`` (a uint8 spike map
+    whose spikes are worth ``height``, or the float output if ``height`` is None); the Lowpass
+    that the dense path applies to the spikes is applied to the result instead (both linear),
+    here or - ``fused`` - with the bias in the next layer's scan (:class:`CurrentFilter`)."""
+    y = _buffer(buffers, name, (spikes.shape[0],) + tuple(out_shape), layer.w.data.dtype)
+    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height)
+    if fused:
+        return y
     if syn_a:
         y2 = y.reshape(tc, -1)
         lowpass_run_numba(y2, syn_state, syn_a, y2)
     if layer.b is not None:
         y += layer.b.data[:, None, None]
     return y
+
+
+def _bias_per_unit(layer, out_shape, nb) -> np.ndarray:
+    """A conv layer's bias repeated for each of its ``nb x out_shape`` output units (zeros if it
+    has none), as a :class:`CurrentFilter` takes it."""
+    units = int(np.prod(out_shape))
+    if layer.b is None:
+        return np.zeros(nb * units, layer.w.data.dtype)
+    return np.tile(np.repeat(layer.b.data, units // out_shape[0]), nb)
 
 
 # ----------------------------------------------------------------------------- fan-out and MACs
@@ -306,7 +319,7 @@ def simulate(
     path: str = "auto",
     also_at=(),
     first_index: int = 0,
-    precision: str = "float64",
+    precision: str | None = None,
 ) -> SimResult:
     """Run ``net`` as a spiking network on the static inputs ``x (B, ...)`` for ``steps`` steps.
 
@@ -341,10 +354,11 @@ def simulate(
         input ``i`` draws its initial state from ``(seed, layer, first_index + i)``, so the
         results do not depend on how the caller splits the set into batches.
     precision : the arithmetic of the LIF steps, ``"float64"`` (exact, Nengo's) or ``"float32"``
-        (NengoDL's, twice the SIMD lanes; a float32 net): see :data:`minisnn.neurons.PRECISIONS`
+        (NengoDL's, vectorised; a float32 net): see :data:`minisnn.neurons.PRECISIONS`.  None
+        (the default) takes the net's: float32 for float32 weights, float64 otherwise
     """
     steps = _as_int("steps", steps, 1)
-    check_precision(precision)
+    check_precision(precision, allow_none=True)
     windows = _readout_windows(steps, readout, readout_steps, also_at)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
     if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -361,6 +375,7 @@ def simulate(
         batch_chunk = _as_int("batch_chunk", batch_chunk, 1)
     dtype = next((p.dtype for p in net.parameters()), x.dtype)
     x = x.astype(dtype, copy=False)
+    precision = resolve_precision(precision, dtype)
     plan = _plan(net, x, steps, windows, _synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
                  time_chunk, batch_chunk, precision)
 
@@ -407,6 +422,10 @@ class _Plan:
     fanouts: dict        # neuron layer name -> (1, units) synaptic fan-out of each unit
     paths: dict          # conv layer name -> "dense" / "event"
     raw: set             # neuron layers whose spikes feed an event-driven conv unfiltered
+    maps: dict           # raw neuron layer name -> the value of one spike, for those whose
+                         # scan writes a uint8 spike map (a quarter of a float32 output's memory)
+    fused: dict          # event-driven conv name -> the neuron layer after it, whose scan runs
+                         # the conv's synapse, bias and its own gain (no passes of their own)
     windows: dict        # readout windows (see _readout_windows)
     blocks: list         # [(t0, t1)] time blocks of at most time_chunk steps, cut at every T'
     batch_chunk: int
@@ -432,6 +451,11 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
                for i, (name, layer) in enumerate(middle) if isinstance(layer, Neurons)}
     paths = _choose_paths(middle, path, expected_hz, dt, bool(syn_a) and keep_layer_means)
     raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    heights = {name: layer.spiking_model.spike_map_height(dt, precision) for name, layer in neuron_layers}
+    maps = {} if keep_layer_means else {name: heights[name] for name in raw if heights[name] is not None}
+    fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
+             if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
+             and middle[i + 1][1].spiking_model.filters_current(precision)}
     if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
         per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(x.dtype).itemsize
         batch_chunk = max(1, min(x.shape[0], BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
@@ -439,7 +463,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
     return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths,
-                 raw, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
+                 raw, maps, fused, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
 
 
 @dataclass
@@ -476,16 +500,22 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
     }
     conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
         name: np.zeros(nb * int(np.prod(plan.out_shapes[name])), dtype)
-        for name in plan.paths if plan.paths[name] == "event" and plan.syn_a
+        for name in plan.paths if plan.paths[name] == "event" and (plan.syn_a or name in plan.fused)
+    }
+    filters = {  # the filter each fused neuron layer runs on its current, with its conv's bias
+        plan.fused[conv]: CurrentFilter(plan.syn_a, conv_syn[conv], _bias_per_unit(layer, plan.out_shapes[conv], nb),
+                                        dict(plan.middle)[plan.fused[conv]].gain)
+        for conv, layer in plan.middle if conv in plan.fused
     }
     synops_so_far = spikes_so_far = 0.0  # this batch chunk's, summed over its inputs
     for t0, t1 in plan.blocks:
         tc = t1 - t0
         cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
+        height = None  # the value of a spike if cur is a uint8 spike map
         for name, layer in plan.middle:
             if plan.paths.get(name) == "event":
-                cur = _conv_events(name, layer, cur, plan.out_shapes[name], buffers, plan.syn_a, conv_syn.get(name),
-                                   tc)
+                cur = _conv_events(name, layer, cur, height, plan.out_shapes[name], buffers, plan.syn_a,
+                                   conv_syn.get(name), tc, name in plan.fused)
                 continue
             if not isinstance(layer, Neurons):
                 cur = _linear(name, layer, cur, plan.out_shapes[name], buffers)
@@ -493,11 +523,13 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
             M = nb * plan.sizes[name]
             state, syn_state = states[name]
             J = cur.reshape(1 if static else tc, M)
-            if layer.gain != 1:
+            if layer.gain != 1 and name not in filters:
                 J = J * np.asarray(layer.gain, dtype)
-            out = _buffer(buffers, name, (tc, M), dtype)
+            height = plan.maps.get(name)
+            out = _buffer(buffers, name, (tc, M), np.uint8 if height is not None else dtype)
             a = 0.0 if name in plan.raw else plan.syn_a  # raw spikes for an event-driven conv
-            n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state, precision=plan.precision)
+            n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state, precision=plan.precision,
+                                            current_filter=filters.get(name))
             n_spk = n_spk.reshape(nb, plan.sizes[name])
             layer_spikes = float(n_spk.sum())
             totals.counts[name] += layer_spikes

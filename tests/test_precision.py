@@ -99,3 +99,55 @@ def test_apps_check_the_precision_option():
     assert loc.make_config("tiny", precision="float32").precision == "float32"
     with pytest.raises(ValueError, match="precision"):
         loc.make_config("tiny", precision="half")
+
+
+def test_float32_run_finds_nan_in_the_current_without_scanning_it():
+    """The float32 scan carries a NaN current into the voltage at every step, refractory or
+    not, so run checks the M final voltages instead of the T x M currents first."""
+    model = LIF()
+    T, M = 30, 50
+    J = np.full((T, M), 30.0, np.float32)  # fires every few steps: refractory ones included
+    for t, k in ((0, 3), (7, 11), (29, 40)):
+        bad = J.copy()
+        bad[t, k] = np.nan
+        state = model.make_state(M, 0, dtype=np.float32)
+        with pytest.raises(ValueError, match=r"J \(input current\) contains NaN"):
+            model.run(0.001, bad, np.empty((T, M), np.float32), state, precision="float32")
+    state = model.make_state(M, 0, dtype=np.float32)
+    assert model.run(0.001, J, np.empty((T, M), np.float32), state, precision="float32").sum() > 0
+
+
+def _three_conv_net(rng):
+    net = Sequential(Conv2d(1, 4, 3, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.005, amplitude=0.01)),
+                     Conv2d(4, 6, 3, stride=2, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.005, amplitude=0.01)),
+                     Conv2d(6, 6, 3, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.005, amplitude=0.01)),
+                     Flatten(), Dense(6 * 4 * 4, 3, rng=rng))
+    for layer in net:
+        if hasattr(layer, "b"):
+            layer.b.data[...] = rng.uniform(1.0, 3.0, layer.b.data.shape)
+    return net
+
+
+@pytest.mark.parametrize("synapse", [0.005, None])
+@pytest.mark.parametrize("gain", [1.0, 2.0])
+def test_spike_maps_and_fused_filters_change_nothing(monkeypatch, synapse, gain):
+    """The float32 event path writes uint8 spike maps and runs the conv's synapse and bias in
+    the next LIF scan; without both (float maps, a Lowpass pass and a bias pass of their own)
+    the spikes are the same: exactly for the maps, within FLIPS for the filter (float32
+    arithmetic in the scan, float64 in the Lowpass kernel)."""
+    rng = np.random.default_rng(0)
+    snet = convert(_three_conv_net(rng), synapse=synapse, scale_firing_rates=gain)
+    x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    kw = dict(synapse=synapse, path="event", precision="float32")
+    fast = simulate(snet.net, x, 60, **kw)
+    monkeypatch.setattr(LIF, "spike_map_height", lambda self, dt, precision: None)
+    no_maps = simulate(snet.net, x, 60, **kw)
+    assert no_maps.spike_counts == fast.spike_counts
+    np.testing.assert_array_equal(no_maps.readout, fast.readout)
+    monkeypatch.setattr(LIF, "filters_current", lambda self, precision: False)
+    plain = simulate(snet.net, x, 60, **kw)
+    for name, n in plain.spike_counts.items():
+        assert n > 0
+        assert abs(fast.spike_counts[name] - n) <= FLIPS * n + 1, name
+    if synapse is None:  # no filter: the same float32 operations, in the same order
+        np.testing.assert_array_equal(plain.readout, fast.readout)

@@ -7,6 +7,9 @@ no kernel sets its own flags.  The choices:
 * ``fastmath`` off: the kernels must agree with their NumPy references bit for bit
   where the arithmetic is the same, and must not change with the thread count;
 * ``nogil=True`` so a kernel can run beside other Python threads;
+* ``error_model="numpy"``: a float division by zero gives inf or NaN, as in the NumPy
+  references, instead of raising; Python's error model puts a zero test and an exit into
+  every division, and a loop with an exit is not vectorised;
 * :func:`pjit` adds ``parallel=True``.  Parallel kernels use ``prange`` over
   *independent* work items (neurons, images, channels), and each iteration writes only
   its own outputs, so the result does not depend on how many threads run them.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-JIT_OPTIONS = dict(nopython=True, cache=True, fastmath=False, nogil=True)
+JIT_OPTIONS = dict(nopython=True, cache=True, fastmath=False, nogil=True, error_model="numpy")
 
 prange = numba.prange
 

@@ -12,6 +12,11 @@ The work is proportional to the number of spikes, not to the size of the input. 
 the same cross-correlation as :func:`minisnn.ops.conv.conv2d_forward` (PyTorch semantics,
 no bias here); only the order of the additions differs, so results agree to rounding.
 
+The spike map may also be a ``uint8`` map of spike *counts*, with ``scale`` the value of one
+spike (``amplitude / dt``): a quarter of the memory of a float32 map to write and to scan,
+and each event adds ``(count * scale) * w`` - the same products as the float map
+``count * scale`` would give.  For a float map ``scale`` is 1.
+
 The weights are passed pre-arranged as ``wt (C, kh, kw, Cout)`` so that one tap of one input
 channel is a contiguous row of ``Cout`` values: a spike costs a few short vector additions.
 The Numba kernel is parallel over the ``N`` images (each owns its output; the result does not
@@ -27,10 +32,11 @@ import numpy as np
 from ._jit import pjit, prange
 
 
-def conv_events_numpy(s, wt, sh, sw, ph, pw, Ho, Wo, out):
-    """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` computed
-    spike by spike, in the kernel's order (row ``y``, channel ``c``, tap row ``ky``, column
-    ``x``, tap column ``kx``).  ``wt`` is ``(C, kh, kw, Cout)``.  Returns ``out``."""
+def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+    """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
+    ``scale``, a scalar of ``out``'s dtype) computed spike by spike, in the kernel's order
+    (row ``y``, channel ``c``, tap row ``ky``, column ``x``, tap column ``kx``).  ``wt`` is
+    ``(C, kh, kw, Cout)``.  Returns ``out``."""
     N, C, H, W = s.shape
     _, kh, kw, Cout = wt.shape
     acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
@@ -42,16 +48,17 @@ def conv_events_numpy(s, wt, sh, sw, ph, pw, Ho, Wo, out):
                     if ry != 0 or not 0 <= oy < Ho:
                         continue
                     for x in np.flatnonzero(s[n, c, y]):
+                        v = out.dtype.type(s[n, c, y, x]) * scale
                         for kx in range(kw):
                             ox, rx = divmod(x + pw - kx, sw)
                             if rx == 0 and 0 <= ox < Wo:
-                                acc[n, oy, ox] += s[n, c, y, x] * wt[c, ky, kx]
+                                acc[n, oy, ox] += v * wt[c, ky, kx]
     out[...] = acc.transpose(0, 3, 1, 2)
     return out
 
 
 @pjit
-def conv_events_numba(s, wt, sh, sw, ph, pw, Ho, Wo, out):
+def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     """Numba twin of :func:`conv_events_numpy` (same signature, same order of additions).
 
     Each input row is scanned once for its events (their columns listed in ``nz``); every
@@ -77,7 +84,7 @@ def conv_events_numba(s, wt, sh, sw, ph, pw, Ho, Wo, out):
                     oy = oyn // sh
                     for j in range(m):
                         x = nz[j]
-                        v = s[n, c, y, x]
+                        v = s[n, c, y, x] * scale
                         for kx in range(kw):
                             oxn = x + pw - kx
                             if oxn < 0 or oxn % sw != 0 or oxn // sw >= Wo:
@@ -100,9 +107,18 @@ def _conv_events_example(rng):
     s = (rng.uniform(size=(N, C, H, W)) < 0.2) * 1000.0
     s[0, 1, 2, 3] = -3.5  # any nonzero value is an event, not only spikes
     wt = rng.standard_normal((C, kh, kw, Cout))
-    return s, wt, sh, sw, ph, pw, Ho, Wo, np.empty((N, Cout, Ho, Wo))
+    return s, 1.0, wt, sh, sw, ph, pw, Ho, Wo, np.empty((N, Cout, Ho, Wo))
+
+
+def _conv_events_counts_example(rng):
+    """:func:`_conv_events_example` with a uint8 map of spike counts and float32 weights."""
+    s, _, wt, *geometry, out = _conv_events_example(rng)
+    counts = (s != 0).astype(np.uint8)
+    counts[1, 2, 3, 4] = 3  # several spikes in one step (e.g. SpikingRectifiedLinear)
+    return counts, np.float32(1000.0), wt.astype(np.float32), *geometry, np.empty(out.shape, np.float32)
 
 
 from . import register  # noqa: E402
 
 register("conv_events", conv_events_numpy, conv_events_numba, _conv_events_example)
+register("conv_events_counts", conv_events_numpy, conv_events_numba, _conv_events_counts_example)

@@ -300,166 +300,267 @@ def lif_run_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_vol
 
 
 # ---------------------------------------------------------------------------------------------
-# the float32 scan: NengoDL's arithmetic precision, twice the SIMD lanes
+# the float32 scan: NengoDL's arithmetic precision, vectorised across neurons
 # ---------------------------------------------------------------------------------------------
 #
 # The same step in float32 arithmetic, as NengoDL computes it with its default float32 dtype:
-# state, current, the voltage update and the synapse are float32 operations (the constants
-# ``dt``, ``expm1(-dt / tau_rc)``, ``tau_ref``, ``amplitude / dt``, ``syn_a`` and ``1 - syn_a``
-# rounded to float32 once).  The two transcendentals of the rare pass are evaluated in float64
-# with the C library (as in the exact scan) and rounded to float32, so the NumPy reference and
-# the kernel share every operation and agree bit for bit on any host.  Step for step:
+# state, current, the voltage update, the spike time and the synapse are float32 operations,
+# with the constants ``dt``, ``expm1(-dt / tau_rc)``, ``-1 / tau_rc``, ``tau_rc``, ``tau_ref``,
+# ``amplitude / dt``, ``syn_a`` and ``1 - syn_a`` rounded to float32 once.  The two
+# transcendentals are float32 polynomials where their argument is small - always, with the
+# usual ``dt / tau_rc <= 0.3``: the partial step's ``x = -dlt / tau_rc`` lies in
+# ``[-dt / tau_rc, 0]`` and the spike time's ``u = (1 - v) / (J - 1)`` in
+# ``[expm1(-dt / tau_rc), 0]`` - so every neuron runs the same branch-free code and the loop
+# is vectorised (16 neurons per AVX-512 instruction).  Elsewhere the C library's float64
+# functions, rounded to float32, take over, neuron by neuron.  Step for step:
 #
-#     ref  = ref - dt                              (float32)
-#     dlt  = min(max(dt - ref, 0), dt)             (float32)
-#     e    = e_full if dlt == dt else f32(expm1(-f64(dlt) / tau_rc))
-#     v    = v - (J - v) * e                       (float32)
-#     spike where v > 1: t = f32(dt + tau_rc * log1p(-(f64(v) - 1) / (f64(J) - 1)))
-#                        (degenerate case as above: t = dt - dlt), v = 0, ref = tau_ref + t
+#     ref  = ref - dt
+#     dlt  = min(max(dt - ref, 0), dt)
+#     x    = dlt * (-1 / tau_rc)
+#     e    = e_full if dlt == dt else EXPM1(x)
+#     v    = v - (J - v) * e
+#     spike where v > 1:
+#         u = (1 - v) / (J - 1)
+#         t = dt + tau_rc * LOG1P(u)   if J > 1 and v < J   (else the degenerate t = dt - dlt)
+#         v = 0, ref = tau_ref + t
 #     else v = max(v, min_voltage)
-#     y    = syn_a * y + (1 - syn_a) * out         (float32)
+#     y    = syn_a * y + (1 - syn_a) * out   (out = spike * amplitude / dt; syn_a == 0: y = out)
+#
+#     EXPM1(x) = x (1 + x (1/2 + x (1/6 + x (1/24 + x (1/120 + x (1/720 + x/5040))))))
+#                                                   (|x| <= POLY_MAX; Taylor, error < 1e-8)
+#     LOG1P(u) = s (2 + z (2/3 + z (2/5 + z (2/7 + z 2/9)))),  s = u / (2 + u), z = s s
+#                                                   (|u| <= POLY_MAX; 2 atanh(s), error < 3e-9)
+#     otherwise f32(math.expm1(f64(x))), f32(math.log1p(f64(u)))
+#
+# Every operation is a correctly rounded float32 operation (no fused multiply-adds: fastmath is
+# off), so the NumPy reference and the kernel agree bit for bit on any host.
+
+#: The float32 polynomials cover arguments up to this size (``dt / tau_rc = 0.05`` by default).
+POLY_MAX = 0.3
+
+_F4 = np.float32
+_E = tuple(_F4(1.0 / math.factorial(n)) for n in range(1, 8))      # 1, 1/2, ..., 1/5040
+_L = tuple(_F4(2.0 / (2 * n + 1)) for n in range(5))                # 2, 2/3, 2/5, 2/7, 2/9
+E1, E2, E3, E4, E5, E6, E7 = _E
+L0, L1, L2, L3, L4 = _L
 
 
 def _f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a):
-    """The constants of the float32 step, each rounded to float32 once (NumPy scalars)."""
+    """The constants of the float32 step, each rounded to float32 once (NumPy scalars):
+    ``dt, e_full, -1/tau_rc, tau_rc, tau_ref, min_voltage, amplitude/dt, syn_a, 1 - syn_a``."""
     f4 = np.float32
     dt32 = f4(dt)
     e_full = f4(math.expm1(-float(dt32) / tau_rc))
-    return (dt32, e_full, f4(tau_ref), f4(min_voltage), f4(amplitude / dt), f4(syn_a),
-            f4(1.0 - syn_a))
+    return (dt32, e_full, f4(-1.0 / tau_rc), f4(tau_rc), f4(tau_ref), f4(min_voltage), spike_height32(amplitude, dt),
+            f4(syn_a), f4(1.0 - syn_a))
+
+
+def _expm1_poly(x):
+    return x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
+
+
+def _log1p_poly(u):
+    s = u / (_F4(2.0) + u)
+    z = s * s
+    return s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
 
 
 def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
-                    syn_a, syn_state):
+                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0):
     """:func:`lif_run_numpy` in float32 arithmetic (NumPy reference of :func:`lif_run32_numba`).
 
-    Every array is float32; the steps are written out above ("the float32 scan").
+    Every array is float32; the steps are written out above ("the float32 scan").  ``out`` may
+    instead be uint8 (with ``syn_a == 0``): it then receives the spikes, 1 for each
+    ``amplitude / dt`` of the float output.
+
+    With ``in_state`` (shape ``(M,)``, updated in place) the current is first filtered, in
+    float32: ``s = in_a * s + (1 - in_a) * J[t]``, and the neurons see ``(s + bias) * gain``
+    (``bias`` per neuron, zeros if None).  This is the Lowpass of an event-driven layer below,
+    which filters its output instead of its input spikes, with that layer's bias and this
+    layer's gain: fused here, they cost no passes over the block of their own.
     """
     T, M = out.shape
     TJ = J.shape[0]
     if TJ != 1 and TJ != T:
         raise ValueError("J must have 1 or T = out.shape[0] rows")
-    dt32, e_full, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(dt, tau_rc, tau_ref, min_voltage,
-                                                                     amplitude, syn_a)
-    zero = np.float32(0.0)
+    dt32, e_full, nit, tau32, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(
+        dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a)
+    bits = _bits(out, syn_a)
+    fa, fb, bias, gain = _filter_constants(in_a, in_state, bias, gain, M)
+    zero, one, big = np.float32(0.0), np.float32(1.0), np.float32(POLY_MAX)
+    libm = lambda f, a: f(a.astype(np.float64)).astype(np.float32)  # noqa: E731
     counts = np.zeros(M, dtype=np.int64)
-    for t in range(T):
-        j = J[0 if TJ == 1 else t]
-        ref = refractory_time - dt32
-        dlt = np.minimum(np.maximum(dt32 - ref, zero), dt32)
-        e = np.full(M, e_full, dtype=np.float32)
-        partial = dlt != dt32
-        e[partial] = libm_expm1(-dlt[partial].astype(np.float64) / tau_rc).astype(np.float32)
-        v = voltage - (j - voltage) * e
-        spiked = v > np.float32(1.0)
-        vs = v[spiked].astype(np.float64)
-        js = j[spiked].astype(np.float64)
-        ok = (js > 1) & (vs < js)
-        t_spike = (dt32 - dlt[spiked]).astype(np.float32)
-        t_spike[ok] = (float(dt32) + tau_rc * libm_log1p(-(vs[ok] - 1) / (js[ok] - 1))).astype(np.float32)
-        v = np.where(v < vmin32, vmin32, v)
-        v[spiked] = zero
-        ref[spiked] = ref32 + t_spike
-        voltage[...] = v
-        refractory_time[...] = ref
-        counts += spiked
-        o = np.where(spiked, amp_dt, zero)
-        if syn_a != 0.0:
-            y = a32 * syn_state + b32 * o
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for t in range(T):
+            j = J[0 if TJ == 1 else t]
+            if in_state is not None:
+                in_state[...] = fa * in_state + fb * j
+                j = (in_state + bias) * gain
+            ref = refractory_time - dt32
+            dlt = np.minimum(np.maximum(dt32 - ref, zero), dt32)
+            x = dlt * nit
+            e = _expm1_poly(x)
+            e[np.abs(x) > big] = libm(libm_expm1, x[np.abs(x) > big])
+            e[dlt == dt32] = e_full
+            v = voltage - (j - voltage) * e
+            spiked = v > one
+            u = (one - v) / (j - one)
+            ok = (j > one) & (v < j)        # then 1 < v < J: u in (-1, 0)
+            lg = _log1p_poly(u)
+            far = spiked & ok & (np.abs(u) > big)
+            lg[far] = libm(libm_log1p, u[far])
+            t_spike = np.where(ok, dt32 + tau32 * lg, dt32 - dlt)
+            voltage[...] = np.where(spiked, zero, np.where(v < vmin32, vmin32, v))
+            refractory_time[...] = np.where(spiked, ref32 + t_spike, ref)
+            counts += spiked
+            o = np.where(spiked, amp_dt, zero)
+            y = o if a32 == zero else a32 * syn_state + b32 * o
             syn_state[...] = y
-            out[t] = y
-        else:
-            syn_state[...] = o
-            out[t] = o
+            out[t] = spiked if bits else y
     return counts
 
 
+def _filter_constants(in_a, in_state, bias, gain, M):
+    """The current filter's float32 constants ``(a, 1 - a, bias (M,), gain)``."""
+    f4 = np.float32
+    if in_state is None:
+        return f4(0.0), f4(1.0), np.zeros(0, f4), f4(1.0)
+    return f4(in_a), f4(1.0 - in_a), np.zeros(M, f4) if bias is None else bias, f4(gain)
+
+
+def _bits(out, syn_a) -> bool:
+    """Whether ``out`` is a uint8 spike map (0 / 1 per neuron and step, no synapse): a quarter
+    of the memory of the float32 output ``spike * amplitude / dt`` (see :func:`spike_height32`)."""
+    if out.dtype != np.uint8:
+        return False
+    if syn_a != 0.0:
+        raise ValueError("LIF: a uint8 output holds spikes, so it takes no synapse (syn_a must be 0)")
+    return True
+
+
+def spike_height32(amplitude, dt):
+    """The float32 output of a spike, ``amplitude / dt``, as the float32 scan writes it: the
+    value of each 1 in a uint8 spike map of that scan."""
+    return np.float32(amplitude / dt)
+
+
 @jit
-def _lif32_common(jb, vb, rb, ob, dt, e_full, min_voltage, v_old, r_new, rare):
-    """:func:`_lif_common` in float32 arithmetic (all arguments float32)."""
-    n_rare = 0
-    one = np.float32(1.0)
+def _filter_block(jb, fsb, bb, fa, fb, gain, jf):
+    """The current filter of :func:`lif_run32_numpy` on one block, one step, into ``jf``
+    (a loop of its own: with it, the step's loop would touch too many arrays for LLVM to
+    vectorise it)."""
+    for k in range(jb.shape[0]):
+        f = fa * fsb[k] + fb * jb[k]
+        fsb[k] = f
+        jf[k] = (f + bb[k]) * gain
+
+
+@jit
+def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b, big):
+    """One neuron, one float32 step, with the C library where an argument exceeds ``big``:
+    returns ``(v, ref, y, spiked)`` (the full definition; :func:`_lif32_block` runs the
+    polynomial-only part of it vectorised and hands the other neurons to this)."""
     zero = np.float32(0.0)
-    for k in range(vb.shape[0]):
-        j = jb[k]
-        v = vb[k]
-        ref = rb[k] - dt
-        dlt = dt - ref
-        v_full = v - (j - v) * e_full
-        v_new = v_full if dlt >= dt else v
-        flag = ((dlt > zero) & (dlt < dt)) | (v_new > one)
-        v_old[k] = v
-        r_new[k] = ref
-        rare[k] = flag
-        n_rare += flag
-        vb[k] = min_voltage if v_new < min_voltage else v_new
-        rb[k] = ref
-        ob[k] = zero
-    return n_rare
-
-
-@jit
-def _lif32_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_full, v_old, r_new,
-                rare):
-    """:func:`_lif_rare` in float32 arithmetic; the transcendentals in float64, rounded."""
     one = np.float32(1.0)
-    zero = np.float32(0.0)
-    for k in range(vb.shape[0]):
-        if not rare[k]:
-            continue
-        j = jb[k]
-        v = v_old[k]
-        ref = r_new[k]
-        dlt = dt - ref
-        if dlt < zero:
-            dlt = zero
-        elif dlt > dt:
-            dlt = dt
-        e = e_full if dlt == dt else np.float32(math.expm1(-f8(dlt) / tau_rc))
-        v = v - (j - v) * e
-        if v > one:
-            if j > one and v < j:
-                t_spike = np.float32(f8(dt) + tau_rc * math.log1p(-(f8(v) - 1.0) / (f8(j) - 1.0)))
-            else:                            # degenerate (see module docstring)
-                t_spike = dt - dlt
-            v = zero
-            ref = tau_ref + t_spike
-            cb[k] += 1
-            ob[k] = amp_dt
-        elif v < min_voltage:
-            v = min_voltage
-        vb[k] = v
-        rb[k] = ref
-
-
-@jit
-def _synapse32_block(ob, sb, a, b):
-    """Numba helper: fused float32 Lowpass on one block, one step (``a == 0``: passthrough)."""
-    if a != np.float32(0.0):
-        for k in range(ob.shape[0]):
-            y = a * sb[k] + b * ob[k]
-            sb[k] = y
-            ob[k] = y
+    ref = ref - dt
+    dlt = dt - ref
+    dlt = zero if dlt < zero else (dt if dlt > dt else dlt)
+    x = dlt * nit
+    if dlt == dt:
+        e = e_full
+    elif abs(x) <= big:
+        e = x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
     else:
-        for k in range(ob.shape[0]):
-            sb[k] = ob[k]
+        e = np.float32(math.expm1(f8(x)))
+    v = v - (j - v) * e
+    spiked = v > one
+    o = zero
+    if spiked:
+        if j > one and v < j:
+            u = (one - v) / (j - one)
+            if abs(u) <= big:
+                s = u / (np.float32(2.0) + u)
+                z = s * s
+                lg = s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
+            else:
+                lg = np.float32(math.log1p(f8(u)))
+            t_spike = dt + tau * lg
+        else:                                # degenerate (see module docstring)
+            t_spike = dt - dlt
+        v = zero
+        ref = tau_ref + t_spike
+        o = amp_dt
+    elif v < min_voltage:
+        v = min_voltage
+    y = o if a == zero else a * y + b * o
+    return v, ref, y, spiked
+
+
+@jit
+def _lif32_block(jb, vb, rb, ob, sb, cb, slow, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b, big,
+                 bits):
+    """One block of neurons, one float32 step, branch-free (LLVM vectorises it): every
+    neuron whose arguments are within ``big`` is stepped; the others keep their state, are
+    flagged in ``slow`` and counted (the caller finishes them with :func:`_lif32_scalar`).
+    ``bits``: ``ob`` is a uint8 array and receives the spikes (0 or 1), not the output."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    n_slow = 0
+    for k in range(vb.shape[0]):
+        j = jb[k]
+        v0 = vb[k]
+        r0 = rb[k]
+        y0 = sb[k]
+        ref = r0 - dt
+        dlt = dt - ref
+        dlt = zero if dlt < zero else (dt if dlt > dt else dlt)
+        x = dlt * nit
+        ep = x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
+        partial = dlt != dt
+        e = ep if partial else e_full
+        v = v0 - (j - v0) * e
+        spiked = v > one
+        u = (one - v) / (j - one)
+        s = u / (two + u)
+        z = s * s
+        lg = s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
+        ok = (j > one) & (v < j)
+        t_spike = dt + tau * lg if ok else dt - dlt
+        slow_k = (partial & (abs(x) > big)) | (spiked & ok & (abs(u) > big))
+        o = amp_dt if spiked else zero
+        y = o if a == zero else a * y0 + b * o
+        v_new = zero if spiked else (min_voltage if v < min_voltage else v)
+        r_new = tau_ref + t_spike if spiked else ref
+        vb[k] = v0 if slow_k else v_new
+        rb[k] = r0 if slow_k else r_new
+        sb[k] = y0 if slow_k else y
+        if bits:
+            ob[k] = spiked
+        else:
+            ob[k] = y
+        cb[k] += spiked & (not slow_k)
+        slow[k] = slow_k
+        n_slow += slow_k
+    return n_slow
 
 
 def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
-                    syn_a, syn_state):
+                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0):
     """Numba twin of :func:`lif_run32_numpy` (same signature, same results, float32 arrays)."""
     T = out.shape[0]
     if J.shape[0] != 1 and J.shape[0] != T:
         raise ValueError("J must have 1 or T = out.shape[0] rows")
-    dt32, e_full, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(dt, tau_rc, tau_ref, min_voltage,
-                                                                     amplitude, syn_a)
-    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, f8(tau_rc), dt32, e_full, ref32,
-                            vmin32, amp_dt, a32, b32)
+    fa, fb, bias, gain = _filter_constants(in_a, in_state, bias, gain, out.shape[1])
+    filt = in_state is not None
+    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, np.float32(POLY_MAX), _bits(out, syn_a),
+                            filt, fa, fb, in_state if filt else bias, bias, gain,
+                            *_f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a))
 
 
 @pjit
-def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, tau_rc, dt, e_full, tau_ref, min_voltage,
-                     amp_dt, a, b):
+def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, filt, fa, fb, in_state, bias, gain,
+                     dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b):
     """The float32 scan: parallel over blocks of :data:`BLOCK` neurons, sequential over time,
     the Lowpass fused into each step (as :func:`lif_run_numba`)."""
     T = out.shape[0]
@@ -474,16 +575,26 @@ def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, tau_rc, dt, e_
         rb = refractory_time[lo:hi]
         sb = syn_state[lo:hi]
         cb = counts[lo:hi]
-        v_old = np.empty(hi - lo, dtype=np.float32)
-        r_new = np.empty(hi - lo, dtype=np.float32)
-        rare = np.empty(hi - lo, dtype=np.bool_)
+        slow = np.empty(hi - lo, dtype=np.bool_)
+        jf = np.empty(hi - lo, dtype=np.float32)
         for t in range(T):
             jb = J[0 if TJ == 1 else t, lo:hi]
+            if filt:
+                _filter_block(jb, in_state[lo:hi], bias[lo:hi], fa, fb, gain, jf)
+                jb = jf
             ob = out[t, lo:hi]
-            if _lif32_common(jb, vb, rb, ob, dt, e_full, min_voltage, v_old, r_new, rare) > 0:
-                _lif32_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_full,
-                            v_old, r_new, rare)
-            _synapse32_block(ob, sb, a, b)
+            if _lif32_block(jb, vb, rb, ob, sb, cb, slow, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt,
+                            a, b, big, bits) > 0:
+                for k in range(hi - lo):
+                    if slow[k]:
+                        vb[k], rb[k], sb[k], spiked = _lif32_scalar(
+                            jb[k], vb[k], rb[k], sb[k], dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt,
+                            a, b, big)
+                        if bits:
+                            ob[k] = spiked
+                        else:
+                            ob[k] = sb[k]
+                        cb[k] += spiked
     return counts
 
 
@@ -509,9 +620,42 @@ def _lif_run32_example(rng):
     """:func:`_lif_run_example` with float32 arrays, for :func:`lif_run32_numba`."""
     J, voltage, refractory_time, out, *scalars, syn_state = _lif_run_example(rng)
     f4 = np.float32
-    return (J.astype(f4), voltage.astype(f4), refractory_time.astype(f4), out.astype(f4), *scalars,
+    return (J.astype(f4), voltage.astype(f4), refractory_time.astype(f4), np.empty(out.shape, f4), *scalars,
             syn_state.astype(f4))
+
+
+def _lif_run32_filter_example(rng):
+    """:func:`_lif_run32_libm_example` with the current filter, a bias, a gain and a uint8 output."""
+    args = list(_lif_run32_libm_example(rng))
+    M = args[1].shape[0]
+    args[0] = args[0] / 3  # raw currents of both signs: the filter state starts away from them
+    args[3] = np.empty(args[3].shape, np.uint8)
+    args[9] = 0.0
+    in_state = rng.uniform(-3.0, 12.0, size=M).astype(np.float32)
+    bias = rng.uniform(-0.5, 1.5, size=M).astype(np.float32)
+    return (*args, 0.8187308, in_state, bias, 1.25)
+
+
+def _lif_run32_bits_example(rng):
+    """:func:`_lif_run32_example` writing a uint8 spike map (no synapse)."""
+    args = list(_lif_run32_example(rng))
+    args[3] = np.empty(args[3].shape, np.uint8)
+    args[9] = 0.0
+    return tuple(args)
+
+
+def _lif_run32_libm_example(rng):
+    """:func:`_lif_run32_example` where the polynomials do not reach: ``tau_rc = 2 dt`` (partial
+    steps with ``|x|`` up to 0.5) and start voltages above 1 (spike times with ``|u|`` near 1,
+    and the degenerate case), so neurons take the C library's functions."""
+    args = list(_lif_run32_example(rng))
+    args[5] = 0.002
+    args[1][::5] = rng.uniform(1.0, 3.0, size=args[1][::5].shape).astype(np.float32)
+    return tuple(args)
 
 
 register("lif_run", lif_run_numpy, lif_run_numba, _lif_run_example)
 register("lif_run32", lif_run32_numpy, lif_run32_numba, _lif_run32_example)
+register("lif_run32_libm", lif_run32_numpy, lif_run32_numba, _lif_run32_libm_example)
+register("lif_run32_filter", lif_run32_numpy, lif_run32_numba, _lif_run32_filter_example)
+register("lif_run32_bits", lif_run32_numpy, lif_run32_numba, _lif_run32_bits_example)

@@ -43,16 +43,21 @@ from ..kernels._jit import KERNEL_DTYPES
 from .windows import Geometry, col2im, geometry, im2col
 
 
-def _check_arrays(op, x, w, b, in_axis, out_axis):
+def _check_arrays(op, x, w, b, in_axis, out_axis, counts=False):
     """Validate ``x (N, C, H, W)``, a 4-D ``w`` whose axis ``in_axis`` holds the input channels
-    and ``out_axis`` the output channels, and ``b`` (one per output channel, or None)."""
-    x = as_float(x, op, "x", ndim=4)
+    and ``out_axis`` the output channels, and ``b`` (one per output channel, or None).  With
+    ``counts`` ``x`` is a uint8 map of spike counts and the weights set the dtype."""
+    if counts:
+        if x.ndim != 4:
+            raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    else:
+        x = as_float(x, op, "x", ndim=4)
     w = as_float(w, op, "w", ndim=4)
     if b is not None:
         b = as_float(b, op, "b", ndim=1)
         if b.shape != (w.shape[out_axis],):
             raise ValueError(f"{op}: bias shape {b.shape} does not match {w.shape[out_axis]} output channels")
-    if common_dtype(op, x, w, b) not in KERNEL_DTYPES:
+    if common_dtype(op, *([] if counts else [x]), w, b) not in KERNEL_DTYPES:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {x.dtype}")
     if x.shape[1] != w.shape[in_axis]:
         raise ValueError(
@@ -307,22 +312,28 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     return dx, dw, db
 
 
-def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None):
+def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None):
     """:func:`conv2d_forward`'s ``y`` computed event by event: every nonzero of ``x`` adds its
     weights onto the outputs it reaches (:mod:`minisnn.kernels.events`).
 
     The work grows with the number of nonzeros, not the size of ``x``: for spike maps with
     few spikes per step this beats im2col + GEMM (see ``path`` in :func:`minisnn.simulate`).
     Same arguments and result as :func:`conv2d_forward` up to rounding (the sums run in
-    another order); inference only, no cache.
+    another order); inference only, no cache.  ``x`` may also be a ``uint8`` map of spike
+    counts, each spike worth ``scale`` (required then): the convolution of ``x * scale``.
     """
     op = "conv2d_events"
-    x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0)
+    counts = isinstance(x, np.ndarray) and x.dtype == np.uint8
+    if counts != (scale is not None):
+        raise ValueError(f"{op}: scale is given with (and only with) a uint8 map of spike counts, "
+                         f"got x of dtype {np.asarray(x).dtype} and scale={scale!r}")
+    x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0, counts=counts)
     N, _, H, W = x.shape
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
-    y = output(op, out, (N, w.shape[0], g.Ho, g.Wo), x.dtype)
+    y = output(op, out, (N, w.shape[0], g.Ho, g.Wo), w.dtype)
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (Cin, kH, kW, Cout): one tap = one row
-    conv_events_numba(np.ascontiguousarray(x), wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
+    one = w.dtype.type(1 if scale is None else scale)
+    conv_events_numba(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
     if b is not None:
         y += b[:, None, None]
     return y
