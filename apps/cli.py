@@ -157,8 +157,8 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--lr", type=float, default=None, help=lr_help),
         click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
-                     help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
-                          "(NengoDL's arithmetic; the spike counts agree, see README)."),
+                     help="Arithmetic of the spiking LIF steps: float32 (the default: NengoDL's arithmetic, "
+                          "vectorised) or float64 (exact, Nengo's; the spike counts agree, see README)."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),
@@ -192,8 +192,8 @@ def _eval_options(app: str, data_help: str):
                      help=data_help),
         click.option("--steps", type=int, default=None, help="T of the SNN evaluation (default: the checkpoint's)."),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
-                     help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
-                          "(NengoDL's arithmetic; the spike counts agree, see README). Default: the checkpoint's."),
+                     help="Arithmetic of the spiking LIF steps: float32 (NengoDL's arithmetic, vectorised) or "
+                          "float64 (exact, Nengo's; the spike counts agree, see README). Default: the checkpoint's."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]

@@ -43,7 +43,7 @@ import numpy as np
 
 from .autodiff import Function, Tensor, no_grad
 from .layers import Neurons, Sequential
-from .neurons import NeuronType, check_precision
+from .neurons import NeuronType, resolve_precision
 from .simulate import SimResult, _synapse_coefficient, initial_state, simulate
 
 __all__ = [
@@ -78,7 +78,8 @@ class SpikingNet:
     steps, dt : presentation length and step (s)
     readout_steps : readout window (last steps); None = the second half, as :func:`simulate`
     seed : seeds the initial voltages
-    precision : the LIF steps' arithmetic, "float64" (exact) or "float32" (NengoDL's)
+    precision : the LIF steps' arithmetic, "float64" (exact) or "float32" (NengoDL's, vectorised);
+        None: the net's (float32 for float32 weights)
     """
 
     net: Sequential
@@ -90,7 +91,7 @@ class SpikingNet:
     seed: int = 0
     time_chunk: int = 50
     batch_chunk: int | None = None
-    precision: str = "float64"
+    precision: str | None = None
     extra: dict = field(default_factory=dict)
 
     # -- evaluation
@@ -176,7 +177,7 @@ def convert(
     seed: int = 0,
     time_chunk: int = 50,
     batch_chunk: int | None = None,
-    precision: str = "float64",
+    precision: str | None = None,
 ) -> SpikingNet:
     """Convert a rate network to a :class:`SpikingNet` (the ANN is left untouched).
 
@@ -217,7 +218,7 @@ def convert(
             raise ValueError(f"convert: scale_firing_rates for layer {i} must be > 0, got {s}")
     if synapse is not None:
         _synapse_coefficient(synapse, dt)  # validates
-    check_precision(precision)
+    precision = resolve_precision(precision, next((p.dtype for p in ann.parameters()), np.float32))
 
     net = copy.deepcopy(ann)
     net.zero_grad()  # gradients are not part of the conversion
@@ -458,7 +459,8 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
         state = initial_state(model, k, int(np.prod(cur.shape[1:])), samples, seed, dtype)
         k += 1
         cur = SpikingScanFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
-                                  dt=snet.dt, state=state, steps=steps, static=static, precision=snet.precision)
+                                  dt=snet.dt, state=state, steps=steps, static=static,
+                                  precision=resolve_precision(snet.precision, dtype))
         static = False
         if a != 0.0:
             cur = LowpassScanFn.apply(cur, a=a, steps=steps)

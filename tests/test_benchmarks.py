@@ -42,7 +42,7 @@ def test_quick_suite_writes_table_and_json(tmp_path):
            "--threads", "1", "--out", str(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT), timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    assert "issue 7 target" in p.stdout
+    assert "target (issues 7 and 20)" in p.stdout
 
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["mode"] == "quick" and res["peers"] == "skipped (--no-torch)"
@@ -61,7 +61,9 @@ def test_quick_suite_writes_table_and_json(tmp_path):
     assert all(isinstance(r["minisnn"], float) and r["minisnn"] > 0 for r in hybrid)
     # every target of the issue is listed; the ones needing a peer are "not measured" without it
     tg = {t["target"]: t for t in res["targets"]}
-    assert len(tg) == 7
+    assert len(tg) == 9
+    protocol = [t for name, t in tg.items() if "lean snnTorch" in name]
+    assert len(protocol) == 2 and all(t["status"] == "not run" for t in protocol)
     flat = next(t for name, t in tg.items() if name.startswith("hybrid step peak RSS flat"))
     assert flat["met"] in (True, False)
     speed = next(t for name, t in tg.items() if name.startswith("hybrid step >="))
@@ -99,7 +101,14 @@ def test_targets_met_missed_and_not_measured(run_all):
     hybrid = {"options": {"batch": [4]}, "rows": _hybrid_rows({
         ("mean-rate", 50): (1.0, 500.0), ("snntorch-bptt", 50): (30.0, 4000.0),
         ("mean-rate", 100): (2.0, 520.0), ("snntorch-bptt", 100): ("OOM (> 12 GB)", None)})}
-    results = {name: {"data": d} for name, d in (("ops", ops), ("train", train), ("snn", snn), ("hybrid", hybrid))}
+    def protocol(mini, peer):
+        return {"batch": 4, "constants": {"layers": [{"in_shape": [3, 100, 150]}]}, "results": [
+            {"engine": "minisnn", "steps": 50, "images_per_s": mini, "mean_rate_hz": 150.0},
+            {"engine": "snntorch", "steps": 50, "images_per_s": peer, "mean_rate_hz": 190.0}]}
+
+    results = {name: {"data": d} for name, d in (("ops", ops), ("train", train), ("snn", snn), ("hybrid", hybrid),
+                                                   ("protocol_150", protocol(2.0, 1.0)),
+                                                   ("protocol_40", protocol(6.0, 1.0)))}
     tg = run_all.targets(results, None)
     status = [t["status"] for t in tg]
     met = [t["met"] for t in tg]
@@ -110,9 +119,12 @@ def test_targets_met_missed_and_not_measured(run_all):
     # snn: no T = 100 -> the nearest measured T (50): 20x -> met, flagged as not at T = 100
     assert met[3] is True and "T = 50" in tg[3]["measured"] and "not 100" in status[3]
     assert met[4] is True  # 1000 -> 1050 MiB: +5 %
+    # issue 20's protocol: 2x at ~150 Hz misses 3x, 6x at ~40 Hz meets 5x
+    assert met[5:7] == [False, True] and "3x100x150 batch 4 T = 50, ~150 Hz" in tg[5]["target"]
+    assert tg[5]["measured"].startswith("2.00x") and tg[6]["measured"].startswith("6.00x")
     # hybrid: the peer ran out of memory at T = 100 -> not measured, with the reason
-    assert met[5] is None and "OOM" in status[5]
-    assert met[6] is True  # 500 -> 520 MiB: +4 %
+    assert met[7] is None and "OOM" in status[7]
+    assert met[8] is True  # 500 -> 520 MiB: +4 %
 
     # nothing run: every target says so
     assert all(t["status"] == "not run" for t in run_all.targets({}, None))
