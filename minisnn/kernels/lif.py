@@ -351,7 +351,7 @@ def _f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a):
     f4 = np.float32
     dt32 = f4(dt)
     e_full = f4(math.expm1(-float(dt32) / tau_rc))
-    vmin = f4(max(min_voltage, -np.finfo(f4).max))  # "no floor" (-1e300, say) -> float32's lowest
+    vmin = f4(max(float(min_voltage), -float(np.finfo(f4).max)))  # "no floor" (-1e300) -> float32 lowest
     return (dt32, e_full, f4(-1.0 / tau_rc), f4(tau_rc), f4(tau_ref), vmin, spike_height32(amplitude, dt),
             f4(syn_a), f4(1.0 - syn_a))
 
