@@ -268,7 +268,8 @@ class NeuronType:
         _check_dt(type(self).__name__, dt)
         output[...] = self.rate(J)
 
-    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None, precision="float64", current_filter=None):
+    def run(self, dt, J, out, state, syn_a=0.0, syn_state=None, precision="float64", current_filter=None,
+            window_sum=None, window=None):
         """Spiking models: run ``T = out.shape[0]`` steps with their Numba scan (optional
         fused Lowpass).
 
@@ -289,8 +290,11 @@ class NeuronType:
             The arithmetic of the step (see :data:`PRECISIONS`); ``"float32"`` needs float32
             arrays.  Models without a float32 scan (all but :class:`LIF`) ignore it.
         current_filter : CurrentFilter, optional
-            Filter ``J`` first (Lowpass, bias, gain; in the scan, no pass of its own): only
-            where :meth:`filters_current` says the scan can.
+            Filter ``J`` first (Lowpass, bias, gain; in the scan, no pass of its own).
+        window_sum, window : ndarray (M,) and (start, end), optional
+            Add the (filtered) output of steps ``start <= t < end`` to ``window_sum``.  With
+            ``out`` a uint8 spike map (see :meth:`spike_map_height`) this is the only place the
+            filtered output goes.  Both only where :meth:`filters_current` says the scan can.
 
         Returns
         -------
@@ -304,18 +308,21 @@ class NeuronType:
         check_precision(precision)
         later = self._nan_reaches_voltage(precision)
         J, out, syn_a, syn_state = _check_run(name, J, out, state["voltage"], syn_a, syn_state, scan_nan=not later)
+        fused = {}
         if current_filter is not None:
-            if not self.filters_current(precision):
-                raise ValueError(f"{name}: the {precision} scan cannot filter its current")
-            counts = self._run_kernel(J, out, state, dt, syn_a, syn_state, precision, *current_filter)
-        else:
-            counts = self._run_kernel(J, out, state, dt, syn_a, syn_state, precision)
+            fused.update(zip(("in_a", "in_state", "bias", "gain"), current_filter))
+        if window_sum is not None:
+            fused.update(window_sum=window_sum, window=tuple(window))
+        if fused and not self.filters_current(precision):
+            raise ValueError(f"{name}: the {precision} scan cannot filter its current or sum a window")
+        counts = self._run_kernel(J, out, state, dt, syn_a, syn_state, precision, **fused)
         if later and np.isnan(state["voltage"]).any():
             raise ValueError(f"{name}: J (input current) contains NaN")
         return counts
 
     def filters_current(self, precision) -> bool:
-        """Whether :meth:`run` in ``precision`` takes a :class:`CurrentFilter`."""
+        """Whether :meth:`run` in ``precision`` takes a :class:`CurrentFilter` and a
+        ``window_sum``."""
         return False
 
     def spike_map_height(self, dt, precision):
@@ -729,16 +736,16 @@ class LIF(LIFRate):
         return _lif_kernels.lif_step_numpy(dt, J, output, voltage, refractory_time, self.tau_rc,
                                            self.tau_ref, self.min_voltage, self.amplitude)
 
-    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision, *current_filter):
+    def _run_kernel(self, J, out, state, dt, syn_a, syn_state, precision, **fused):
         args = (J, state["voltage"], state["refractory_time"], out, dt, self.tau_rc, self.tau_ref,
-                self.min_voltage, self.amplitude, syn_a, syn_state, *current_filter)
+                self.min_voltage, self.amplitude, syn_a, syn_state)
         if precision == "float64":
             return _lif_kernels.lif_run_numba(*args)
         bad = [a.dtype for a in (J, state["voltage"], state["refractory_time"], syn_state) if a.dtype != np.float32]
         if bad or out.dtype not in (np.float32, np.uint8):
             raise ValueError(f"LIF: precision 'float32' needs float32 current, state and output (or a uint8 "
                              f"spike map), got {bad[0] if bad else out.dtype}")
-        return _lif_kernels.lif_run32_numba(*args)
+        return _lif_kernels.lif_run32_numba(*args, **fused)
 
     def filters_current(self, precision) -> bool:
         return precision == "float32"

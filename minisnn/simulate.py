@@ -200,13 +200,14 @@ def _linear(name: str, layer, x: np.ndarray, out_shape, buffers: dict) -> np.nda
     return conv2d_forward(x, layer.w.data, b, layer.stride, layer.padding, out=out, keep_cache=False)[0]
 
 
-def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: bool) -> dict:
-    """``{conv name: "dense" | "event"}`` for every Conv2d fed directly by a spiking layer."""
+def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: set) -> dict:
+    """``{conv name: "dense" | "event"}`` for every Conv2d fed directly by a spiking layer
+    (always dense after the neuron layers in ``dense_only``)."""
     paths = {}
     for i, (name, layer) in enumerate(middle):
         if isinstance(layer, Conv2d) and i > 0 and isinstance(middle[i - 1][1], Neurons):
             sparse = expected_hz[middle[i - 1][0]] * dt < EVENT_DENSITY
-            event = not dense_only and (path == "event" or (path == "auto" and sparse))
+            event = middle[i - 1][0] not in dense_only and (path == "event" or (path == "auto" and sparse))
             paths[name] = "event" if event else "dense"
     return paths
 
@@ -226,6 +227,13 @@ def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_sta
     if layer.b is not None:
         y += layer.b.data[:, None, None]
     return y
+
+
+def _inside(window, t0, tc):
+    """The part ``(lo, hi)`` of the window ``[start, end)`` inside the block of steps ``t0 ..
+    t0 + tc - 1``, as steps of the block (``lo >= hi``: none)."""
+    start, end = window
+    return max(start - t0, 0), min(end - t0, tc)
 
 
 def _bias_per_unit(layer, out_shape, nb) -> np.ndarray:
@@ -343,8 +351,9 @@ def simulate(
         GEMM), ``"event"`` (only where spikes occurred; with a synapse the filter then runs
         on the convolution's output, which is equal because both are linear) or ``"auto"``
         (event-driven when the expected spike density is below :data:`EVENT_DENSITY`).
-        With a synapse and ``keep_layer_means`` the dense path is used (the filtered layer
-        outputs are needed).  ``SimResult.paths`` records the choice per layer.
+        With a synapse and ``keep_layer_means`` the filtered layer outputs' means are needed
+        too: the float32 LIF scan sums them itself, other scans take the dense path.
+        ``SimResult.paths`` records the choice per layer.
     also_at : shorter presentation lengths ``T' <= steps`` whose readouts to return as well
         (``SimResult.readouts_at``).  The simulation is causal and its initial state does not
         depend on ``steps``, so the first ``T'`` steps of this run *are* a run of ``T'``
@@ -449,10 +458,14 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
     fanouts = {name: _fanout(middle[i + 1 :] + suffix, unit_shapes[name], out_shapes).reshape(1, -1)
                for i, (name, layer) in enumerate(middle) if isinstance(layer, Neurons)}
-    paths = _choose_paths(middle, path, expected_hz, dt, bool(syn_a) and keep_layer_means)
-    raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
     heights = {name: layer.spiking_model.spike_map_height(dt, precision) for name, layer in neuron_layers}
-    maps = {} if keep_layer_means else {name: heights[name] for name in raw if heights[name] is not None}
+    # a layer whose filtered output's mean is kept feeds an event-driven conv only if its scan
+    # can sum that mean itself (the conv needs the raw spikes, the mean the filtered output)
+    dense_only = {name for name, layer in neuron_layers
+                  if syn_a and keep_layer_means and not layer.spiking_model.filters_current(precision)}
+    paths = _choose_paths(middle, path, expected_hz, dt, dense_only)
+    raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    maps = {name: heights[name] for name in raw if heights[name] is not None}
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
              and middle[i + 1][1].spiking_model.filters_current(precision)}
@@ -527,9 +540,16 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
                 J = J * np.asarray(layer.gain, dtype)
             height = plan.maps.get(name)
             out = _buffer(buffers, name, (tc, M), np.uint8 if height is not None else dtype)
-            a = 0.0 if name in plan.raw else plan.syn_a  # raw spikes for an event-driven conv
+            # raw spikes for an event-driven conv: as a spike map the synapse still filters into
+            # the state, and the scan sums the filtered output over the window for the mean
+            a = 0.0 if name in plan.raw and height is None else plan.syn_a
+            summed = keep_layer_means and height is not None
+            lo, hi = _inside(plan.windows[None], t0, tc)
+            if summed and (name, None) not in sums:
+                sums[name, None] = np.zeros(M, dtype)
             n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state, precision=plan.precision,
-                                            current_filter=filters.get(name))
+                                            current_filter=filters.get(name),
+                                            window_sum=sums[name, None] if summed else None, window=(lo, hi))
             n_spk = n_spk.reshape(nb, plan.sizes[name])
             layer_spikes = float(n_spk.sum())
             totals.counts[name] += layer_spikes
@@ -537,10 +557,10 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
             layer_synops = float((n_spk * plan.fanouts[name]).sum())
             totals.synops[name] += layer_synops
             synops_so_far += layer_synops
-            for key, (start, end) in plan.windows.items():
-                if not (name == last or (keep_layer_means and key is None)):
+            for key, window in plan.windows.items():
+                if not (name == last or (keep_layer_means and key is None and not summed)):
                     continue
-                lo, hi = max(start - t0, 0), min(end - t0, tc)  # the window inside this block
+                lo, hi = _inside(window, t0, tc)
                 if lo < hi:
                     # summed in the net's dtype: float64 sums would double this memory
                     part = out[lo:hi].reshape(hi - lo, nb, *plan.unit_shapes[name]).sum(axis=0)
@@ -555,6 +575,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
     for (name, key), total in sums.items():
         start, end = plan.windows[key]
         total /= end - start
+        sums[name, key] = total.reshape(nb, *plan.unit_shapes[name])
     totals.readouts.append(_apply(plan.suffix, sums[last, None]))
     for T in totals.readouts_at:
         totals.readouts_at[T].append(_apply(plan.suffix, sums[last, T]))

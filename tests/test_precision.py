@@ -151,3 +151,24 @@ def test_spike_maps_and_fused_filters_change_nothing(monkeypatch, synapse, gain)
         assert abs(fast.spike_counts[name] - n) <= FLIPS * n + 1, name
     if synapse is None:  # no filter: the same float32 operations, in the same order
         np.testing.assert_array_equal(plain.readout, fast.readout)
+
+
+@pytest.mark.parametrize("time_chunk, batch_chunk", [(50, None), (7, 2)])
+def test_layer_means_on_the_event_path(time_chunk, batch_chunk):
+    """With a synapse, the layer means (what hybrid fine-tuning reads) need the filtered output
+    while the event-driven conv needs the raw spikes: the float32 scan writes the spike map and
+    sums the filtered output over the window itself.  The means equal the dense path's to
+    float32 rounding; without the scan's sum (float64 steps) the dense path is taken."""
+    rng = np.random.default_rng(0)
+    snet = convert(_three_conv_net(rng), synapse=0.005)
+    x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    kw = dict(synapse=0.005, keep_layer_means=True, time_chunk=time_chunk, batch_chunk=batch_chunk)
+    event = simulate(snet.net, x, 60, path="event", **kw)
+    dense = simulate(snet.net, x, 60, path="dense", **kw)
+    assert set(event.paths.values()) == {"event"}
+    for name, mean in dense.layer_means.items():
+        assert event.layer_means[name].shape == mean.shape
+        np.testing.assert_allclose(event.layer_means[name], mean, rtol=1e-5, atol=1e-6 * np.abs(mean).max())
+        assert abs(event.spike_counts[name] - dense.spike_counts[name]) <= FLIPS * dense.spike_counts[name] + 1
+    exact = simulate(snet.net, x, 60, path="event", precision="float64", **kw)
+    assert set(exact.paths.values()) == {"dense"}

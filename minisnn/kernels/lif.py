@@ -367,12 +367,14 @@ def _log1p_poly(u):
 
 
 def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
-                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0):
+                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0, window_sum=None, window=(0, 0)):
     """:func:`lif_run_numpy` in float32 arithmetic (NumPy reference of :func:`lif_run32_numba`).
 
     Every array is float32; the steps are written out above ("the float32 scan").  ``out`` may
-    instead be uint8 (with ``syn_a == 0``): it then receives the spikes, 1 for each
-    ``amplitude / dt`` of the float output.
+    instead be uint8: it then receives the spikes, 1 for each ``amplitude / dt`` of the output
+    (the synapse, if any, still filters into ``syn_state``).  With ``window_sum`` (shape
+    ``(M,)``) the (filtered) output of the steps ``window[0] <= t < window[1]`` is added to it,
+    step by step: a layer's mean over a readout window without writing its float output.
 
     With ``in_state`` (shape ``(M,)``, updated in place) the current is first filtered, in
     float32: ``s = in_a * s + (1 - in_a) * J[t]``, and the neurons see ``(s + bias) * gain``
@@ -386,7 +388,8 @@ def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_v
         raise ValueError("J must have 1 or T = out.shape[0] rows")
     dt32, e_full, nit, tau32, ref32, vmin32, amp_dt, a32, b32 = _f32_constants(
         dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a)
-    bits = _bits(out, syn_a)
+    bits = _bits(out)
+    w0, w1 = window
     fa, fb, bias, gain = _filter_constants(in_a, in_state, bias, gain, M)
     zero, one, big = np.float32(0.0), np.float32(1.0), np.float32(POLY_MAX)
     libm = lambda f, a: f(a.astype(np.float64)).astype(np.float32)  # noqa: E731
@@ -418,6 +421,8 @@ def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_v
             y = o if a32 == zero else a32 * syn_state + b32 * o
             syn_state[...] = y
             out[t] = spiked if bits else y
+            if window_sum is not None and w0 <= t < w1:
+                window_sum += y
     return counts
 
 
@@ -429,14 +434,11 @@ def _filter_constants(in_a, in_state, bias, gain, M):
     return f4(in_a), f4(1.0 - in_a), np.zeros(M, f4) if bias is None else bias, f4(gain)
 
 
-def _bits(out, syn_a) -> bool:
-    """Whether ``out`` is a uint8 spike map (0 / 1 per neuron and step, no synapse): a quarter
-    of the memory of the float32 output ``spike * amplitude / dt`` (see :func:`spike_height32`)."""
-    if out.dtype != np.uint8:
-        return False
-    if syn_a != 0.0:
-        raise ValueError("LIF: a uint8 output holds spikes, so it takes no synapse (syn_a must be 0)")
-    return True
+def _bits(out) -> bool:
+    """Whether ``out`` is a uint8 spike map (0 / 1 per neuron and step): a quarter of the
+    memory of the float32 output ``spike * amplitude / dt`` (see :func:`spike_height32`).  A
+    synapse then filters into ``syn_state`` (and ``window_sum``) only."""
+    return out.dtype == np.uint8
 
 
 def spike_height32(amplitude, dt):
@@ -547,21 +549,23 @@ def _lif32_block(jb, vb, rb, ob, sb, cb, slow, dt, e_full, nit, tau, tau_ref, mi
 
 
 def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
-                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0):
+                    syn_a, syn_state, in_a=0.0, in_state=None, bias=None, gain=1.0, window_sum=None, window=(0, 0)):
     """Numba twin of :func:`lif_run32_numpy` (same signature, same results, float32 arrays)."""
     T = out.shape[0]
     if J.shape[0] != 1 and J.shape[0] != T:
         raise ValueError("J must have 1 or T = out.shape[0] rows")
     fa, fb, bias, gain = _filter_constants(in_a, in_state, bias, gain, out.shape[1])
     filt = in_state is not None
-    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, np.float32(POLY_MAX), _bits(out, syn_a),
+    w0, w1 = (0, 0) if window_sum is None else window
+    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, np.float32(POLY_MAX), _bits(out),
                             filt, fa, fb, in_state if filt else bias, bias, gain,
+                            syn_state if window_sum is None else window_sum, w0, w1,
                             *_f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a))
 
 
 @pjit
 def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, filt, fa, fb, in_state, bias, gain,
-                     dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b):
+                     window_sum, w0, w1, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b):
     """The float32 scan: parallel over blocks of :data:`BLOCK` neurons, sequential over time,
     the Lowpass fused into each step (as :func:`lif_run_numba`)."""
     T = out.shape[0]
@@ -596,6 +600,10 @@ def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, fil
                         else:
                             ob[k] = sb[k]
                         cb[k] += spiked
+            if w0 <= t < w1:  # (an empty window without window_sum)
+                ws = window_sum[lo:hi]
+                for k in range(hi - lo):
+                    ws[k] += sb[k]
     return counts
 
 
@@ -645,6 +653,14 @@ def _lif_run32_bits_example(rng):
     return tuple(args)
 
 
+def _lif_run32_window_example(rng):
+    """A uint8 spike map with a synapse: the filtered output summed over steps 5..16 only."""
+    args = list(_lif_run32_example(rng))
+    args[3] = np.empty(args[3].shape, np.uint8)
+    window_sum = rng.uniform(0.0, 50.0, size=args[1].shape[0]).astype(np.float32)
+    return (*args, 0.0, None, None, 1.0, window_sum, (5, 17))
+
+
 def _lif_run32_libm_example(rng):
     """:func:`_lif_run32_example` where the polynomials do not reach: ``tau_rc = 2 dt`` (partial
     steps with ``|x|`` up to 0.5) and start voltages above 1 (spike times with ``|u|`` near 1,
@@ -660,3 +676,4 @@ register("lif_run32", lif_run32_numpy, lif_run32_numba, _lif_run32_example)
 register("lif_run32_libm", lif_run32_numpy, lif_run32_numba, _lif_run32_libm_example)
 register("lif_run32_filter", lif_run32_numpy, lif_run32_numba, _lif_run32_filter_example)
 register("lif_run32_bits", lif_run32_numpy, lif_run32_numba, _lif_run32_bits_example)
+register("lif_run32_window", lif_run32_numpy, lif_run32_numba, _lif_run32_window_example)
