@@ -27,8 +27,14 @@ def multiply_numba(a, b, out):
     """Numba twin of :func:`multiply_numpy`, a block of :data:`BLOCK` elements per work item."""
     n = out.size
     for block in prange((n + BLOCK - 1) // BLOCK):
-        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            out[i] = a[i] * b[i]
+        # each block through views indexed from 0: with the absolute index ``block * BLOCK + i``
+        # the compiler cannot rule out a negative index (wraparound), and the loop ran scalar,
+        # ~9x slower than NumPy's one-thread product on a CAE activation
+        s = block * BLOCK
+        e = min(n, s + BLOCK)
+        ab, bb, ob = a[s:e], b[s:e], out[s:e]
+        for i in range(e - s):
+            ob[i] = ab[i] * bb[i]
     return out
 
 

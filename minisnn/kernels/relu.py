@@ -272,15 +272,33 @@ def _relu_rates(x, g, a, want):
     nblocks = (n + BLOCK - 1) // BLOCK
     nans = np.zeros(nblocks, dtype=np.int64)
     for blk in prange(nblocks):
+        # one loop per ``want``, over views indexed from 0: with the absolute index (and the
+        # test of ``want`` inside) the loop did not vectorise and ran ~5x slower
+        s = blk * BLOCK
+        e = min(n, s + BLOCK)
+        xb = x[s:e]
         n_nan = 0
-        for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
-            v = x[i]
-            n_nan += v != v
-            J = v * g
-            if want != 1:
-                r[i] = J * a if J > 0 else 0
-            if want != 0:
-                dr[i] = ag if J > 0 else 0
+        if want == 0:
+            rb = r[s:e]
+            for i in range(e - s):
+                v = xb[i]
+                n_nan += v != v
+                J = v * g
+                rb[i] = J * a if J > 0 else 0
+        elif want == 1:
+            db = dr[s:e]
+            for i in range(e - s):
+                v = xb[i]
+                n_nan += v != v
+                db[i] = ag if v * g > 0 else 0
+        else:
+            rb, db = r[s:e], dr[s:e]
+            for i in range(e - s):
+                v = xb[i]
+                n_nan += v != v
+                J = v * g
+                rb[i] = J * a if J > 0 else 0
+                db[i] = ag if J > 0 else 0
         nans[blk] = n_nan
     return r, dr, nans.sum()
 
