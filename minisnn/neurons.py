@@ -327,7 +327,8 @@ class NeuronType:
 
     def spike_map_height(self, dt, precision):
         """The value of one spike if :meth:`run` in ``precision`` can write its output as a
-        uint8 map of spikes (``out`` of dtype uint8, no synapse), else None."""
+        uint8 map of spikes (``out`` of dtype uint8; a synapse then filters into the state and
+        ``window_sum`` only), else None."""
         return None
 
     def _nan_reaches_voltage(self, precision) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .autodiff import Tensor, no_grad
 from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
-from .neurons import CurrentFilter, check_precision, resolve_precision
+from .neurons import CurrentFilter, resolve_precision
 from .kernels.lowpass import lowpass_run_numba
 from .ops.conv import conv2d_events, conv2d_forward
 from .ops.dense import dense_forward
@@ -367,7 +367,6 @@ def simulate(
         (the default) takes the net's: float32 for float32 weights, float64 otherwise
     """
     steps = _as_int("steps", steps, 1)
-    check_precision(precision, allow_none=True)
     windows = _readout_windows(steps, readout, readout_steps, also_at)
     time_chunk = _as_int("time_chunk", time_chunk, 1)
     if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -515,10 +514,11 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
         name: np.zeros(nb * int(np.prod(plan.out_shapes[name])), dtype)
         for name in plan.paths if plan.paths[name] == "event" and (plan.syn_a or name in plan.fused)
     }
+    layers = dict(plan.middle)
     filters = {  # the filter each fused neuron layer runs on its current, with its conv's bias
-        plan.fused[conv]: CurrentFilter(plan.syn_a, conv_syn[conv], _bias_per_unit(layer, plan.out_shapes[conv], nb),
-                                        dict(plan.middle)[plan.fused[conv]].gain)
-        for conv, layer in plan.middle if conv in plan.fused
+        neurons: CurrentFilter(plan.syn_a, conv_syn[conv], _bias_per_unit(layers[conv], plan.out_shapes[conv], nb),
+                               layers[neurons].gain)
+        for conv, neurons in plan.fused.items()
     }
     synops_so_far = spikes_so_far = 0.0  # this batch chunk's, summed over its inputs
     for t0, t1 in plan.blocks:

@@ -357,13 +357,20 @@ def _f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a):
 
 
 def _expm1_poly(x):
+    """EXPM1 above, on a float32 array or scalar (the reference's; the kernels call its
+    compiled twin :func:`_expm1_poly_jit`, the same operations)."""
     return x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
 
 
 def _log1p_poly(u):
+    """LOG1P above, on a float32 array or scalar (compiled twin :func:`_log1p_poly_jit`)."""
     s = u / (_F4(2.0) + u)
     z = s * s
     return s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
+
+
+_expm1_poly_jit = jit(_expm1_poly)
+_log1p_poly_jit = jit(_log1p_poly)
 
 
 def lif_run32_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
@@ -472,7 +479,7 @@ def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_
     if dlt == dt:
         e = e_full
     elif abs(x) <= big:
-        e = x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
+        e = _expm1_poly_jit(x)
     else:
         e = np.float32(math.expm1(f8(x)))
     v = v - (j - v) * e
@@ -482,9 +489,7 @@ def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_
         if j > one and v < j:
             u = (one - v) / (j - one)
             if abs(u) <= big:
-                s = u / (np.float32(2.0) + u)
-                z = s * s
-                lg = s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
+                lg = _log1p_poly_jit(u)
             else:
                 lg = np.float32(math.log1p(f8(u)))
             t_spike = dt + tau * lg
@@ -508,7 +513,6 @@ def _lif32_block(jb, vb, rb, ob, sb, cb, slow, dt, e_full, nit, tau, tau_ref, mi
     ``bits``: ``ob`` is a uint8 array and receives the spikes (0 or 1), not the output."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
-    two = np.float32(2.0)
     n_slow = 0
     for k in range(vb.shape[0]):
         j = jb[k]
@@ -519,15 +523,13 @@ def _lif32_block(jb, vb, rb, ob, sb, cb, slow, dt, e_full, nit, tau, tau_ref, mi
         dlt = dt - ref
         dlt = zero if dlt < zero else (dt if dlt > dt else dlt)
         x = dlt * nit
-        ep = x * (E1 + x * (E2 + x * (E3 + x * (E4 + x * (E5 + x * (E6 + x * E7))))))
+        ep = _expm1_poly_jit(x)
         partial = dlt != dt
         e = ep if partial else e_full
         v = v0 - (j - v0) * e
         spiked = v > one
         u = (one - v) / (j - one)
-        s = u / (two + u)
-        z = s * s
-        lg = s * (L0 + z * (L1 + z * (L2 + z * (L3 + z * L4))))
+        lg = _log1p_poly_jit(u)
         ok = (j > one) & (v < j)
         t_spike = dt + tau * lg if ok else dt - dlt
         slow_k = (partial & (abs(x) > big)) | (spiked & ok & (abs(u) > big))
