@@ -157,9 +157,9 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--lr", type=float, default=None, help=lr_help),
         click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
-                     help="Arithmetic of the spiking LIF steps: float64 (exact, Nengo's; the default) or float32 "
-                          "(NengoDL's arithmetic, vectorised, ~1.4-1.7x faster inference; converted nets agree, "
-                          "hybrid fine-tuning came out lower, see README)."),
+                     help="Arithmetic of the spiking LIF steps: float32 (NengoDL's, vectorised; the default) or "
+                          "float64 (exact, Nengo's). Converted and fine-tuned nets score the same within noise "
+                          "at both (see README)."),
         click.option("--threads", type=int, default=None, help="CPU threads for BLAS and Numba (default: all)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Keep decoded data in ~/.cache/minisnn, keyed by the files and the settings."),

@@ -100,7 +100,7 @@ class LocConfig(Config):
                                         # the paper weighs its layers differently)
     synapse: float = 0.002              # Lowpass tau (s); the paper: 0.005
     dt: float = 0.001
-    precision: str = "float64"          # the LIF steps' arithmetic: "float64" (exact) or "float32" (see README)
+    precision: str = "float32"          # the LIF steps' arithmetic: "float32" (NengoDL's) or "float64" (exact)
     flip: bool = True
     relative_lr: bool = False           # weight steps in proportion to each layer's weight scale
     init_current: tuple = (1.0, 1.5)    # data_init: every layer's current starts at mean +- std

@@ -98,7 +98,7 @@ class SegConfig(Config):
     scale: float = 500.0                # scale_firing_rates of every neuron layer (the paper: 1000)
     synapse: float = 0.001              # the paper: 0.005
     dt: float = 0.001
-    precision: str = "float64"          # the spiking steps' arithmetic (only LIF has a float32 scan)
+    precision: str = "float32"          # the spiking steps' arithmetic (only LIF has a float32 scan)
     n_synthetic: int = 100               # synthetic subjects without --data (the real default uses 100 too)
     # a seeded subset of the subjects (None = all): the default preset's 5-minute budget
     # cannot pay for a spiking evaluation of 26 test subjects x 32 slices x T steps per model
