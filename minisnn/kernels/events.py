@@ -18,11 +18,18 @@ and each event adds ``(count * scale) * w`` - the same products as the float map
 ``count * scale`` would give.  For a float map ``scale`` is 1.
 
 The weights are passed pre-arranged as ``wt (C, kh, kw, Cout)`` so that one tap of one input
-channel is a contiguous row of ``Cout`` values: a spike costs a few short vector additions.
-The Numba kernel is parallel over the ``N`` images (each owns its output; the result does not
-depend on the thread count) and walks each image row by row, so the output rows it updates
-stay in cache.  Which path is faster depends on the spike density: see
-:mod:`minisnn.simulate` (``path="auto"``) and ``benchmarks/bench_snn.py``.
+channel is a contiguous row of ``Cout`` values.  The kernel goes one step further: the taps of
+one event that land on one output row reach *neighbouring* output columns (``ox`` and ``ox + 1``
+for ``kx`` and ``kx - sw``), so with the taps of each column residue ``(x + pw) % sw`` stacked
+in descending ``kx`` (:func:`tap_runs`) they are **one contiguous run** of up to ``kw x Cout``
+values in the output row and in the weights: a spike costs one vector loop per kernel row
+instead of ``kw`` short ones (the loop set-up is most of the cost of a short one: 1.16x
+over the tap-by-tap kernel on LocNet-shaped layers).  Every output value still receives its
+additions in the reference's order, so the two agree bit for bit.  The Numba kernel is
+parallel over the ``N`` images (each owns its output; the result does not depend on the
+thread count) and walks each image row by row, so the output rows it updates stay in cache.
+Which path is faster depends on the spike density: see :mod:`minisnn.simulate`
+(``path="auto"``) and ``benchmarks/bench_snn.py``.
 """
 
 from __future__ import annotations
@@ -57,45 +64,80 @@ def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     return out
 
 
-@pjit
-def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
-    """Numba twin of :func:`conv_events_numpy` (same signature, same order of additions).
+def tap_runs(wt, sw, pw, W, Wo):
+    """The taps of every input column as one run (see the module docstring).
 
-    Each input row is scanned once for its events (their columns listed in ``nz``); every
-    kernel row ``ky`` then walks that list, so a row is not re-read ``kh`` times."""
+    Returns ``runs (sw, C, kh, kw * Cout)``: for each residue ``r`` the weight rows of the taps
+    ``kx = r, r + sw, ...`` in descending ``kx`` (ascending output column), zero-padded; and per
+    input column ``x`` (arrays of length ``W``): its residue, the first output column its run
+    reaches inside ``[0, Wo)``, the run's length in values (0: no tap reaches the output) and
+    where the run starts in ``runs``, both clipped at the output's edges."""
+    C, kh, kw, Cout = wt.shape
+    runs = np.zeros((sw, C, kh, kw * Cout), wt.dtype)
+    ntap = np.zeros(sw, np.int64)
+    for r in range(sw):
+        kxs = range(r, kw, sw)[::-1]
+        ntap[r] = len(kxs)
+        for j, kx in enumerate(kxs):
+            runs[r, :, :, j * Cout : (j + 1) * Cout] = wt[:, :, kx, :]
+    x = np.arange(W)
+    res = (x + pw) % sw
+    hi = (x + pw - res) // sw            # the output column of tap kx = r, the run's last
+    lo = hi - ntap[res] + 1              # of its largest kx, the run's first
+    first, last = np.maximum(lo, 0), np.minimum(hi, Wo - 1)
+    length = np.where(last >= first, (last - first + 1) * Cout, 0)
+    return runs, res, first, length, (first - lo) * Cout
+
+
+def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+    """Numba twin of :func:`conv_events_numpy` (same signature, same additions in the same
+    order per output value): the taps arranged as runs (:func:`tap_runs`), then the kernel."""
+    runs, res, first, length, offset = tap_runs(wt, sw, pw, s.shape[3], Wo)
+    return _conv_events_runs(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out)
+
+
+@pjit
+def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out):
+    """The kernel of :func:`conv_events_numba`.  Each input row is scanned once for its events
+    (their columns listed in ``nz``) and the kernel rows that reach an output row listed once;
+    each event then adds one run per such kernel row."""
     N, C, H, W = s.shape
-    kh, kw, Cout = wt.shape[1], wt.shape[2], wt.shape[3]
-    rows = wt.reshape(C * kh * kw, Cout)
+    kh = runs.shape[2]
     for n in prange(N):
-        acc = np.zeros((Ho * Wo, Cout), dtype=out.dtype)
+        acc = np.zeros(Ho * Wo * Cout, dtype=out.dtype)  # channels last: a run is contiguous
         nz = np.empty(W, dtype=np.int64)  # the columns of one input row that hold an event
+        kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
+        rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
         for y in range(H):
+            nky = 0
+            for ky in range(kh):
+                oyn = y + ph - ky
+                if oyn >= 0 and oyn % sh == 0 and oyn // sh < Ho:
+                    kys[nky] = ky
+                    rows[nky] = (oyn // sh) * Wo
+                    nky += 1
+            if nky == 0:
+                continue
             for c in range(C):
                 m = 0
                 for x in range(W):  # branch-free: one pass over the row, however many taps read it
                     nz[m] = x
                     m += s[n, c, y, x] != 0
-                if m == 0:
-                    continue
-                for ky in range(kh):
-                    oyn = y + ph - ky
-                    if oyn < 0 or oyn % sh != 0 or oyn // sh >= Ho:
-                        continue
-                    oy = oyn // sh
-                    for j in range(m):
-                        x = nz[j]
-                        v = s[n, c, y, x] * scale
-                        for kx in range(kw):
-                            oxn = x + pw - kx
-                            if oxn < 0 or oxn % sw != 0 or oxn // sw >= Wo:
-                                continue
-                            a = acc[oy * Wo + oxn // sw]
-                            r = rows[(c * kh + ky) * kw + kx]
-                            for k in range(Cout):
-                                a[k] += v * r[k]
+                for j in range(m):
+                    x = nz[j]
+                    L = length[x]
+                    v = s[n, c, y, x] * scale
+                    w0 = offset[x]
+                    for q in range(nky):
+                        a0 = (rows[q] + first[x]) * Cout
+                        a = acc[a0 : a0 + L]
+                        r = runs[res[x], c, kys[q], w0 : w0 + L]
+                        for k in range(L):
+                            a[k] += v * r[k]
+        acc2 = acc.reshape(Ho * Wo, Cout)
         for p in range(Ho * Wo):  # channels last -> NCHW
             for k in range(Cout):
-                out[n, k, p // Wo, p % Wo] = acc[p, k]
+                out[n, k, p // Wo, p % Wo] = acc2[p, k]
     return out
 
 
@@ -118,7 +160,28 @@ def _conv_events_counts_example(rng):
     return counts, np.float32(1000.0), wt.astype(np.float32), *geometry, np.empty(out.shape, np.float32)
 
 
+def _conv_events_geometry_example(rng, N, C, H, W, Cout, kh, kw, sh, sw, ph, pw):
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    s = (rng.uniform(size=(N, C, H, W)) < 0.3).astype(np.uint8)
+    s[:, :, :, 0] = 1  # events in the edge columns, whose runs are clipped
+    s[:, :, :, -1] = 2
+    wt = rng.standard_normal((C, kh, kw, Cout)).astype(np.float32)
+    return s, np.float32(100.0), wt, sh, sw, ph, pw, Ho, Wo, np.empty((N, Cout, Ho, Wo), np.float32)
+
+
+def _conv_events_stride2_example(rng):
+    """3x3, stride 2, padding 1 (LocNet's downsampling layers): runs of one and of two taps."""
+    return _conv_events_geometry_example(rng, 2, 3, 10, 11, 7, 3, 3, 2, 2, 1, 1)
+
+
+def _conv_events_sparse_taps_example(rng):
+    """A stride wider than the kernel (``sw = 3 > kw = 2``): one residue has no tap at all."""
+    return _conv_events_geometry_example(rng, 2, 2, 7, 13, 5, 2, 2, 1, 3, 0, 1)
+
+
 from . import register  # noqa: E402
 
 register("conv_events", conv_events_numpy, conv_events_numba, _conv_events_example)
+register("conv_events_stride2", conv_events_numpy, conv_events_numba, _conv_events_stride2_example)
+register("conv_events_sparse_taps", conv_events_numpy, conv_events_numba, _conv_events_sparse_taps_example)
 register("conv_events_counts", conv_events_numpy, conv_events_numba, _conv_events_counts_example)
