@@ -134,10 +134,11 @@ def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, 
                         r = runs[res[x], c, kys[q], w0 : w0 + L]
                         for k in range(L):
                             a[k] += v * r[k]
-        acc2 = acc.reshape(Ho * Wo, Cout)
-        for p in range(Ho * Wo):  # channels last -> NCHW
-            for k in range(Cout):
-                out[n, k, p // Wo, p % Wo] = acc2[p, k]
+        acc3 = acc.reshape(Ho, Wo, Cout)
+        for k in range(Cout):  # channels last -> NCHW, writing along the output rows
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    out[n, k, oy, ox] = acc3[oy, ox, k]
     return out
 
 
