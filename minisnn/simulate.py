@@ -35,6 +35,7 @@ from .neurons import CurrentFilter, resolve_precision
 from .kernels.lowpass import lowpass_run_numba
 from .ops.conv import conv2d_events, conv2d_forward
 from .ops.dense import dense_forward
+from .ops.scratch import recycled
 from .ops.windows import col2im, geometry, im2col
 from .synapses import Lowpass
 
@@ -178,11 +179,13 @@ def _apply(layers, x: np.ndarray) -> np.ndarray:
 def _buffer(buffers: dict, name: str, shape, dtype) -> np.ndarray:
     """An uninitialised ``shape`` array backed by the buffer ``buffers[name]``, reused from
     block to block (grown if needed).  Fresh large arrays are expensive here: the first
-    write to each page faults, which costs ~10x an im2col copy (see :mod:`minisnn.ops.scratch`)."""
+    write to each page faults, which costs ~10x an im2col copy (see :mod:`minisnn.ops.scratch`).
+    So the buffers come from :func:`~minisnn.ops.scratch.recycled`'s pool, and the next
+    ``simulate`` call (the next batch, the next hybrid step) takes them back from there."""
     size = int(np.prod(shape))
     buf = buffers.get(name)
     if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = buffers[name] = np.empty(size, dtype)
+        buf = buffers[name] = recycled((size,), dtype)
     return buf[:size].reshape(shape)
 
 

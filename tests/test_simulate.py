@@ -246,6 +246,33 @@ def test_auto_path_follows_the_expected_spike_density():
     np.testing.assert_allclose(a.readout, b.readout, rtol=1e-5)
 
 
+def test_layer_buffers_taken_back_from_an_earlier_run_change_nothing(monkeypatch):
+    """simulate's layer buffers come from the recycled pool: a second run takes back the
+    buffers the first left (other net, other values in them) and must give the same
+    results as a run in a fresh pool."""
+    import minisnn.ops.scratch as scratch
+
+    monkeypatch.setattr(scratch, "RECYCLE_MIN_BYTES", 0)  # every buffer through the pool
+    rng = np.random.default_rng(3)
+    net = conv_chain_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
+    x = rng.uniform(0, 2, (3, 2, 8, 7))
+    kw = dict(synapse=0.005, seed=1, time_chunk=9, keep_layer_means=True)
+    scratch.release()
+    fresh = simulate(net, x, 30, path="event", **kw)
+    pooled = len(scratch._local.pool)
+    assert pooled > 0
+    other = conv_chain_net(LIF(), np.random.default_rng(4))
+    simulate(other, x * 2, 30, path="event", **kw)  # same buffer sizes, other contents
+    again = simulate(net, x, 30, path="event", **kw)
+    assert len(scratch._local.pool) == pooled, "the later runs should have taken the buffers back"
+    np.testing.assert_array_equal(again.readout, fresh.readout)
+    assert again.spike_counts == fresh.spike_counts
+    for name in fresh.layer_means:
+        np.testing.assert_array_equal(again.layer_means[name], fresh.layer_means[name])
+
+
 def test_automatic_batch_chunk_bounds_memory_without_changing_results(monkeypatch):
     import minisnn.simulate as sim
 
