@@ -23,8 +23,8 @@ one event that land on one output row reach *neighbouring* output columns (``ox`
 for ``kx`` and ``kx - sw``), so with the taps of each column residue ``(x + pw) % sw`` stacked
 in descending ``kx`` (:func:`tap_runs`) they are **one contiguous run** of up to ``kw x Cout``
 values in the output row and in the weights: a spike costs one vector loop per kernel row
-instead of ``kw`` short ones (the loop set-up is most of the cost of a short one: 1.16x
-over the tap-by-tap kernel on LocNet-shaped layers).  Every output value still receives its
+instead of ``kw`` short ones (the loop set-up is most of the cost of a short one: 1.16-1.23x
+over the tap-by-tap kernel on LocNet-shaped layers, ``docs/results.md``).  Every output value still receives its
 additions in the reference's order, so the two agree bit for bit.  The Numba kernel is
 parallel over the ``N`` images (each owns its output; the result does not depend on the
 thread count) and walks each image row by row, so the output rows it updates stay in cache.
@@ -41,9 +41,11 @@ from ._jit import pjit, prange
 
 def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
-    ``scale``, a scalar of ``out``'s dtype) computed spike by spike, in the kernel's order
-    (row ``y``, channel ``c``, tap row ``ky``, column ``x``, tap column ``kx``).  ``wt`` is
-    ``(C, kh, kw, Cout)``.  Returns ``out``."""
+    ``scale``, a scalar of ``out``'s dtype) computed spike by spike, in the order (row ``y``,
+    channel ``c``, tap row ``ky``, column ``x``, tap column ``kx``).  Each output value gets
+    its additions in the same order from the kernel, which walks ``x`` before ``ky`` (an
+    output value is reached by one ``ky`` per input row).  ``wt`` is ``(C, kh, kw, Cout)``.
+    Returns ``out``."""
     N, C, H, W = s.shape
     _, kh, kw, Cout = wt.shape
     acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
