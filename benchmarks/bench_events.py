@@ -7,8 +7,9 @@ nonzeros (the spike density: rate x dt, e.g. 170 Hz x 1 ms = 0.17), the script t
 
 * ``dense``: ``conv2d_forward(..., out=, keep_cache=False)`` - im2col + GEMM, what the
   simulator runs on its dense path;
-* ``event``: ``conv2d_events(..., out=)`` - every spike adds its weights to the outputs it
-  reaches (:mod:`minisnn.kernels.events`);
+* ``event``: ``conv2d_events(..., out=, scale=)`` on the same spikes as a uint8 map, as the
+  simulator's LIF scan writes them - every spike adds its weights to the outputs it reaches
+  (:mod:`minisnn.kernels.events`);
 
 interleaved round by round (so a noisy spell on a shared machine hits both alike), and prints
 the median times and the ratio dense/event (> 1: the event path is faster).  The crossover
@@ -77,10 +78,11 @@ def main(argv=None):
         y_event = np.zeros_like(y_dense)
         for d in args.densities:
             print(f"  .. {name} density {d}", file=sys.stderr, flush=True)
-            s = ((rng.random((args.images, cin, H, W), dtype=np.float32) < d) * 1000.0).astype(np.float32)
+            spikes = (rng.random((args.images, cin, H, W), dtype=np.float32) < d).astype(np.uint8)
+            s = spikes * np.float32(1000.0)  # the float map the dense path convolves
             fns = {
                 "dense": lambda: conv2d_forward(s, w, None, stride, 1, out=y_dense, keep_cache=False),
-                "event": lambda: conv2d_events(s, w, None, stride, 1, out=y_event),
+                "event": lambda: conv2d_events(spikes, w, None, stride, 1, out=y_event, scale=1000.0),
             }
             t = C.interleaved_samples(fns, repeats=args.repeats, warmup=1)
             err = float(np.abs(y_dense - y_event).max() / max(np.abs(y_dense).max(), 1e-30))

@@ -45,17 +45,19 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 
 #: ``path="auto"``: a convolution fed directly by a spiking layer is computed event by event
 #: (:func:`minisnn.ops.conv.conv2d_events`) when that layer's expected spike density - its
-#: rate twin's mean rate on the first input times ``dt`` - is below this.  Measured:
+#: rate twin's mean rate on the first input times ``dt`` - is below this.  Measured (2026-12-04,
+#: float32, uint8 spike maps, the run-form event kernel):
 #:
-#: * one convolution in isolation (``python benchmarks/bench_events.py``, LocNet conv2-6,
-#:   geometric mean): event/dense speed 1.9x at density 0.02, 1.45x at 0.05, 1.14x at 0.08,
-#:   0.95x at 0.12, 0.81x at 0.17, 0.65x at 0.25;
-#: * the whole spiking LocNet (``bench_snn.py --path dense|event``, 170 Hz = density 0.17):
-#:   the event path is 1.15-1.2x faster and needs 27 % less peak memory, because it never
-#:   builds im2col columns (which the isolated measurement keeps warm in cache).
+#: * one convolution in isolation (``python benchmarks/bench_events.py``, LocNet conv2-6 at
+#:   200x300, 25 maps, geometric mean of dense/event time): 3.9-4.1x at density 0.02, 2.8x at
+#:   0.05, 1.8-1.9x at 0.1, 1.2-1.3x at 0.17, 0.95-0.97x at 0.25, 0.70x at 0.35;
+#: * the whole spiking LocNet at 3x100x150 (``bench_snn.py --path dense|event``, batch 4,
+#:   T = 50) at 255 Hz, density 0.255: event 1.41 and 1.54 s against dense 1.51 and 1.55 s, with
+#:   250 MB less peak memory, because the event path never builds im2col columns (which the
+#:   isolated measurement keeps warm in cache).
 #:
-#: Hence 0.2: event-driven up to 200 Hz at dt = 1 ms.
-EVENT_DENSITY = 0.2
+#: Hence 0.25: event-driven up to 250 Hz at dt = 1 ms.
+EVENT_DENSITY = 0.25
 
 #: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
 #: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
