@@ -35,6 +35,7 @@ import numpy as np
 
 from ._checks import as_float, common_dtype, output, pair
 from .scratch import recycled, scratch
+from .stacks import matmul_stack
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
@@ -301,7 +302,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     Mg = wino.planes(Cout, T, U.dtype, scratch("y_rows", (wino.planes_size(Cout, T),), U.dtype))
     sums = np.empty((N, Cout))
     wino.grad_output_numba(dy, th, tw, Mg, sums)
-    dU = np.matmul(Mg, V.transpose(0, 2, 1))  # (16, Cout, Cin)
+    dU = matmul_stack(Mg, V.transpose(0, 2, 1), np.empty((16, Cout, Cin), U.dtype))  # short results, long sums
     dw = wino.weights_grad_numba(dU, np.empty((Cout, Cin, 3, 3), U.dtype))
     db = sums.sum(axis=0).astype(U.dtype) if has_bias else None
     dx = None

@@ -1,0 +1,57 @@
+"""A stack of matrix products, one BLAS call per core (LEVEL 1a).
+
+``np.matmul(a, b)`` on stacks ``a (P, m, k)`` and ``b (P, k, n)`` hands the ``P`` products to
+the BLAS one after the other, and the BLAS splits each product over its threads by the rows
+and columns of its result.  When that result is small and the sum long there is little to
+split: the Winograd weight gradient is 16 products ``(Cout x T) @ (T x Cin)`` with ``Cout,
+Cin`` of 16-64 and ``T`` up to ~21 500 tiles, and on the CAE's 16-channel layer the stack
+took 8.3-8.9 ms on two threads (``docs/results.md``).
+
+:func:`matmul_stack` cuts the stack instead: one contiguous part of the products per thread,
+each part one ``np.matmul`` in its own Python thread (NumPy lets go of the GIL while the BLAS
+runs), with the BLAS held to one thread meanwhile.  The same stack took 5.0 ms.  Every product
+is then computed by one single-threaded BLAS call, whatever the thread count, so the result
+does not depend on it (on one thread the BLAS is held to one thread too).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..kernels import get_num_threads
+
+_pool: dict = {}  # this process's worker threads and BLAS controller, made on first use
+
+
+def _workers(n: int):
+    """``(executor with >= n worker threads or None for n = 0, threadpoolctl controller)``."""
+    if _pool.get("pid") != os.getpid():  # first use, or a forked child: its parent's threads are gone
+        import threadpoolctl
+
+        _pool.clear()
+        _pool.update(pid=os.getpid(), blas=threadpoolctl.ThreadpoolController(), executor=None, workers=0)
+    if _pool["workers"] < n:
+        if _pool["executor"] is not None:
+            _pool["executor"].shutdown(wait=False)
+        _pool.update(workers=n, executor=ThreadPoolExecutor(n, thread_name_prefix="minisnn-matmul"))
+    return _pool["executor"], _pool["blas"]
+
+
+def matmul_stack(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for stacks ``a (P, m, k)``, ``b (P, k, n)``, ``out (P, m,
+    n)``: the ``P`` products split over :func:`~minisnn.kernels.get_num_threads` threads, each
+    computed by a single-threaded BLAS call.  Returns ``out``."""
+    P = a.shape[0]
+    parts = max(1, min(get_num_threads(), P))
+    executor, blas = _workers(parts - 1)
+    cuts = np.linspace(0, P, parts + 1).astype(int)
+    with blas.limit(limits=1, user_api="blas"):
+        futures = [executor.submit(np.matmul, a[p0:p1], b[p0:p1], out=out[p0:p1])
+                   for p0, p1 in zip(cuts[1:-1], cuts[2:])]
+        np.matmul(a[: cuts[1]], b[: cuts[1]], out=out[: cuts[1]])  # the first part on this thread
+        for f in futures:
+            f.result()
+    return out
