@@ -9,14 +9,17 @@ nonzeros (the spike density: rate x dt, e.g. 170 Hz x 1 ms = 0.17), the script t
   simulator runs on its dense path;
 * ``event``: ``conv2d_events(..., out=, scale=)`` on the same spikes as a uint8 map, as the
   simulator's LIF scan writes them - every spike adds its weights to the outputs it reaches
-  (:mod:`minisnn.kernels.events`);
+  (:mod:`minisnn.kernels.events`) - in both orders: ``channels`` (channel by channel) and
+  ``pixels`` (pixel by pixel, a pixel's channels summed in vector registers);
 
-interleaved round by round (so a noisy spell on a shared machine hits both alike), and prints
-the median times and the ratio dense/event (> 1: the event path is faster).  The crossover
-sets ``minisnn.simulate.EVENT_DENSITY``, the threshold of ``simulate(path="auto")``.
+interleaved round by round (so a noisy spell on a shared machine hits all alike), and prints
+the median times and the ratios dense/event (> 1: the event path is faster).  The crossovers
+set ``minisnn.simulate.EVENT_DENSITY``, the threshold of ``simulate(path="auto")``, and
+``PIXEL_ORDER_EVENTS``, where the event path changes order (input channels x density).
 
     python benchmarks/bench_events.py
     python benchmarks/bench_events.py --densities 0.01 0.05 0.1 0.2 --images 25 --threads 2
+    python benchmarks/bench_events.py --input 100x150 --widths 16 32 64   # the hybrid benchmark's net
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 
-# (name, Cin, Cout, H, W, stride) of the LocNet convolutions fed by spikes (3x3, padding 1)
-LAYERS = [("conv2", 32, 32, 200, 300, 2), ("conv3", 32, 64, 100, 150, 1), ("conv4", 64, 64, 100, 150, 2),
-          ("conv5", 64, 128, 50, 75, 1), ("conv6", 128, 128, 50, 75, 2)]
+NAMES = ["conv2", "conv3", "conv4", "conv5", "conv6"]
+
+
+def layers(H, W, widths):
+    """(name, Cin, Cout, H, W, stride) of the LocNet convolutions fed by spikes (3x3, padding 1)
+    for an input of H x W and the three stage widths."""
+    a, b, c = widths
+    h2, w2 = (H - 1) // 2 + 1, (W - 1) // 2 + 1
+    h4, w4 = (h2 - 1) // 2 + 1, (w2 - 1) // 2 + 1
+    return [("conv2", a, a, H, W, 2), ("conv3", a, b, h2, w2, 1), ("conv4", b, b, h2, w2, 2),
+            ("conv5", b, c, h4, w4, 1), ("conv6", c, c, h4, w4, 2)]
 
 
 def parse_args(argv=None):
@@ -41,17 +52,26 @@ def parse_args(argv=None):
     p.add_argument("--images", type=int, default=25, help="spike maps per call, the simulator's block (default 25)")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds per point (default 3)")
     p.add_argument("--threads", type=int, default=2, help="threads for numba and BLAS (default 2)")
-    p.add_argument("--layers", nargs="+", default=[name for name, *_ in LAYERS],
-                   help="subset of conv2 .. conv6 (default all)")
+    p.add_argument("--layers", nargs="+", default=NAMES, help="subset of conv2 .. conv6 (default all)")
+    p.add_argument("--input", default="200x300", help="the net's input H x W (default 200x300, bench_snn's)")
+    p.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128],
+                   help="the three stage widths (default 32 64 128, LocNet's; the hybrid benchmark's: 16 32 64)")
     p.add_argument("--json", default="bench_events.json", help="JSON output; a bare name goes to benchmarks/out/")
     a = p.parse_args(argv)
     if a.images < 1 or a.repeats < 1 or a.threads < 1:
         p.error("--images, --repeats and --threads must be >= 1")
     if any(not 0 < d <= 1 for d in a.densities):
         p.error("--densities must lie in (0, 1]")
-    unknown = set(a.layers) - {name for name, *_ in LAYERS}
+    unknown = set(a.layers) - set(NAMES)
     if unknown:
         p.error(f"--layers: unknown {sorted(unknown)}; choose from conv2 .. conv6")
+    try:
+        a.H, a.W = (int(v) for v in a.input.lower().split("x"))
+        assert a.H >= 4 and a.W >= 4
+    except (ValueError, AssertionError):
+        p.error(f"--input: expected HxW with H, W >= 4, got {a.input!r}")
+    if any(w < 1 for w in a.widths):
+        p.error("--widths must be >= 1")
     return a
 
 
@@ -63,46 +83,53 @@ def main(argv=None):
 
     from minisnn import reuse_freed_memory
     from minisnn.ops import conv2d_events, conv2d_forward
-    from minisnn.simulate import EVENT_DENSITY
+    from minisnn.simulate import EVENT_DENSITY, PIXEL_ORDER_EVENTS
 
     reuse_freed_memory()  # as minisnn-train does
     C.set_threads(args.threads)
     rng = np.random.default_rng(0)
     rows, records = [], []
-    for name, cin, cout, H, W, stride in LAYERS:
+    for name, cin, cout, H, W, stride in layers(args.H, args.W, args.widths):
         if name not in args.layers:
             continue
         w = (rng.standard_normal((cout, cin, 3, 3)) * 0.01).astype(np.float32)
         Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
         y_dense = np.zeros((args.images, cout, Ho, Wo), np.float32)
-        y_event = np.zeros_like(y_dense)
+        y_event = {order: np.zeros_like(y_dense) for order in ("channels", "pixels")}
         for d in args.densities:
             print(f"  .. {name} density {d}", file=sys.stderr, flush=True)
             spikes = (rng.random((args.images, cin, H, W), dtype=np.float32) < d).astype(np.uint8)
             s = spikes * np.float32(1000.0)  # the float map the dense path convolves
             fns = {
                 "dense": lambda: conv2d_forward(s, w, None, stride, 1, out=y_dense, keep_cache=False),
-                "event": lambda: conv2d_events(spikes, w, None, stride, 1, out=y_event, scale=1000.0),
+                **{order: (lambda order=order: conv2d_events(spikes, w, None, stride, 1, out=y_event[order],
+                                                             scale=1000.0, order=order))
+                   for order in ("channels", "pixels")},
             }
             t = C.interleaved_samples(fns, repeats=args.repeats, warmup=1)
-            err = float(np.abs(y_dense - y_event).max() / max(np.abs(y_dense).max(), 1e-30))
-            td, te = statistics.median(t["dense"]), statistics.median(t["event"])
-            rows.append([name, f"{cin}->{cout} s{stride}", d, td, te, td / te, "event" if te < td else "dense", err])
+            scale = max(np.abs(y_dense).max(), 1e-30)
+            err = max(float(np.abs(y_dense - y).max() / scale) for y in y_event.values())
+            td, tc, tp = (statistics.median(t[k]) for k in ("dense", "channels", "pixels"))
+            best = min((td, "dense"), (tc, "event, channels"), (tp, "event, pixels"))[1]
+            rows.append([name, f"{cin}->{cout} s{stride}", d, td, tc, tp, td / tc, td / tp, best, err])
             records.append(dict(layer=name, cin=cin, cout=cout, H=H, W=W, stride=stride, density=d,
-                                dense_s=t["dense"], event_s=t["event"], rel_err=err))
+                                dense_s=t["dense"], event_s=t["channels"], event_pixels_s=t["pixels"], rel_err=err))
     print(f"\nconvolution of {args.images} spike maps (3x3, padding 1, float32), median of {args.repeats} "
           f"interleaved rounds, {args.threads} threads; ratio = dense / event (> 1: event path faster)")
-    C.print_table(["layer", "channels", "density", "dense s", "event s", "ratio", "faster", "max rel diff"],
-                  rows, "llrrrrlr")
+    C.print_table(["layer", "channels", "density", "dense s", "channels s", "pixels s", "ratio channels",
+                   "ratio pixels", "fastest", "max rel diff"], rows, "llrrrrrrlr")
     for d in args.densities:
-        ratios = [r[5] for r in rows if r[2] == d]
-        if ratios:
-            print(f"  density {d:<5}: geometric-mean ratio {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+        for k, order in ((6, "channels"), (7, "pixels")):
+            ratios = [r[k] for r in rows if r[2] == d]
+            if ratios:
+                print(f"  density {d:<5} {order:8}: geometric-mean ratio {float(np.exp(np.mean(np.log(ratios)))):.2f}")
     print(f"simulate(path='auto') uses the event path below density {EVENT_DENSITY} "
-          f"(minisnn.simulate.EVENT_DENSITY)")
+          f"(minisnn.simulate.EVENT_DENSITY), in pixel order from {PIXEL_ORDER_EVENTS} events per input pixel "
+          f"(channels x density, PIXEL_ORDER_EVENTS)")
     print("machine: " + C.format_machine_info(C.machine_info()) + f"; load average now {C.fmt_loadavg()}")
     path = C.write_json(args.json, {"benchmark": "bench_events", "options": vars(args), "results": records,
-                                    "event_density": EVENT_DENSITY, "machine": C.machine_info()})
+                                    "event_density": EVENT_DENSITY, "pixel_order_events": PIXEL_ORDER_EVENTS,
+                                    "machine": C.machine_info()})
     print(f"wrote {os.path.relpath(path)}")
 
 

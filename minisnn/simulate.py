@@ -59,6 +59,18 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 #: Hence 0.25: event-driven up to 250 Hz at dt = 1 ms.
 EVENT_DENSITY = 0.25
 
+#: An event-driven convolution adds its events channel by channel, or - once an input pixel
+#: is expected to hold at least this many events per step (input channels x spike density) -
+#: pixel by pixel (``order`` of :func:`~minisnn.ops.conv.conv2d_events`): the pixel order sums
+#: a pixel's channels in vector registers and stores the outputs once, but sorts the events
+#: first, which does not pay for pixels of one event.  Measured (2026-12-04, 100 uint8 maps, 2
+#: threads, ``python benchmarks/bench_events.py --input 100x150 [--widths 16 32 64]``), time of
+#: the channel order / time of the pixel order per layer: 16 channels 0.90-0.96x at 0.04-0.06
+#: (0.6-1 events per pixel); 32 channels 0.96-1.01x at 0.04 (1.3), 1.04-1.07x at 0.06 (1.9);
+#: 64 channels 0.97x at 0.04 (2.6), 1.07x at 0.06 (3.8); every LocNet layer (32-128 channels)
+#: 1.08x on geometric mean at 0.04, 1.17x at 0.08, 1.38x at 0.15, 1.46x at 0.25.
+PIXEL_ORDER_EVENTS = 2.0
+
 #: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
 #: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
 #: LocNet of ``bench_snn.py`` needs ~36 MiB per input-step, so the whole batch of 32 at
@@ -217,13 +229,13 @@ def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: s
     return paths
 
 
-def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused) -> np.ndarray:
+def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused, order) -> np.ndarray:
     """An event-driven Conv2d on a block of raw spikes ``(tc * nb, C, H, W)`` (a uint8 spike map
     whose spikes are worth ``height``, or the float output if ``height`` is None); the Lowpass
     that the dense path applies to the spikes is applied to the result instead (both linear),
     here or - ``fused`` - with the bias in the next layer's scan (:class:`CurrentFilter`)."""
     y = _buffer(buffers, name, (spikes.shape[0],) + tuple(out_shape), layer.w.data.dtype)
-    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height)
+    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height, order=order)
     if fused:
         return y
     if syn_a:
@@ -434,6 +446,7 @@ class _Plan:
     sizes: dict          # neuron layer name -> number of units
     fanouts: dict        # neuron layer name -> (1, units) synaptic fan-out of each unit
     paths: dict          # conv layer name -> "dense" / "event"
+    orders: dict         # event-driven conv name -> "channels" / "pixels" (PIXEL_ORDER_EVENTS)
     raw: set             # neuron layers whose spikes feed an event-driven conv unfiltered
     maps: dict           # raw neuron layer name -> the value of one spike, for those whose
                          # scan writes a uint8 spike map (a quarter of a float32 output's memory)
@@ -469,6 +482,8 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
                   if syn_a and keep_layer_means and not layer.spiking_model.filters_current(precision)}
     paths = _choose_paths(middle, path, expected_hz, dt, dense_only)
     raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    orders = {name: "pixels" if layer.w.shape[1] * expected_hz[middle[i - 1][0]] * dt >= PIXEL_ORDER_EVENTS
+              else "channels" for i, (name, layer) in enumerate(middle) if paths.get(name) == "event"}
     maps = {name: heights[name] for name in raw if heights[name] is not None}
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
@@ -479,7 +494,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     # time blocks of time_chunk steps, also cut at every T' of also_at (cutting changes no spike)
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
-    return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths,
+    return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths, orders,
                  raw, maps, fused, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
 
 
@@ -533,7 +548,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
         for name, layer in plan.middle:
             if plan.paths.get(name) == "event":
                 cur = _conv_events(name, layer, cur, height, plan.out_shapes[name], buffers, plan.syn_a,
-                                   conv_syn.get(name), tc, name in plan.fused)
+                                   conv_syn.get(name), tc, name in plan.fused, plan.orders[name])
                 continue
             if not isinstance(layer, Neurons):
                 cur = _linear(name, layer, cur, plan.out_shapes[name], buffers)

@@ -187,8 +187,16 @@ def conv_chain_net(neuron, rng):
 
 
 @pytest.mark.parametrize("synapse", [None, 0.005])
-@pytest.mark.parametrize("path", ["dense", "event"])
-def test_event_and_dense_paths_equal_the_time_major_reference(path, synapse):
+@pytest.mark.parametrize("path, order", [("dense", None), ("event", "channels"), ("event", "pixels")])
+def test_event_and_dense_paths_equal_the_time_major_reference(monkeypatch, path, order, synapse):
+    import minisnn.ops.conv as conv_ops
+    import minisnn.simulate as sim
+
+    monkeypatch.setattr(sim, "PIXEL_ORDER_EVENTS", 0.0 if order == "pixels" else np.inf)
+    calls = []  # which event kernels ran
+    for kernel in ("conv_events_numba", "conv_events_pixels_numba"):
+        real = getattr(conv_ops, kernel)
+        monkeypatch.setattr(conv_ops, kernel, lambda *a, real=real, kernel=kernel: calls.append(kernel) or real(*a))
     rng = np.random.default_rng(7)
     net = conv_chain_net(LIF(), rng)
     for p in net.parameters():
@@ -197,6 +205,7 @@ def test_event_and_dense_paths_equal_the_time_major_reference(path, synapse):
     ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
     res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
     assert res.paths == {"2": path, "4": path}
+    assert set(calls) == {None: set(), "channels": {"conv_events_numba"}, "pixels": {"conv_events_pixels_numba"}}[order]
     np.testing.assert_allclose(res.readout, ref_readout, rtol=1e-9, atol=1e-9)
     for name, spk in ref_spikes.items():
         assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import pjit, prange
+from .simd import LANES, add_runs
 
 
 def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
@@ -57,6 +58,34 @@ def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
                     if ry != 0 or not 0 <= oy < Ho:
                         continue
                     for x in np.flatnonzero(s[n, c, y]):
+                        v = out.dtype.type(s[n, c, y, x]) * scale
+                        for kx in range(kw):
+                            ox, rx = divmod(x + pw - kx, sw)
+                            if rx == 0 and 0 <= ox < Wo:
+                                acc[n, oy, ox] += v * wt[c, ky, kx]
+    out[...] = acc.transpose(0, 3, 1, 2)
+    return out
+
+
+def conv_events_pixels_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+    """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
+    ``scale``, a scalar of ``out``'s dtype) computed spike by spike, pixel by pixel: in the order
+    (row ``y``, column ``x``, tap row ``ky``, channel ``c``, tap column ``kx``).  An output value
+    is reached by one ``ky`` per input row and one ``kx`` per input column, so it gets its
+    additions in the order (``y``, ``x``, ``c``), as from the kernel.  ``wt`` is ``(C, kh, kw,
+    Cout)``.  Returns ``out``."""
+    N, C, H, W = s.shape
+    _, kh, kw, Cout = wt.shape
+    acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
+    for n in range(N):
+        for y in range(H):
+            for x in range(W):
+                channels = np.flatnonzero(s[n, :, y, x])
+                for ky in range(kh):
+                    oy, ry = divmod(y + ph - ky, sh)
+                    if ry != 0 or not 0 <= oy < Ho:
+                        continue
+                    for c in channels:
                         v = out.dtype.type(s[n, c, y, x]) * scale
                         for kx in range(kw):
                             ox, rx = divmod(x + pw - kx, sw)
@@ -144,6 +173,90 @@ def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, 
     return out
 
 
+def conv_events_pixels_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+    """Numba twin of :func:`conv_events_pixels_numpy` (same signature, same additions in the same
+    order per output value): the taps arranged as runs (:func:`tap_runs`), then the kernel."""
+    runs, res, first, length, offset = tap_runs(wt, sw, pw, s.shape[3], Wo)
+    return _conv_events_pixels(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out)
+
+
+@pjit
+def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out):
+    """The kernel of :func:`conv_events_pixels_numba`.  Each input row is scanned once per channel for
+    its events, which are sorted into the row's columns (``channels[x, :count[x]]``, in channel
+    order); then each pixel with events adds, per kernel row that reaches an output row, the
+    runs of all its events at once (:func:`~minisnn.kernels.simd.add_runs`: the run stays in
+    vector registers while the events' weight rows are added, and is stored once)."""
+    N, C, H, W = s.shape
+    kh = runs.shape[2]
+    LW = runs.shape[3]
+    weights = runs.ravel()  # runs[r, c, ky, j] = weights[((r * C + c) * kh + ky) * LW + j]
+    for n in prange(N):
+        acc = np.zeros(Ho * Wo * Cout, dtype=out.dtype)  # channels last: a run is contiguous
+        nz = np.empty(W, dtype=np.int64)  # the columns of one channel's row that hold an event
+        count = np.zeros(W, dtype=np.int64)  # events per column of the input row ...
+        channels = np.empty((W, C), dtype=np.int64)  # ... their channels, in order ...
+        values = np.empty((W, C), dtype=out.dtype)  # ... and their values
+        offs = np.empty(C, dtype=np.int64)  # where each event's run starts in weights
+        kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
+        rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
+        for y in range(H):
+            nky = 0
+            for ky in range(kh):
+                oyn = y + ph - ky
+                if oyn >= 0 and oyn % sh == 0 and oyn // sh < Ho:
+                    kys[nky] = ky
+                    rows[nky] = (oyn // sh) * Wo
+                    nky += 1
+            if nky == 0:
+                continue
+            count[:] = 0
+            for c in range(C):
+                m = 0
+                for x in range(W):  # branch-free: one pass over the row
+                    nz[m] = x
+                    m += s[n, c, y, x] != 0
+                for j in range(m):
+                    x = nz[j]
+                    e = count[x]
+                    channels[x, e] = c
+                    values[x, e] = s[n, c, y, x] * scale
+                    count[x] = e + 1
+            for x in range(W):
+                m = count[x]
+                if m == 0:
+                    continue
+                L = length[x]
+                chunks = L // LANES
+                first_run = res[x] * C
+                if m == 1:  # one event: its runs straight from runs (no offsets to gather)
+                    v = values[x, 0]
+                    for q in range(nky):
+                        a0 = (rows[q] + first[x]) * Cout
+                        a = acc[a0 : a0 + L]
+                        r = runs[res[x], channels[x, 0], kys[q], offset[x] : offset[x] + L]
+                        for k in range(L):
+                            a[k] += v * r[k]
+                    continue
+                for q in range(nky):
+                    a0 = (rows[q] + first[x]) * Cout
+                    start = kys[q] * LW + offset[x]
+                    for i in range(m):
+                        offs[i] = (first_run + channels[x, i]) * kh * LW + start
+                    add_runs(acc, a0, weights, offs, values[x], m, chunks)
+                    for k in range(chunks * LANES, L):  # the rest of a run (Cout not a multiple of 16)
+                        total = acc[a0 + k]
+                        for i in range(m):
+                            total += values[x, i] * weights[offs[i] + k]
+                        acc[a0 + k] = total
+        acc3 = acc.reshape(Ho, Wo, Cout)
+        for k in range(Cout):  # channels last -> NCHW, writing along the output rows
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    out[n, k, oy, ox] = acc3[oy, ox, k]
+    return out
+
+
 def _conv_events_example(rng):
     """Small fresh arguments: a sparse spike map, stride 2 x 1, padding 1 x 0."""
     N, C, H, W, Cout, kh, kw = 3, 4, 9, 8, 5, 3, 2
@@ -163,9 +276,9 @@ def _conv_events_counts_example(rng):
     return counts, np.float32(1000.0), wt.astype(np.float32), *geometry, np.empty(out.shape, np.float32)
 
 
-def _conv_events_geometry_example(rng, N, C, H, W, Cout, kh, kw, sh, sw, ph, pw):
+def _conv_events_geometry_example(rng, N, C, H, W, Cout, kh, kw, sh, sw, ph, pw, density=0.3):
     Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    s = (rng.uniform(size=(N, C, H, W)) < 0.3).astype(np.uint8)
+    s = (rng.uniform(size=(N, C, H, W)) < density).astype(np.uint8)
     s[:, :, :, 0] = 1  # events in the edge columns, whose runs are clipped
     s[:, :, :, -1] = 2
     wt = rng.standard_normal((C, kh, kw, Cout)).astype(np.float32)
@@ -182,9 +295,32 @@ def _conv_events_sparse_taps_example(rng):
     return _conv_events_geometry_example(rng, 2, 2, 7, 13, 5, 2, 2, 1, 3, 0, 1)
 
 
+def _conv_events_wide_example(rng):
+    """Cout = 40 (two vector chunks and a rest of 8), 6 channels at density 0.5: pixels with
+    one and with several events (the pixel-order kernel's two ways)."""
+    return _conv_events_geometry_example(rng, 2, 6, 8, 9, 40, 3, 3, 1, 1, 1, 1, density=0.5)
+
+
+def _conv_events_wide64_example(rng):
+    """:func:`_conv_events_wide_example` in float64 (vector chunks of 16 doubles)."""
+    s, scale, wt, *geometry, out = _conv_events_wide_example(rng)
+    return s, np.float64(scale), wt.astype(np.float64), *geometry, np.empty(out.shape, np.float64)
+
+
 from . import register  # noqa: E402
 
 register("conv_events", conv_events_numpy, conv_events_numba, _conv_events_example)
 register("conv_events_stride2", conv_events_numpy, conv_events_numba, _conv_events_stride2_example)
 register("conv_events_sparse_taps", conv_events_numpy, conv_events_numba, _conv_events_sparse_taps_example)
 register("conv_events_counts", conv_events_numpy, conv_events_numba, _conv_events_counts_example)
+register("conv_events_pixels", conv_events_pixels_numpy, conv_events_pixels_numba, _conv_events_example)
+register("conv_events_pixels_stride2", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_stride2_example)
+register("conv_events_pixels_sparse_taps", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_sparse_taps_example)
+register("conv_events_pixels_counts", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_counts_example)
+register("conv_events_pixels_wide", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_wide_example)
+register("conv_events_pixels_wide64", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_wide64_example)

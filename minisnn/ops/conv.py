@@ -37,7 +37,7 @@ from ._checks import as_float, common_dtype, output, pair
 from .scratch import recycled, scratch
 from .stacks import matmul_stack
 from ..kernels.direct import conv_direct_numba
-from ..kernels.events import conv_events_numba
+from ..kernels.events import conv_events_numba, conv_events_pixels_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from ..kernels import winograd as wino
 from ..kernels._jit import KERNEL_DTYPES
@@ -313,7 +313,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     return dx, dw, db
 
 
-def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None):
+def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, order="channels"):
     """:func:`conv2d_forward`'s ``y`` computed event by event: every nonzero of ``x`` adds its
     weights onto the outputs it reaches (:mod:`minisnn.kernels.events`).
 
@@ -322,8 +322,13 @@ def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None):
     Same arguments and result as :func:`conv2d_forward` up to rounding (the sums run in
     another order); inference only, no cache.  ``x`` may also be a ``uint8`` map of spike
     counts, each spike worth ``scale`` (required then): the convolution of ``x * scale``.
+    ``order``: ``"channels"`` adds the events channel by channel (best when few pixels have
+    more than one), ``"pixels"`` pixel by pixel, all of a pixel's channels while its outputs
+    stay in vector registers (best from ~2 events per pixel up: ``simulate.PIXEL_ORDER_EVENTS``).
     """
     op = "conv2d_events"
+    if order not in ("channels", "pixels"):
+        raise ValueError(f"{op}: order must be 'channels' or 'pixels', got {order!r}")
     counts = isinstance(x, np.ndarray) and x.dtype == np.uint8
     if counts != (scale is not None):
         raise ValueError(f"{op}: scale is given with (and only with) a uint8 map of spike counts, "
@@ -334,7 +339,8 @@ def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None):
     y = output(op, out, (N, w.shape[0], g.Ho, g.Wo), w.dtype)
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (Cin, kH, kW, Cout): one tap = one row
     one = w.dtype.type(1 if scale is None else scale)
-    conv_events_numba(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
+    kernel = conv_events_pixels_numba if order == "pixels" else conv_events_numba
+    kernel(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
     if b is not None:
         y += b[:, None, None]
     return y

@@ -1,0 +1,91 @@
+"""Explicit vector code for one loop LLVM cannot be told enough about (LEVEL 1b).
+
+The event-driven convolution (:mod:`minisnn.kernels.events`) adds, for every input pixel with
+spikes, the weight rows of its spiking channels to one run of output values::
+
+    for each chunk of 16 values of the run:
+        total = acc[chunk]
+        for each event i at the pixel:      # its channels, in order
+            total += vals[i] * w[offs[i] + chunk]
+        acc[chunk] = total
+
+Written as Numba loops, the sum over events is the inner loop over a short, varying count and
+the vectoriser would have to vectorise the *outer* loop over the chunk; it only vectorises
+innermost loops, and the other order (events outer) stores the run back after every event,
+which made the store bandwidth the limit.  :func:`add_runs` is that loop nest in LLVM IR
+(through Numba's ``@intrinsic``): each chunk is one vector register (``<16 x float>``: one
+AVX-512 register, two AVX2 ones), loaded once, stored once.  The arithmetic is the plain
+one - a multiply, then an add, in the events' order, no fused multiply-add - so every value is
+what the scalar loop gives, bit for bit (:func:`add_runs_python` is that loop; the kernel
+tests compare the two through the convolution).
+"""
+
+from __future__ import annotations
+
+from ._jit import COMPILED
+
+#: values per chunk: one vector register of float32 with AVX-512
+LANES = 16
+
+
+def add_runs_python(acc, a0, w, offs, vals, m, nchunks):
+    """The reference of :func:`add_runs`: ``acc[a0 + j] += vals[i] * w[offs[i] + j]`` for
+    ``i < m`` in order, for each ``j < nchunks * LANES``."""
+    for j in range(nchunks * LANES):
+        total = acc[a0 + j]
+        for i in range(m):
+            total += vals[i] * w[offs[i] + j]
+        acc[a0 + j] = total
+
+
+if COMPILED:
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def add_runs(typingctx, acc, a0, w, offs, vals, m, nchunks):
+        """:func:`add_runs_python` as vector code: ``acc``, ``w``, ``vals`` 1-D contiguous arrays
+        of one float dtype, ``offs`` 1-D int64, no bounds checks (the caller's indices are in
+        range)."""
+        arrays = (acc, w, vals, offs)
+        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
+            return None
+        if not (isinstance(acc.dtype, types.Float) and acc.dtype == w.dtype == vals.dtype
+                and offs.dtype == types.int64):
+            return None
+        sig = types.void(acc, a0, w, offs, vals, m, nchunks)
+
+        def codegen(context, builder, signature, args):
+            acc_t, _, w_t, offs_t, vals_t, _, _ = signature.args
+            acc_a, w_a, offs_a, vals_a = (context.make_array(t)(context, builder, v)
+                                          for t, v in ((acc_t, args[0]), (w_t, args[2]), (offs_t, args[3]),
+                                                       (vals_t, args[4])))
+            i64 = ir.IntType(64)
+            a0_, m_, nchunks_ = (context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 5, 6))
+            scalar = context.get_value_type(acc_t.dtype)
+            vec = ir.VectorType(scalar, LANES)
+            align = acc_t.dtype.bitwidth // 8
+            undef = ir.Constant(vec, ir.Undefined)
+            broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            base = builder.gep(acc_a.data, [a0_])
+            with cgutils.for_range(builder, nchunks_) as chunk:
+                off = builder.mul(chunk.index, ir.Constant(i64, LANES))
+                out_ptr = builder.bitcast(builder.gep(base, [off]), vec.as_pointer())
+                total = cgutils.alloca_once_value(builder, builder.load(out_ptr, align=align))  # a register
+                with cgutils.for_range(builder, m_) as event:
+                    i = event.index
+                    row = builder.add(builder.load(builder.gep(offs_a.data, [i])), off)
+                    wv = builder.load(builder.bitcast(builder.gep(w_a.data, [row]), vec.as_pointer()), align=align)
+                    v = builder.load(builder.gep(vals_a.data, [i]))
+                    vs = builder.shuffle_vector(builder.insert_element(undef, v, ir.Constant(ir.IntType(32), 0)),
+                                                undef, broadcast)
+                    builder.store(builder.fadd(builder.load(total), builder.fmul(vs, wv)), total)
+                builder.store(builder.load(total), out_ptr, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+else:  # NUMBA_DISABLE_JIT=1: the kernels are Python, so is this
+    add_runs = add_runs_python
+
+__all__ = ["LANES", "add_runs", "add_runs_python"]
