@@ -46,18 +46,18 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 #: ``path="auto"``: a convolution fed directly by a spiking layer is computed event by event
 #: (:func:`minisnn.ops.conv.conv2d_events`) when that layer's expected spike density - its
 #: rate twin's mean rate on the first input times ``dt`` - is below this.  Measured (2026-12-04,
-#: float32, uint8 spike maps, the run-form event kernel):
+#: float32, uint8 spike maps; at these densities the event path runs in pixel order, see
+#: :data:`PIXEL_ORDER_EVENTS`):
 #:
-#: * one convolution in isolation (``python benchmarks/bench_events.py``, LocNet conv2-6 at
-#:   200x300, 25 maps, geometric mean of dense/event time): 3.9-4.1x at density 0.02, 2.8x at
-#:   0.05, 1.8-1.9x at 0.1, 1.2-1.3x at 0.17, 0.95-0.97x at 0.25, 0.70x at 0.35;
-#: * the whole spiking LocNet at 3x100x150 (``bench_snn.py --path dense|event``, batch 4,
-#:   T = 50) at 255 Hz, density 0.255: event 1.41 and 1.54 s against dense 1.51 and 1.55 s, with
-#:   250 MB less peak memory, because the event path never builds im2col columns (which the
-#:   isolated measurement keeps warm in cache).
+#: * one convolution in isolation (``python benchmarks/bench_events.py --input 100x150``,
+#:   LocNet conv2-6, 100 maps, geometric mean of dense/event time): 2.06x at density 0.15,
+#:   1.46x at 0.25, 1.23x at 0.35, 1.01x at 0.45 (channel order: 1.49x, 1.00x, 0.76x, 0.61x);
+#: * the whole spiking LocNet at 3x100x150 (``bench_snn.py --rate-aim 300 --path dense|event``,
+#:   batch 4, T = 50) at 306 Hz, density 0.31: event 1.44 and 1.40 s against dense 2.10 and
+#:   1.62 s, with 250 MB less peak memory (the event path builds no im2col columns).
 #:
-#: Hence 0.25: event-driven up to 250 Hz at dt = 1 ms.
-EVENT_DENSITY = 0.25
+#: Hence 0.35: event-driven up to 350 Hz at dt = 1 ms (before the pixel order: 0.25).
+EVENT_DENSITY = 0.35
 
 #: An event-driven convolution adds its events channel by channel, or - once an input pixel
 #: is expected to hold at least this many events per step (input channels x spike density) -
