@@ -570,11 +570,12 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
             n_spk = layer.spiking_model.run(dt, J, out, state, syn_a=a, syn_state=syn_state, precision=plan.precision,
                                             current_filter=filters.get(name),
                                             window_sum=sums[name, None] if summed else None, window=(lo, hi))
-            n_spk = n_spk.reshape(nb, plan.sizes[name])
-            layer_spikes = float(n_spk.sum())
+            per_unit = n_spk.reshape(nb, plan.sizes[name]).sum(axis=0)  # spikes of each unit, all inputs
+            layer_spikes = float(per_unit.sum())
             totals.counts[name] += layer_spikes
             spikes_so_far += layer_spikes
-            layer_synops = float((n_spk * plan.fanouts[name]).sum())
+            # whole numbers below 2**53 (fan-outs count synapses): the float64 dot product is exact
+            layer_synops = float(per_unit @ plan.fanouts[name][0])
             totals.synops[name] += layer_synops
             synops_so_far += layer_synops
             for key, window in plan.windows.items():
