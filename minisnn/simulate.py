@@ -367,7 +367,8 @@ def simulate(
     path : how a Conv2d fed directly by a spiking layer is computed: ``"dense"`` (im2col +
         GEMM), ``"event"`` (only where spikes occurred; with a synapse the filter then runs
         on the convolution's output, which is equal because both are linear) or ``"auto"``
-        (event-driven when the expected spike density is below :data:`EVENT_DENSITY`).
+        (event-driven when the expected spike density is below :data:`EVENT_DENSITY`; in pixel
+        order where an input pixel is expected to hold :data:`PIXEL_ORDER_EVENTS` events or more).
         With a synapse and ``keep_layer_means`` the filtered layer outputs' means are needed
         too: the float32 LIF scan sums them itself, other scans take the dense path.
         ``SimResult.paths`` records the choice per layer.

@@ -36,8 +36,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import pjit, prange
+from ._jit import jit, pjit, prange
 from .simd import LANES, add_runs
+
+
+def _output_rows(y, kh, sh, ph, Ho):
+    """Reference helper: ``(ky, oy)`` for each kernel row ``ky`` by which input row ``y``
+    reaches output row ``oy``."""
+    return [(ky, (y + ph - ky) // sh) for ky in range(kh)
+            if (y + ph - ky) % sh == 0 and 0 <= (y + ph - ky) // sh < Ho]
+
+
+def _add_event(acc_row, v, w_row, x, sw, pw):
+    """Reference helper: an event of value ``v`` in input column ``x`` adds ``v * w_row[kx]`` to
+    each output ``acc_row[ox]`` (``(Wo, Cout)``, channels last) that its taps ``kx`` reach."""
+    for kx in range(w_row.shape[0]):
+        ox, rx = divmod(x + pw - kx, sw)
+        if rx == 0 and 0 <= ox < acc_row.shape[0]:
+            acc_row[ox] += v * w_row[kx]
 
 
 def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
@@ -53,16 +69,9 @@ def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     for n in range(N):
         for y in range(H):
             for c in range(C):
-                for ky in range(kh):
-                    oy, ry = divmod(y + ph - ky, sh)
-                    if ry != 0 or not 0 <= oy < Ho:
-                        continue
+                for ky, oy in _output_rows(y, kh, sh, ph, Ho):
                     for x in np.flatnonzero(s[n, c, y]):
-                        v = out.dtype.type(s[n, c, y, x]) * scale
-                        for kx in range(kw):
-                            ox, rx = divmod(x + pw - kx, sw)
-                            if rx == 0 and 0 <= ox < Wo:
-                                acc[n, oy, ox] += v * wt[c, ky, kx]
+                        _add_event(acc[n, oy], out.dtype.type(s[n, c, y, x]) * scale, wt[c, ky], x, sw, pw)
     out[...] = acc.transpose(0, 3, 1, 2)
     return out
 
@@ -81,16 +90,9 @@ def conv_events_pixels_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
         for y in range(H):
             for x in range(W):
                 channels = np.flatnonzero(s[n, :, y, x])
-                for ky in range(kh):
-                    oy, ry = divmod(y + ph - ky, sh)
-                    if ry != 0 or not 0 <= oy < Ho:
-                        continue
+                for ky, oy in _output_rows(y, kh, sh, ph, Ho):
                     for c in channels:
-                        v = out.dtype.type(s[n, c, y, x]) * scale
-                        for kx in range(kw):
-                            ox, rx = divmod(x + pw - kx, sw)
-                            if rx == 0 and 0 <= ox < Wo:
-                                acc[n, oy, ox] += v * wt[c, ky, kx]
+                        _add_event(acc[n, oy], out.dtype.type(s[n, c, y, x]) * scale, wt[c, ky], x, sw, pw)
     out[...] = acc.transpose(0, 3, 1, 2)
     return out
 
@@ -127,6 +129,42 @@ def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     return _conv_events_runs(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out)
 
 
+@jit
+def _reaching(y, kh, sh, ph, Ho, Wo, kys, rows):
+    """The kernel rows ``kys[:nky]`` by which input row ``y`` reaches an output row, and each
+    one's first output value ``rows[:nky]`` (in a channels-last image); returns ``nky``."""
+    nky = 0
+    for ky in range(kh):
+        oyn = y + ph - ky
+        if oyn >= 0 and oyn % sh == 0 and oyn // sh < Ho:
+            kys[nky] = ky
+            rows[nky] = (oyn // sh) * Wo
+            nky += 1
+    return nky
+
+
+@jit
+def _events(row, nz):
+    """The columns of ``row`` that hold an event, into ``nz[:m]`` in order; returns ``m``.
+    Branch-free: one pass over the row, however many taps read it."""
+    m = 0
+    for x in range(row.shape[0]):
+        nz[m] = x
+        m += row[x] != 0
+    return m
+
+
+@jit
+def _to_nchw(acc3, out):
+    """One image from channels last ``(Ho, Wo, Cout)`` to ``out (Cout, Ho, Wo)``, writing along
+    the output rows."""
+    Ho, Wo, Cout = acc3.shape
+    for k in range(Cout):
+        for oy in range(Ho):
+            for ox in range(Wo):
+                out[k, oy, ox] = acc3[oy, ox, k]
+
+
 @pjit
 def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out):
     """The kernel of :func:`conv_events_numba`.  Each input row is scanned once for its events
@@ -140,20 +178,11 @@ def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, 
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
         for y in range(H):
-            nky = 0
-            for ky in range(kh):
-                oyn = y + ph - ky
-                if oyn >= 0 and oyn % sh == 0 and oyn // sh < Ho:
-                    kys[nky] = ky
-                    rows[nky] = (oyn // sh) * Wo
-                    nky += 1
+            nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
             if nky == 0:
                 continue
             for c in range(C):
-                m = 0
-                for x in range(W):  # branch-free: one pass over the row, however many taps read it
-                    nz[m] = x
-                    m += s[n, c, y, x] != 0
+                m = _events(s[n, c, y], nz)
                 for j in range(m):
                     x = nz[j]
                     L = length[x]
@@ -165,11 +194,7 @@ def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, 
                         r = runs[res[x], c, kys[q], w0 : w0 + L]
                         for k in range(L):
                             a[k] += v * r[k]
-        acc3 = acc.reshape(Ho, Wo, Cout)
-        for k in range(Cout):  # channels last -> NCHW, writing along the output rows
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    out[n, k, oy, ox] = acc3[oy, ox, k]
+        _to_nchw(acc.reshape(Ho, Wo, Cout), out[n])
     return out
 
 
@@ -201,21 +226,12 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
         for y in range(H):
-            nky = 0
-            for ky in range(kh):
-                oyn = y + ph - ky
-                if oyn >= 0 and oyn % sh == 0 and oyn // sh < Ho:
-                    kys[nky] = ky
-                    rows[nky] = (oyn // sh) * Wo
-                    nky += 1
+            nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
             if nky == 0:
                 continue
             count[:] = 0
             for c in range(C):
-                m = 0
-                for x in range(W):  # branch-free: one pass over the row
-                    nz[m] = x
-                    m += s[n, c, y, x] != 0
+                m = _events(s[n, c, y], nz)
                 for j in range(m):
                     x = nz[j]
                     e = count[x]
@@ -249,11 +265,7 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                         for i in range(m):
                             total += values[x, i] * weights[offs[i] + k]
                         acc[a0 + k] = total
-        acc3 = acc.reshape(Ho, Wo, Cout)
-        for k in range(Cout):  # channels last -> NCHW, writing along the output rows
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    out[n, k, oy, ox] = acc3[oy, ox, k]
+        _to_nchw(acc.reshape(Ho, Wo, Cout), out[n])
     return out
 
 
