@@ -17,6 +17,7 @@ does not depend on it (on one thread the BLAS is held to one thread too).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from ..kernels import get_num_threads
 
 _pool: dict = {}  # this process's worker threads and BLAS controller, made on first use
+_lock = threading.Lock()  # one stack at a time: the BLAS thread limit is the whole process's
 
 
 def _workers(n: int):
@@ -46,12 +48,13 @@ def matmul_stack(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     computed by a single-threaded BLAS call.  Returns ``out``."""
     P = a.shape[0]
     parts = max(1, min(get_num_threads(), P))
-    executor, blas = _workers(parts - 1)
     cuts = np.linspace(0, P, parts + 1).astype(int)
-    with blas.limit(limits=1, user_api="blas"):
-        futures = [executor.submit(np.matmul, a[p0:p1], b[p0:p1], out=out[p0:p1])
-                   for p0, p1 in zip(cuts[1:-1], cuts[2:])]
-        np.matmul(a[: cuts[1]], b[: cuts[1]], out=out[: cuts[1]])  # the first part on this thread
-        for f in futures:
-            f.result()
+    with _lock:
+        executor, blas = _workers(parts - 1)
+        with blas.limit(limits=1, user_api="blas"):
+            futures = [executor.submit(np.matmul, a[p0:p1], b[p0:p1], out=out[p0:p1])
+                       for p0, p1 in zip(cuts[1:-1], cuts[2:])]
+            np.matmul(a[: cuts[1]], b[: cuts[1]], out=out[: cuts[1]])  # the first part on this thread
+            for f in futures:
+                f.result()
     return out
