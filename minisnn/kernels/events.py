@@ -28,8 +28,20 @@ over the tap-by-tap kernel on LocNet-shaped layers, ``docs/results.md``).  Every
 additions in the reference's order, so the two agree bit for bit.  The Numba kernel is
 parallel over the ``N`` images (each owns its output; the result does not depend on the
 thread count) and walks each image row by row, so the output rows it updates stay in cache.
-Which path is faster depends on the spike density: see :mod:`minisnn.simulate`
-(``path="auto"``) and ``benchmarks/bench_snn.py``.
+
+Two kernels, two orders of the same additions:
+
+* **channel order** (:func:`conv_events_numba`): channel by channel, each event's runs added
+  at once.  Every event loads and stores its outputs again: when a pixel holds several spikes,
+  the stores are the limit (about 5 cycles per 16 values, wherever the outputs are cached);
+* **pixel order** (:func:`conv_events_pixels_numba`): the events of an input row are first
+  sorted into its columns, then each pixel adds the runs of all its spiking channels while its
+  outputs stay in vector registers (:func:`minisnn.kernels.simd.add_runs`), stored once.
+
+The sorting costs more than it saves for pixels of one spike, so ``simulate`` chooses per layer
+from the expected spikes per input pixel (``PIXEL_ORDER_EVENTS``).  Whether events beat im2col
++ GEMM at all depends on the spike density: see :mod:`minisnn.simulate` (``path="auto"``),
+``benchmarks/bench_events.py`` and ``benchmarks/bench_snn.py``.
 """
 
 from __future__ import annotations
