@@ -16,8 +16,9 @@ which made the store bandwidth the limit.  :func:`add_runs` is that loop nest in
 (through Numba's ``@intrinsic``): each chunk is one vector register (``<16 x float>``: one
 AVX-512 register, two AVX2 ones), loaded once, stored once.  The arithmetic is the plain
 one - a multiply, then an add, in the events' order, no fused multiply-add - so every value is
-what the scalar loop gives, bit for bit (:func:`add_runs_python` is that loop; the kernel
-tests compare the two through the convolution).
+what the scalar loop gives, bit for bit (:func:`add_runs_python` is that loop;
+``tests/test_simd.py`` compares the two exactly, and the kernel tests the convolution built on
+it against its NumPy reference).
 """
 
 from __future__ import annotations
