@@ -67,8 +67,9 @@ def parse_args(argv=None):
         p.error(f"--layers: unknown {sorted(unknown)}; choose from conv2 .. conv6")
     try:
         a.H, a.W = (int(v) for v in a.input.lower().split("x"))
-        assert a.H >= 4 and a.W >= 4
-    except (ValueError, AssertionError):
+    except ValueError:
+        a.H = a.W = 0
+    if min(a.H, a.W) < 4:
         p.error(f"--input: expected HxW with H, W >= 4, got {a.input!r}")
     if any(w < 1 for w in a.widths):
         p.error("--widths must be >= 1")
