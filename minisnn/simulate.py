@@ -217,16 +217,20 @@ def _linear(name: str, layer, x: np.ndarray, out_shape, buffers: dict) -> np.nda
     return conv2d_forward(x, layer.w.data, b, layer.stride, layer.padding, out=out, keep_cache=False)[0]
 
 
-def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: set) -> dict:
-    """``{conv name: "dense" | "event"}`` for every Conv2d fed directly by a spiking layer
-    (always dense after the neuron layers in ``dense_only``)."""
-    paths = {}
+def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: set) -> tuple[dict, dict]:
+    """``({conv name: "dense" | "event"}, {event-driven conv name: "channels" | "pixels"})`` for
+    every Conv2d fed directly by a spiking layer (always dense after the neuron layers in
+    ``dense_only``): the path by :data:`EVENT_DENSITY`, the order by :data:`PIXEL_ORDER_EVENTS`."""
+    paths, orders = {}, {}
     for i, (name, layer) in enumerate(middle):
         if isinstance(layer, Conv2d) and i > 0 and isinstance(middle[i - 1][1], Neurons):
-            sparse = expected_hz[middle[i - 1][0]] * dt < EVENT_DENSITY
-            event = middle[i - 1][0] not in dense_only and (path == "event" or (path == "auto" and sparse))
+            density = expected_hz[middle[i - 1][0]] * dt
+            event = middle[i - 1][0] not in dense_only and (
+                path == "event" or (path == "auto" and density < EVENT_DENSITY))
             paths[name] = "event" if event else "dense"
-    return paths
+            if event:
+                orders[name] = "pixels" if layer.w.shape[1] * density >= PIXEL_ORDER_EVENTS else "channels"
+    return paths, orders
 
 
 def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused, order) -> np.ndarray:
@@ -481,10 +485,8 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     # can sum that mean itself (the conv needs the raw spikes, the mean the filtered output)
     dense_only = {name for name, layer in neuron_layers
                   if syn_a and keep_layer_means and not layer.spiking_model.filters_current(precision)}
-    paths = _choose_paths(middle, path, expected_hz, dt, dense_only)
+    paths, orders = _choose_paths(middle, path, expected_hz, dt, dense_only)
     raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
-    orders = {name: "pixels" if layer.w.shape[1] * expected_hz[middle[i - 1][0]] * dt >= PIXEL_ORDER_EVENTS
-              else "channels" for i, (name, layer) in enumerate(middle) if paths.get(name) == "event"}
     maps = {name: heights[name] for name in raw if heights[name] is not None}
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)

@@ -68,45 +68,39 @@ def _add_event(acc_row, v, w_row, x, sw, pw):
             acc_row[ox] += v * w_row[kx]
 
 
+def _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, axes):
+    """The two references below: every event of ``s[n]``, taken in the order of ``np.argwhere``
+    on ``s[n]`` transposed by ``axes``, adds all its taps.  An output value is reached by one tap
+    of each event, so it gets its additions in that event order."""
+    N, C = s.shape[:2]
+    _, kh, _, Cout = wt.shape
+    acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
+    for n in range(N):
+        for idx in np.argwhere(s[n].transpose(axes)):
+            c, y, x = idx[np.argsort(axes)]  # back to (channel, row, column)
+            v = out.dtype.type(s[n, c, y, x]) * scale
+            for ky, oy in _output_rows(y, kh, sh, ph, Ho):
+                _add_event(acc[n, oy], v, wt[c, ky], x, sw, pw)
+    out[...] = acc.transpose(0, 3, 1, 2)
+    return out
+
+
 def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
     ``scale``, a scalar of ``out``'s dtype) computed spike by spike, in the order (row ``y``,
-    channel ``c``, tap row ``ky``, column ``x``, tap column ``kx``).  Each output value gets
-    its additions in the same order from the kernel, which walks ``x`` before ``ky`` (an
-    output value is reached by one ``ky`` per input row).  ``wt`` is ``(C, kh, kw, Cout)``.
-    Returns ``out``."""
-    N, C, H, W = s.shape
-    _, kh, kw, Cout = wt.shape
-    acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
-    for n in range(N):
-        for y in range(H):
-            for c in range(C):
-                for ky, oy in _output_rows(y, kh, sh, ph, Ho):
-                    for x in np.flatnonzero(s[n, c, y]):
-                        _add_event(acc[n, oy], out.dtype.type(s[n, c, y, x]) * scale, wt[c, ky], x, sw, pw)
-    out[...] = acc.transpose(0, 3, 1, 2)
-    return out
+    channel ``c``, column ``x``), each event adding all its taps: each output value gets its
+    additions in the order the kernel gives them (it walks the tap rows ``ky`` of an event's
+    row before its columns, but an output value is reached by one ``ky`` per input row).
+    ``wt`` is ``(C, kh, kw, Cout)``.  Returns ``out``."""
+    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 0, 2))
 
 
 def conv_events_pixels_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
     """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
     ``scale``, a scalar of ``out``'s dtype) computed spike by spike, pixel by pixel: in the order
-    (row ``y``, column ``x``, tap row ``ky``, channel ``c``, tap column ``kx``).  An output value
-    is reached by one ``ky`` per input row and one ``kx`` per input column, so it gets its
-    additions in the order (``y``, ``x``, ``c``), as from the kernel.  ``wt`` is ``(C, kh, kw,
-    Cout)``.  Returns ``out``."""
-    N, C, H, W = s.shape
-    _, kh, kw, Cout = wt.shape
-    acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
-    for n in range(N):
-        for y in range(H):
-            for x in range(W):
-                channels = np.flatnonzero(s[n, :, y, x])
-                for ky, oy in _output_rows(y, kh, sh, ph, Ho):
-                    for c in channels:
-                        _add_event(acc[n, oy], out.dtype.type(s[n, c, y, x]) * scale, wt[c, ky], x, sw, pw)
-    out[...] = acc.transpose(0, 3, 1, 2)
-    return out
+    (row ``y``, column ``x``, channel ``c``), each event adding all its taps, as from the kernel.
+    ``wt`` is ``(C, kh, kw, Cout)``.  Returns ``out``."""
+    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 2, 0))
 
 
 def tap_runs(wt, sw, pw, W, Wo):
