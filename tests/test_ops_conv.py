@@ -605,6 +605,34 @@ def test_event_driven_conv_equals_im2col_conv(stride, padding, kernel, dtype):
     np.testing.assert_allclose(out + b[:, None, None], expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("order, in_layout, out_layout", [
+    ("pixels", "NHWC", "NHWC"), ("pixels", "NHWC", "NCHW"), ("pixels", "NCHW", "NHWC"), ("channels", "NCHW", "NHWC")])
+def test_event_driven_conv_channels_last_gives_the_same_sums(order, in_layout, out_layout):
+    """Channels last in and/or out: the same additions in the same order, only stored
+    transposed - equal bit for bit to the (N, C, H, W) run of the same order.  (A channels-last
+    input is scanned in pixel order only: see the error test below.)"""
+    rng = np.random.default_rng(12)
+    counts = (rng.uniform(size=(2, 20, 9, 10)) < 0.2).astype(np.uint8)
+    w = rng.standard_normal((18, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(18).astype(np.float32)
+    expected = conv2d_events(counts, w, b, 2, 1, scale=np.float32(1000.0), order=order)
+    x = np.ascontiguousarray(counts.transpose(0, 2, 3, 1)) if in_layout == "NHWC" else counts
+    got = conv2d_events(x, w, b, 2, 1, scale=np.float32(1000.0), order=order, in_layout=in_layout,
+                        out_layout=out_layout)
+    np.testing.assert_array_equal(got.transpose(0, 3, 1, 2) if out_layout == "NHWC" else got, expected)
+
+
+def test_event_driven_conv_layout_errors():
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    w = np.zeros((3, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="in_layout must be 'NCHW' or 'NHWC', got 'CHW'"):
+        conv2d_events(x, w, in_layout="CHW")
+    with pytest.raises(ValueError, match="needs order='pixels'"):
+        conv2d_events(x, w, in_layout="NHWC")
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous float32 array of shape \(1, 5, 5, 3\)"):
+        conv2d_events(x, w, padding=1, out_layout="NHWC", out=np.zeros((1, 3, 5, 5), np.float32))
+
+
 def test_event_driven_conv_bad_input():
     x = np.zeros((1, 2, 5, 5), np.float32)
     with pytest.raises(ValueError, match="channels"):

@@ -68,10 +68,13 @@ def _add_event(acc_row, v, w_row, x, sw, pw):
             acc_row[ox] += v * w_row[kx]
 
 
-def _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, axes):
+def _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, axes, in_last=False, out_last=False):
     """The two references below: every event of ``s[n]``, taken in the order of ``np.argwhere``
     on ``s[n]`` transposed by ``axes``, adds all its taps.  An output value is reached by one tap
-    of each event, so it gets its additions in that event order."""
+    of each event, so it gets its additions in that event order.  ``in_last`` / ``out_last``:
+    ``s`` is ``(N, H, W, C)`` / ``out`` is ``(N, Ho, Wo, Cout)`` (channels last)."""
+    if in_last:
+        s = s.transpose(0, 3, 1, 2)
     N, C = s.shape[:2]
     _, kh, _, Cout = wt.shape
     acc = np.zeros((N, Ho, Wo, Cout), dtype=out.dtype)  # channels last: one tap = one row
@@ -81,26 +84,28 @@ def _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, axes):
             v = out.dtype.type(s[n, c, y, x]) * scale
             for ky, oy in _output_rows(y, kh, sh, ph, Ho):
                 _add_event(acc[n, oy], v, wt[c, ky], x, sw, pw)
-    out[...] = acc.transpose(0, 3, 1, 2)
+    out[...] = acc if out_last else acc.transpose(0, 3, 1, 2)
     return out
 
 
-def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+def conv_events_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, out_last=False):
     """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
     ``scale``, a scalar of ``out``'s dtype) computed spike by spike, in the order (row ``y``,
     channel ``c``, column ``x``), each event adding all its taps: each output value gets its
     additions in the order the kernel gives them (it walks the tap rows ``ky`` of an event's
     row before its columns, but an output value is reached by one ``ky`` per input row).
-    ``wt`` is ``(C, kh, kw, Cout)``.  Returns ``out``."""
-    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 0, 2))
+    ``wt`` is ``(C, kh, kw, Cout)``.  ``out_last``: ``out`` is ``(N, Ho, Wo, Cout)`` instead
+    (channels last).  Returns ``out``."""
+    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 0, 2), out_last=out_last)
 
 
-def conv_events_pixels_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+def conv_events_pixels_numpy(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, in_last=False, out_last=False):
     """Reference: ``out (N, Cout, Ho, Wo)`` <- the convolution of ``s (N, C, H, W)`` (times
     ``scale``, a scalar of ``out``'s dtype) computed spike by spike, pixel by pixel: in the order
     (row ``y``, column ``x``, channel ``c``), each event adding all its taps, as from the kernel.
-    ``wt`` is ``(C, kh, kw, Cout)``.  Returns ``out``."""
-    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 2, 0))
+    ``wt`` is ``(C, kh, kw, Cout)``.  ``in_last`` / ``out_last``: ``s`` is ``(N, H, W, C)`` /
+    ``out`` is ``(N, Ho, Wo, Cout)`` (channels last; the same sums).  Returns ``out``."""
+    return _reference(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, (1, 2, 0), in_last, out_last)
 
 
 def tap_runs(wt, sw, pw, W, Wo):
@@ -128,11 +133,12 @@ def tap_runs(wt, sw, pw, W, Wo):
     return runs, res, first, length, (first - lo) * Cout
 
 
-def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+def conv_events_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, out_last=False):
     """Numba twin of :func:`conv_events_numpy` (same signature, same additions in the same
     order per output value): the taps arranged as runs (:func:`tap_runs`), then the kernel."""
     runs, res, first, length, offset = tap_runs(wt, sw, pw, s.shape[3], Wo)
-    return _conv_events_runs(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out)
+    return _conv_events_runs(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out,
+                             bool(out_last))
 
 
 @jit
@@ -161,6 +167,25 @@ def _events(row, nz):
 
 
 @jit
+def _accumulator(out, n, out_last):
+    """Where image ``n``'s sums go, channels last, zeroed: ``out[n]`` itself if ``out`` is
+    channels last, else a scratch array that :func:`_finish` transposes into ``out[n]``."""
+    if out_last:
+        acc = out[n].reshape(out[n].size)
+        acc[:] = 0
+        return acc
+    return np.zeros(out[n].size, dtype=out.dtype)
+
+
+@jit
+def _finish(acc, out, n, out_last):
+    """Image ``n``'s sums into ``out[n]`` (nothing to do if they are already there)."""
+    if not out_last:
+        Cout, Ho, Wo = out.shape[1:]
+        _to_nchw(acc.reshape(Ho, Wo, Cout), out[n])
+
+
+@jit
 def _to_nchw(acc3, out):
     """One image from channels last ``(Ho, Wo, Cout)`` to ``out (Cout, Ho, Wo)``, writing along
     the output rows."""
@@ -172,14 +197,14 @@ def _to_nchw(acc3, out):
 
 
 @pjit
-def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out):
+def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out, out_last):
     """The kernel of :func:`conv_events_numba`.  Each input row is scanned once for its events
     (their columns listed in ``nz``) and the kernel rows that reach an output row listed once;
     each event then adds one run per such kernel row."""
     N, C, H, W = s.shape
     kh = runs.shape[2]
     for n in prange(N):
-        acc = np.zeros(Ho * Wo * Cout, dtype=out.dtype)  # channels last: a run is contiguous
+        acc = _accumulator(out, n, out_last)  # channels last: a run is contiguous
         nz = np.empty(W, dtype=np.int64)  # the columns of one input row that hold an event
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
@@ -200,30 +225,36 @@ def _conv_events_runs(s, scale, runs, res, first, length, offset, Cout, sh, ph, 
                         r = runs[res[x], c, kys[q], w0 : w0 + L]
                         for k in range(L):
                             a[k] += v * r[k]
-        _to_nchw(acc.reshape(Ho, Wo, Cout), out[n])
+        _finish(acc, out, n, out_last)
     return out
 
 
-def conv_events_pixels_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out):
+def conv_events_pixels_numba(s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, in_last=False, out_last=False):
     """Numba twin of :func:`conv_events_pixels_numpy` (same signature, same additions in the same
     order per output value): the taps arranged as runs (:func:`tap_runs`), then the kernel."""
-    runs, res, first, length, offset = tap_runs(wt, sw, pw, s.shape[3], Wo)
-    return _conv_events_pixels(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out)
+    runs, res, first, length, offset = tap_runs(wt, sw, pw, s.shape[2 if in_last else 3], Wo)
+    return _conv_events_pixels(s, scale, runs, res, first, length, offset, wt.shape[3], sh, ph, Ho, Wo, out,
+                               bool(in_last), bool(out_last))
 
 
 @pjit
-def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out):
+def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph, Ho, Wo, out, in_last, out_last):
     """The kernel of :func:`conv_events_pixels_numba`.  Each input row is scanned once per channel for
     its events, which are sorted into the row's columns (``channels[x, :count[x]]``, in channel
     order); then each pixel with events adds, per kernel row that reaches an output row, the
     runs of all its events at once (:func:`~minisnn.kernels.simd.add_runs`: the run stays in
-    vector registers while the events' weight rows are added, and is stored once)."""
-    N, C, H, W = s.shape
+    vector registers while the events' weight rows are added, and is stored once).  A channels-
+    last map (``in_last``) needs no sorting: a pixel's channels are contiguous, so the row is
+    one contiguous scan, pixel by pixel."""
+    if in_last:
+        N, H, W, C = s.shape
+    else:
+        N, C, H, W = s.shape
     kh = runs.shape[2]
     LW = runs.shape[3]
     weights = runs.ravel()  # runs[r, c, ky, j] = weights[((r * C + c) * kh + ky) * LW + j]
     for n in prange(N):
-        acc = np.zeros(Ho * Wo * Cout, dtype=out.dtype)  # channels last: a run is contiguous
+        acc = _accumulator(out, n, out_last)  # channels last: a run is contiguous
         nz = np.empty(W, dtype=np.int64)  # the columns of one channel's row that hold an event
         count = np.zeros(W, dtype=np.int64)  # events per column of the input row ...
         channels = np.empty((W, C), dtype=np.int64)  # ... their channels, in order ...
@@ -235,15 +266,23 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
             nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
             if nky == 0:
                 continue
-            count[:] = 0
-            for c in range(C):
-                m = _events(s[n, c, y], nz)
-                for j in range(m):
-                    x = nz[j]
-                    e = count[x]
-                    channels[x, e] = c
-                    values[x, e] = s[n, c, y, x] * scale
-                    count[x] = e + 1
+            if in_last:
+                for x in range(W):
+                    pixel = s[n, y, x]
+                    m = _events(pixel, channels[x])
+                    for i in range(m):
+                        values[x, i] = pixel[channels[x, i]] * scale
+                    count[x] = m
+            else:
+                count[:] = 0
+                for c in range(C):
+                    m = _events(s[n, c, y], nz)
+                    for j in range(m):
+                        x = nz[j]
+                        e = count[x]
+                        channels[x, e] = c
+                        values[x, e] = s[n, c, y, x] * scale
+                        count[x] = e + 1
             for x in range(W):
                 m = count[x]
                 if m == 0:
@@ -271,7 +310,7 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                         for i in range(m):
                             total += values[x, i] * weights[offs[i] + k]
                         acc[a0 + k] = total
-        _to_nchw(acc.reshape(Ho, Wo, Cout), out[n])
+        _finish(acc, out, n, out_last)
     return out
 
 
@@ -325,6 +364,36 @@ def _conv_events_wide64_example(rng):
     return s, np.float64(scale), wt.astype(np.float64), *geometry, np.empty(out.shape, np.float64)
 
 
+def _channels_last(args, in_last, out_last):
+    """An example's arguments with the map and/or the output channels last (and the flags)."""
+    s, scale, wt, sh, sw, ph, pw, Ho, Wo, out = args
+    if in_last:
+        s = np.ascontiguousarray(s.transpose(0, 2, 3, 1))
+    if out_last:
+        out = np.empty((out.shape[0], Ho, Wo, out.shape[1]), out.dtype)
+    return s, scale, wt, sh, sw, ph, pw, Ho, Wo, out, in_last, out_last
+
+
+def _conv_events_out_last_example(rng):
+    """:func:`_conv_events_stride2_example` into a channels-last output."""
+    return _channels_last(_conv_events_stride2_example(rng), False, True)[:10] + (True,)
+
+
+def _conv_events_pixels_last_example(rng):
+    """:func:`_conv_events_wide_example` channels last in and out (one and several events a pixel)."""
+    return _channels_last(_conv_events_wide_example(rng), True, True)
+
+
+def _conv_events_pixels_in_last_example(rng):
+    """A channels-last map of counts (stride 2 x 1) into an ``(N, Cout, Ho, Wo)`` output."""
+    return _channels_last(_conv_events_counts_example(rng), True, False)
+
+
+def _conv_events_pixels_out_last_example(rng):
+    """:func:`_conv_events_stride2_example` from ``(N, C, H, W)`` into a channels-last output."""
+    return _channels_last(_conv_events_stride2_example(rng), False, True)
+
+
 from . import register  # noqa: E402
 
 register("conv_events", conv_events_numpy, conv_events_numba, _conv_events_example)
@@ -342,3 +411,10 @@ register("conv_events_pixels_wide", conv_events_pixels_numpy, conv_events_pixels
          _conv_events_wide_example)
 register("conv_events_pixels_wide64", conv_events_pixels_numpy, conv_events_pixels_numba,
          _conv_events_wide64_example)
+register("conv_events_out_last", conv_events_numpy, conv_events_numba, _conv_events_out_last_example)
+register("conv_events_pixels_last", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_pixels_last_example)
+register("conv_events_pixels_in_last", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_pixels_in_last_example)
+register("conv_events_pixels_out_last", conv_events_pixels_numpy, conv_events_pixels_numba,
+         _conv_events_pixels_out_last_example)

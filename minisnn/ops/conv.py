@@ -313,7 +313,8 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     return dx, dw, db
 
 
-def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, order="channels"):
+def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, order="channels",
+                  in_layout="NCHW", out_layout="NCHW"):
     """:func:`conv2d_forward`'s ``y`` computed event by event: every nonzero of ``x`` adds its
     weights onto the outputs it reaches (:mod:`minisnn.kernels.events`).
 
@@ -325,24 +326,39 @@ def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, or
     ``order``: ``"channels"`` adds the events channel by channel (best when few pixels have
     more than one), ``"pixels"`` pixel by pixel, all of a pixel's channels while its outputs
     stay in vector registers (best from ~2 events per pixel up: ``simulate.PIXEL_ORDER_EVENTS``).
+    ``in_layout`` / ``out_layout``: ``"NCHW"`` or ``"NHWC"`` (channels last, for ``x`` with
+    ``order="pixels"`` only): the same sums, without the transposes.  A channels-last map is
+    the cheaper one to scan in pixel order (a pixel's channels are contiguous).
     """
     op = "conv2d_events"
     if order not in ("channels", "pixels"):
         raise ValueError(f"{op}: order must be 'channels' or 'pixels', got {order!r}")
+    for name, layout in (("in_layout", in_layout), ("out_layout", out_layout)):
+        if layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"{op}: {name} must be 'NCHW' or 'NHWC', got {layout!r}")
+    in_last, out_last = in_layout == "NHWC", out_layout == "NHWC"
+    if in_last and order != "pixels":
+        raise ValueError(f"{op}: a channels-last input (in_layout='NHWC') needs order='pixels'")
     counts = isinstance(x, np.ndarray) and x.dtype == np.uint8
     if counts != (scale is not None):
         raise ValueError(f"{op}: scale is given with (and only with) a uint8 map of spike counts, "
                          f"got x of dtype {np.asarray(x).dtype} and scale={scale!r}")
+    if in_last and np.ndim(x) == 4:
+        x = np.asarray(x).transpose(0, 3, 1, 2)  # checked as (N, C, H, W), passed channels last
     x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0, counts=counts)
     N, _, H, W = x.shape
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
-    y = output(op, out, (N, w.shape[0], g.Ho, g.Wo), w.dtype)
+    shape = (N, g.Ho, g.Wo, w.shape[0]) if out_last else (N, w.shape[0], g.Ho, g.Wo)
+    y = output(op, out, shape, w.dtype)
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (Cin, kH, kW, Cout): one tap = one row
     one = w.dtype.type(1 if scale is None else scale)
-    kernel = conv_events_pixels_numba if order == "pixels" else conv_events_numba
-    kernel(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y)
+    if order == "pixels":
+        xs = np.ascontiguousarray(x.transpose(0, 2, 3, 1) if in_last else x)
+        conv_events_pixels_numba(xs, one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y, in_last, out_last)
+    else:
+        conv_events_numba(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y, out_last)
     if b is not None:
-        y += b[:, None, None]
+        y += b if out_last else b[:, None, None]
     return y
 
 
