@@ -71,6 +71,15 @@ EVENT_DENSITY = 0.35
 #: 1.08x on geometric mean at 0.04, 1.17x at 0.08, 1.38x at 0.15, 1.46x at 0.25.
 PIXEL_ORDER_EVENTS = 2.0
 
+#: A spiking layer whose spikes feed a pixel-order event-driven convolution, and whose own
+#: input comes from an event-driven convolution fused into its scan (or is the constant first
+#: current), keeps its neurons channels last, ``(H, W, C)``: the convolution before it leaves
+#: its sums that way, and the one after it scans each pixel's channels contiguously, with no
+#: transposes and no sorting of events (:func:`~minisnn.ops.conv.conv2d_events`'s layouts).
+#: The neurons' order changes nothing a neuron computes, so results are identical bit for bit;
+#: False keeps every layer ``(C, H, W)`` (for comparisons).
+CHANNELS_LAST = True
+
 #: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
 #: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
 #: LocNet of ``bench_snn.py`` needs ~36 MiB per input-step, so the whole batch of 32 at
@@ -233,13 +242,16 @@ def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: s
     return paths, orders
 
 
-def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused, order) -> np.ndarray:
+def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_state, tc, fused, order,
+                 in_layout="NCHW", out_layout="NCHW") -> np.ndarray:
     """An event-driven Conv2d on a block of raw spikes ``(tc * nb, C, H, W)`` (a uint8 spike map
     whose spikes are worth ``height``, or the float output if ``height`` is None); the Lowpass
     that the dense path applies to the spikes is applied to the result instead (both linear),
-    here or - ``fused`` - with the bias in the next layer's scan (:class:`CurrentFilter`)."""
-    y = _buffer(buffers, name, (spikes.shape[0],) + tuple(out_shape), layer.w.data.dtype)
-    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height, order=order)
+    here or - ``fused`` - with the bias in the next layer's scan (:class:`CurrentFilter`).
+    The layouts are :func:`~minisnn.ops.conv.conv2d_events`'s (channels last only if ``fused``)."""
+    y = _buffer(buffers, name, (spikes.shape[0],) + _stored(out_shape, out_layout == "NHWC"), layer.w.data.dtype)
+    conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height, order=order,
+                  in_layout=in_layout, out_layout=out_layout)
     if fused:
         return y
     if syn_a:
@@ -257,13 +269,40 @@ def _inside(window, t0, tc):
     return max(start - t0, 0), min(end - t0, tc)
 
 
-def _bias_per_unit(layer, out_shape, nb) -> np.ndarray:
+def _bias_per_unit(layer, out_shape, nb, last=False) -> np.ndarray:
     """A conv layer's bias repeated for each of its ``nb x out_shape`` output units (zeros if it
-    has none), as a :class:`CurrentFilter` takes it."""
+    has none), as a :class:`CurrentFilter` takes it; ``last``: units stored channels last."""
     units = int(np.prod(out_shape))
     if layer.b is None:
         return np.zeros(nb * units, layer.w.data.dtype)
+    if last:
+        return np.tile(layer.b.data, nb * (units // out_shape[0]))
     return np.tile(np.repeat(layer.b.data, units // out_shape[0]), nb)
+
+
+def _stored(shape, last: bool) -> tuple:
+    """A ``(C, H, W)`` shape as stored: ``(H, W, C)`` if channels last."""
+    return (*shape[1:], shape[0]) if last else tuple(shape)
+
+
+def _to_last(a: np.ndarray, shape) -> np.ndarray:
+    """``a``, ``(nb * C * H * W,)`` or ``(nb, C, H, W)`` values of units ``shape = (C, H, W)``,
+    as a flat copy with the units channels last."""
+    return np.ascontiguousarray(a.reshape(-1, *shape).transpose(0, 2, 3, 1)).reshape(-1)
+
+
+def _channels_last_layers(middle, paths, orders, fused, unit_shapes) -> set:
+    """The neuron layers stored channels last (see :data:`CHANNELS_LAST`)."""
+    if not CHANNELS_LAST:
+        return set()
+    last = set()
+    for i, (name, layer) in enumerate(middle):
+        if not isinstance(layer, Neurons) or len(unit_shapes[name]) != 3 or i + 1 == len(middle):
+            continue
+        after = middle[i + 1][0]
+        if paths.get(after) == "event" and orders[after] == "pixels" and (i == 0 or fused.get(middle[i - 1][0]) == name):
+            last.add(name)
+    return last
 
 
 # ----------------------------------------------------------------------------- fan-out and MACs
@@ -457,6 +496,7 @@ class _Plan:
                          # scan writes a uint8 spike map (a quarter of a float32 output's memory)
     fused: dict          # event-driven conv name -> the neuron layer after it, whose scan runs
                          # the conv's synapse, bias and its own gain (no passes of their own)
+    last: set            # neuron layers whose units are stored channels last (CHANNELS_LAST)
     windows: dict        # readout windows (see _readout_windows)
     blocks: list         # [(t0, t1)] time blocks of at most time_chunk steps, cut at every T'
     batch_chunk: int
@@ -465,8 +505,18 @@ class _Plan:
     precision: str       # the LIF steps' arithmetic (see simulate)
 
     @property
-    def last(self) -> str:
+    def final(self) -> str:
+        """The last neuron layer (the readout's)."""
         return self.neuron_layers[-1][0]
+
+    def stored(self, name) -> tuple:
+        """Neuron layer ``name``'s unit shape as stored (channels last or not)."""
+        return _stored(self.unit_shapes[name], name in self.last)
+
+    def layouts(self, i) -> tuple:
+        """``(in_layout, out_layout)`` of the event-driven conv ``middle[i]``."""
+        before, after = self.middle[i - 1][0], self.middle[i + 1][0] if i + 1 < len(self.middle) else None
+        return ("NHWC" if before in self.last else "NCHW"), ("NHWC" if after in self.last else "NCHW")
 
 
 def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk, batch_chunk,
@@ -491,6 +541,9 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
              and middle[i + 1][1].spiking_model.filters_current(precision)}
+    last = _channels_last_layers(middle, paths, orders, fused, unit_shapes)
+    for name in last:  # each unit's fan-out, in the order the units are stored
+        fanouts[name] = _to_last(fanouts[name], unit_shapes[name]).reshape(1, -1)
     if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
         per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(x.dtype).itemsize
         batch_chunk = max(1, min(x.shape[0], BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
@@ -498,7 +551,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
     return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths, orders,
-                 raw, maps, fused, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
+                 raw, maps, fused, last, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
 
 
 @dataclass
@@ -525,21 +578,28 @@ class _Totals:
 def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffers, totals: _Totals) -> None:
     """Simulate the inputs ``xb`` for all the steps, block by block in time, layer by layer in
     each block; add what it measured to ``totals``."""
-    nb, dtype, last = xb.shape[0], plan.dtype, plan.last
+    nb, dtype, last = xb.shape[0], plan.dtype, plan.final
     J0 = _apply(plan.prefix, xb)  # the first neuron layer's current: constant in time
+    first = plan.neuron_layers[0][0]
+    if first in plan.last:
+        J0 = _to_last(J0, plan.unit_shapes[first])
     sums: dict = {}  # {(layer name, window key): summed output over the window so far}
     states = {  # neuron and synapse state of this batch chunk only
         name: (initial_state(layer.spiking_model, k, plan.sizes[name], inputs, seed, dtype),
                np.zeros(nb * plan.sizes[name], dtype))
         for k, (name, layer) in enumerate(plan.neuron_layers)
     }
+    for name in plan.last:  # the same neurons, stored channels last
+        states[name] = ({key: _to_last(v, plan.unit_shapes[name]) for key, v in states[name][0].items()},
+                        states[name][1])
     conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
         name: np.zeros(nb * int(np.prod(plan.out_shapes[name])), dtype)
         for name in plan.paths if plan.paths[name] == "event" and (plan.syn_a or name in plan.fused)
     }
     layers = dict(plan.middle)
     filters = {  # the filter each fused neuron layer runs on its current, with its conv's bias
-        neurons: CurrentFilter(plan.syn_a, conv_syn[conv], _bias_per_unit(layers[conv], plan.out_shapes[conv], nb),
+        neurons: CurrentFilter(plan.syn_a, conv_syn[conv],
+                               _bias_per_unit(layers[conv], plan.out_shapes[conv], nb, neurons in plan.last),
                                layers[neurons].gain)
         for conv, neurons in plan.fused.items()
     }
@@ -548,10 +608,10 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
         tc = t1 - t0
         cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
         height = None  # the value of a spike if cur is a uint8 spike map
-        for name, layer in plan.middle:
+        for i, (name, layer) in enumerate(plan.middle):
             if plan.paths.get(name) == "event":
                 cur = _conv_events(name, layer, cur, height, plan.out_shapes[name], buffers, plan.syn_a,
-                                   conv_syn.get(name), tc, name in plan.fused, plan.orders[name])
+                                   conv_syn.get(name), tc, name in plan.fused, plan.orders[name], *plan.layouts(i))
                 continue
             if not isinstance(layer, Neurons):
                 cur = _linear(name, layer, cur, plan.out_shapes[name], buffers)
@@ -587,19 +647,20 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
                 lo, hi = _inside(window, t0, tc)
                 if lo < hi:
                     # summed in the net's dtype: float64 sums would double this memory
-                    part = out[lo:hi].reshape(hi - lo, nb, *plan.unit_shapes[name]).sum(axis=0)
+                    part = out[lo:hi].reshape(hi - lo, nb, *plan.stored(name)).sum(axis=0)
                     if (name, key) in sums:
                         sums[name, key] += part
                     else:
                         sums[name, key] = part
-            cur, static = out.reshape(tc * nb, *plan.unit_shapes[name]), False
+            cur, static = out.reshape(tc * nb, *plan.stored(name)), False
         if t1 in totals.synops_at:
             totals.synops_at[t1] += synops_so_far
             totals.spikes_at[t1] += spikes_so_far
     for (name, key), total in sums.items():
         start, end = plan.windows[key]
         total /= end - start
-        sums[name, key] = total.reshape(nb, *plan.unit_shapes[name])
+        total = total.reshape(nb, *plan.stored(name))
+        sums[name, key] = total.transpose(0, 3, 1, 2) if name in plan.last else total
     totals.readouts.append(_apply(plan.suffix, sums[last, None]))
     for T in totals.readouts_at:
         totals.readouts_at[T].append(_apply(plan.suffix, sums[last, T]))

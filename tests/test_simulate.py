@@ -212,6 +212,42 @@ def test_event_and_dense_paths_equal_the_time_major_reference(monkeypatch, path,
         assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
 
 
+@pytest.mark.parametrize("keep_layer_means", [False, True])
+def test_channels_last_layers_give_identical_results(monkeypatch, keep_layer_means):
+    """Layers between pixel-order event convs stored channels last (float32 scans with the
+    current filter): every spike, readout, count, synaptic operation and layer mean equal the
+    run with every layer (C, H, W) - and the channels-last layouts really ran."""
+    import minisnn.simulate as sim
+
+    monkeypatch.setattr(sim, "PIXEL_ORDER_EVENTS", 0.0)
+    layouts = []
+    real = sim.conv2d_events
+    monkeypatch.setattr(sim, "conv2d_events", lambda *a, **k: layouts.append((k["in_layout"], k["out_layout"]))
+                        or real(*a, **k))
+    rng = np.random.default_rng(7)
+    net = conv_chain_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = (p.data * 3 + (0.5 if p.ndim == 1 else 0.0)).astype(np.float32)
+    x = rng.uniform(0, 2, (3, 2, 8, 7)).astype(np.float32)
+    runs = {}
+    for flag in (False, True):
+        monkeypatch.setattr(sim, "CHANNELS_LAST", flag)
+        layouts.clear()
+        runs[flag] = simulate(net, x, 40, synapse=0.005, seed=5, time_chunk=16, path="event",
+                              keep_layer_means=keep_layer_means)
+        # conv "2" reads the first layer and feeds layer "3"; conv "4" reads "3" and feeds "5",
+        # which feeds Flatten: stored (C, H, W)
+        expected = [("NHWC", "NHWC"), ("NHWC", "NCHW")] if flag else [("NCHW", "NCHW")] * 2
+        assert layouts[:2] == expected
+    a, b = runs[False], runs[True]
+    assert all(v > 0 for v in a.spike_counts.values()), "a silent layer would prove nothing"
+    np.testing.assert_array_equal(b.readout, a.readout)
+    assert b.spike_counts == a.spike_counts and b.synops == a.synops
+    assert b.layer_means.keys() == a.layer_means.keys() == ({"1", "3", "5"} if keep_layer_means else set())
+    for name in a.layer_means:
+        np.testing.assert_array_equal(b.layer_means[name], a.layer_means[name])
+
+
 @pytest.mark.parametrize("readout", ["mean", "last"])
 @pytest.mark.parametrize("path", ["dense", "event"])
 def test_readouts_at_shorter_T_equal_runs_of_that_length(path, readout):
