@@ -10,12 +10,15 @@ nonzeros (the spike density: rate x dt, e.g. 170 Hz x 1 ms = 0.17), the script t
 * ``event``: ``conv2d_events(..., out=, scale=)`` on the same spikes as a uint8 map, as the
   simulator's LIF scan writes them - every spike adds its weights to the outputs it reaches
   (:mod:`minisnn.kernels.events`) - in both orders: ``channels`` (channel by channel) and
-  ``pixels`` (pixel by pixel, a pixel's channels summed in vector registers);
+  ``pixels`` (pixel by pixel, a pixel's channels summed in vector registers), and the pixel
+  order on the map stored channels last, ``(N, H, W, C)``, its sums left channels last
+  (``NHWC``: what the simulator runs between two such convolutions, no sorting, no transposes);
 
 interleaved round by round (so a noisy spell on a shared machine hits all alike), and prints
 the median times and the ratios dense/event (> 1: the event path is faster).  The crossovers
-set ``minisnn.simulate.EVENT_DENSITY``, the threshold of ``simulate(path="auto")``, and
-``PIXEL_ORDER_EVENTS``, where the event path changes order (input channels x density).
+set ``minisnn.simulate.EVENT_DENSITY``, the threshold of ``simulate(path="auto")``,
+``PIXEL_ORDER_EVENTS``, where the event path changes order (input channels x density), and
+``PIXEL_ORDER_CHANNELS``, from which a channels-last input is read in pixel order at any density.
 
     python benchmarks/bench_events.py
     python benchmarks/bench_events.py --densities 0.01 0.05 0.1 0.2 --images 25 --threads 2
@@ -84,7 +87,7 @@ def main(argv=None):
 
     from minisnn import reuse_freed_memory
     from minisnn.ops import conv2d_events, conv2d_forward
-    from minisnn.simulate import EVENT_DENSITY, PIXEL_ORDER_EVENTS
+    from minisnn.simulate import EVENT_DENSITY, PIXEL_ORDER_CHANNELS, PIXEL_ORDER_EVENTS
 
     reuse_freed_memory()  # as minisnn-train does
     C.set_threads(args.threads)
@@ -97,39 +100,46 @@ def main(argv=None):
         Ho, Wo = (H - 1) // stride + 1, (W - 1) // stride + 1
         y_dense = np.zeros((args.images, cout, Ho, Wo), np.float32)
         y_event = {order: np.zeros_like(y_dense) for order in ("channels", "pixels")}
+        y_last = np.zeros((args.images, Ho, Wo, cout), np.float32)
         for d in args.densities:
             print(f"  .. {name} density {d}", file=sys.stderr, flush=True)
             spikes = (rng.random((args.images, cin, H, W), dtype=np.float32) < d).astype(np.uint8)
             s = spikes * np.float32(1000.0)  # the float map the dense path convolves
+            spikes_last = np.ascontiguousarray(spikes.transpose(0, 2, 3, 1))
             fns = {
                 "dense": lambda: conv2d_forward(s, w, None, stride, 1, out=y_dense, keep_cache=False),
                 **{order: (lambda order=order: conv2d_events(spikes, w, None, stride, 1, out=y_event[order],
                                                              scale=1000.0, order=order))
                    for order in ("channels", "pixels")},
+                "NHWC": lambda: conv2d_events(spikes_last, w, None, stride, 1, out=y_last, scale=1000.0, order="pixels",
+                                              in_layout="NHWC", out_layout="NHWC"),
             }
             t = C.interleaved_samples(fns, repeats=args.repeats, warmup=1)
             scale = max(np.abs(y_dense).max(), 1e-30)
-            err = max(float(np.abs(y_dense - y).max() / scale) for y in y_event.values())
-            td, tc, tp = (statistics.median(t[k]) for k in ("dense", "channels", "pixels"))
-            best = min((td, "dense"), (tc, "event, channels"), (tp, "event, pixels"))[1]
-            rows.append([name, f"{cin}->{cout} s{stride}", d, td, tc, tp, td / tc, td / tp, best, err])
+            err = max(float(np.abs(y_dense - y).max() / scale) for y in [*y_event.values(), y_last.transpose(0, 3, 1, 2)])
+            td, tc, tp, tl = (statistics.median(t[k]) for k in ("dense", "channels", "pixels", "NHWC"))
+            best = min((td, "dense"), (tc, "event, channels"), (tp, "event, pixels"), (tl, "event, pixels NHWC"))[1]
+            rows.append([name, f"{cin}->{cout} s{stride}", d, td, tc, tp, tl, td / tc, td / tp, td / tl, best, err])
             records.append(dict(layer=name, cin=cin, cout=cout, H=H, W=W, stride=stride, density=d,
-                                dense_s=t["dense"], event_s=t["channels"], event_pixels_s=t["pixels"], rel_err=err))
+                                dense_s=t["dense"], event_s=t["channels"], event_pixels_s=t["pixels"],
+                                event_pixels_nhwc_s=t["NHWC"], rel_err=err))
     print(f"\nconvolution of {args.images} spike maps (3x3, padding 1, float32), median of {args.repeats} "
           f"interleaved rounds, {args.threads} threads; ratio = dense / event (> 1: event path faster)")
-    C.print_table(["layer", "channels", "density", "dense s", "channels s", "pixels s", "ratio channels",
-                   "ratio pixels", "fastest", "max rel diff"], rows, "llrrrrrrlr")
+    C.print_table(["layer", "channels", "density", "dense s", "channels s", "pixels s", "NHWC s", "ratio channels",
+                   "ratio pixels", "ratio NHWC", "fastest", "max rel diff"], rows, "llrrrrrrrrlr")
     for d in args.densities:
-        for k, order in ((6, "channels"), (7, "pixels")):
+        for k, order in ((7, "channels"), (8, "pixels"), (9, "NHWC")):
             ratios = [r[k] for r in rows if r[2] == d]
             if ratios:
                 print(f"  density {d:<5} {order:8}: geometric-mean ratio {float(np.exp(np.mean(np.log(ratios)))):.2f}")
     print(f"simulate(path='auto') uses the event path below density {EVENT_DENSITY} "
           f"(minisnn.simulate.EVENT_DENSITY), in pixel order from {PIXEL_ORDER_EVENTS} events per input pixel "
-          f"(channels x density, PIXEL_ORDER_EVENTS)")
+          f"(channels x density, PIXEL_ORDER_EVENTS), and from {PIXEL_ORDER_CHANNELS} input channels where the input "
+          f"can be stored channels last (PIXEL_ORDER_CHANNELS)")
     print("machine: " + C.format_machine_info(C.machine_info()) + f"; load average now {C.fmt_loadavg()}")
     path = C.write_json(args.json, {"benchmark": "bench_events", "options": vars(args), "results": records,
                                     "event_density": EVENT_DENSITY, "pixel_order_events": PIXEL_ORDER_EVENTS,
+                                    "pixel_order_channels": PIXEL_ORDER_CHANNELS,
                                     "machine": C.machine_info()})
     print(f"wrote {os.path.relpath(path)}")
 

@@ -248,6 +248,26 @@ def test_channels_last_layers_give_identical_results(monkeypatch, keep_layer_mea
         np.testing.assert_array_equal(b.layer_means[name], a.layer_means[name])
 
 
+@pytest.mark.parametrize("channels, channels_last, expected", [
+    (32, True, "pixels"), (32, False, "channels"), (16, True, "channels")])
+def test_wide_convs_read_channels_last_in_pixel_order(monkeypatch, channels, channels_last, expected):
+    """Below PIXEL_ORDER_EVENTS, a conv of PIXEL_ORDER_CHANNELS or more input channels whose input
+    can be stored channels last still runs in pixel order (reading it channels last)."""
+    import minisnn.simulate as sim
+
+    monkeypatch.setattr(sim, "PIXEL_ORDER_EVENTS", np.inf)
+    monkeypatch.setattr(sim, "CHANNELS_LAST", channels_last)
+    calls = []
+    real = sim.conv2d_events
+    monkeypatch.setattr(sim, "conv2d_events", lambda *a, **k: calls.append((k["order"], k["in_layout"])) or real(*a, **k))
+    rng = np.random.default_rng(3)
+    net = ms.Sequential(ms.Conv2d(2, channels, 3, padding=1, rng=rng), Neurons(LIF()),
+                        ms.Conv2d(channels, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF()), ms.Flatten(),
+                        ms.Dense(4 * 3 * 3, 2, rng=rng))
+    simulate(net, rng.uniform(0, 2, (2, 2, 6, 5)).astype(np.float32), 10, synapse=0.005, path="event")
+    assert set(calls) == {(expected, "NHWC" if expected == "pixels" else "NCHW")}
+
+
 @pytest.mark.parametrize("readout", ["mean", "last"])
 @pytest.mark.parametrize("path", ["dense", "event"])
 def test_readouts_at_shorter_T_equal_runs_of_that_length(path, readout):

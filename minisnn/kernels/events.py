@@ -39,7 +39,13 @@ Two kernels, two orders of the same additions:
   outputs stay in vector registers (:func:`minisnn.kernels.simd.add_runs`), stored once.
 
 The sorting costs more than it saves for pixels of one spike, so ``simulate`` chooses per layer
-from the expected spikes per input pixel (``PIXEL_ORDER_EVENTS``).  Whether events beat im2col
+from the expected spikes per input pixel (``PIXEL_ORDER_EVENTS``).  A map stored channels last,
+``(N, H, W, C)`` (``in_last``), needs no sorting at all: a pixel's channels are contiguous, so
+each row is one contiguous scan and the events come out in pixel order; and either kernel can
+leave its sums channels last (``out_last``), where they are built, instead of transposing
+them.  ``simulate`` keeps the neurons between two such convolutions channels last
+(``CHANNELS_LAST``), and then takes the pixel order from ``PIXEL_ORDER_CHANNELS`` input channels
+up whatever the density.  Whether events beat im2col
 + GEMM at all depends on the spike density: see :mod:`minisnn.simulate` (``path="auto"``),
 ``benchmarks/bench_events.py`` and ``benchmarks/bench_snn.py``.
 """
