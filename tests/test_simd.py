@@ -13,9 +13,9 @@ def _call(acc, a0, w, offs, vals, m, nchunks):  # an intrinsic is called from co
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (3, 0), (3, 3), (7, 2)])
+@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7), (4, 10)])
 def test_add_runs_equals_the_scalar_loop(rng, dtype, m, nchunks):
-    acc = rng.standard_normal(5 * LANES + 3).astype(dtype)
+    acc = rng.standard_normal(11 * LANES + 3).astype(dtype)  # room for 10 chunks (groups of 4, 2 and 1)
     w = rng.standard_normal(20 * LANES + 5).astype(dtype)
     offs = rng.integers(0, w.size - nchunks * LANES + 1, size=8).astype(np.int64)
     vals = (rng.standard_normal(8) * 100).astype(dtype)
