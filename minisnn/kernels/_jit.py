@@ -3,7 +3,11 @@
 Every kernel in :mod:`minisnn.kernels` is decorated with :func:`jit` or :func:`pjit`;
 no kernel sets its own flags.  The choices:
 
-* ``cache=True`` so the command-line tools do not recompile on every start;
+* ``cache=True`` so the command-line tools do not recompile on every start.  Numba keys a
+  cached kernel on its own source file only: a kernel whose file is unchanged but which calls
+  a changed helper of another file (``simd.add_runs`` from ``events``) would load its stale
+  machine code (Numba's "Notes on Caching", known limitations).  So every kernel's cache entry
+  is keyed on the contents of the whole ``kernels`` package instead (:func:`package_stamp`);
 * ``fastmath`` off: the kernels must agree with their NumPy references bit for bit
   where the arithmetic is the same, and must not change with the thread count;
 * ``nogil=True`` so a kernel can run beside other Python threads;
@@ -19,6 +23,10 @@ functions and ``prange`` becomes ``range``: the tests run that way too.
 """
 
 from __future__ import annotations
+
+import functools
+import hashlib
+import os
 
 import numba
 import numpy as np
@@ -39,6 +47,63 @@ def compiled_for(dtype) -> bool:
     """Whether a kernel should take arrays of ``dtype``: compiled, and a dtype it is made for
     (callers fall back to their NumPy reference otherwise, e.g. for float16)."""
     return COMPILED and dtype in KERNEL_DTYPES
+
+
+_KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def package_stamp(directory: str = _KERNELS_DIR) -> bytes:
+    """SHA-256 over the names and contents of every ``.py`` file in ``directory`` (the kernels
+    package's), in name order; read once per process."""
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".py"):
+            h.update(name.encode() + b"\0")
+            with open(os.path.join(directory, name), "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.digest()
+
+
+def _keyed_on_package(base):
+    """Numba's cache locator ``base``, for the kernels package's functions only, with
+    :func:`package_stamp` as every function's source stamp."""
+
+    class PackageLocator(base):
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != _KERNELS_DIR:
+                return None
+            return super().from_function(py_func, py_file)
+
+        def get_source_stamp(self):
+            return package_stamp()
+
+    PackageLocator.__name__ = PackageLocator.__qualname__ = f"Package{base.__name__}"
+    return PackageLocator
+
+
+def _install_package_locators() -> bool:
+    """Put the package-keyed locators first in Numba's list (a private one: with a Numba that
+    lacks it, each kernel stays keyed on its own file, as Numba does).  Returns whether done."""
+    try:
+        from numba.core import caching
+    except ImportError:
+        return False
+
+    def find(name):  # Numba < 0.60 spells its classes with a leading underscore
+        return getattr(caching, name, None) or getattr(caching, "_" + name, None)
+
+    impl = find("CacheImpl")
+    bases = [find(n) for n in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")]
+    if impl is None or not isinstance(getattr(impl, "_locator_classes", None), list) or None in bases:
+        return False
+    if not any(getattr(c, "__name__", "").startswith("Package") for c in impl._locator_classes):
+        impl._locator_classes = [_keyed_on_package(b) for b in bases] + list(impl._locator_classes)
+    return True
+
+
+PACKAGE_KEYED_CACHE = _install_package_locators()
 
 
 def jit(fn):
