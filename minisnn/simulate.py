@@ -322,7 +322,7 @@ def _channels_last_orders(middle, orders, fused, unit_shapes) -> dict:
     return orders
 
 
-def _channels_last_layers(middle, paths, orders, fused, unit_shapes) -> set:
+def _channels_last_layers(middle, orders, fused, unit_shapes) -> set:
     """The neuron layers stored channels last (see :data:`CHANNELS_LAST`): those that may be
     and feed a pixel-order event-driven conv."""
     return {name for i, (name, _) in enumerate(middle[:-1])
@@ -569,7 +569,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
              and middle[i + 1][1].spiking_model.filters_current(precision)}
     orders = _channels_last_orders(middle, orders, fused, unit_shapes)
-    last = _channels_last_layers(middle, paths, orders, fused, unit_shapes)
+    last = _channels_last_layers(middle, orders, fused, unit_shapes)
     for name in last:  # each unit's fan-out, in the order the units are stored
         fanouts[name] = _to_last(fanouts[name], unit_shapes[name]).reshape(1, -1)
     if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer

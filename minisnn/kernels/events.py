@@ -402,25 +402,13 @@ def _conv_events_pixels_out_last_example(rng):
 
 from . import register  # noqa: E402
 
-register("conv_events", conv_events_numpy, conv_events_numba, _conv_events_example)
-register("conv_events_stride2", conv_events_numpy, conv_events_numba, _conv_events_stride2_example)
-register("conv_events_sparse_taps", conv_events_numpy, conv_events_numba, _conv_events_sparse_taps_example)
-register("conv_events_counts", conv_events_numpy, conv_events_numba, _conv_events_counts_example)
-register("conv_events_pixels", conv_events_pixels_numpy, conv_events_pixels_numba, _conv_events_example)
-register("conv_events_pixels_stride2", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_stride2_example)
-register("conv_events_pixels_sparse_taps", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_sparse_taps_example)
-register("conv_events_pixels_counts", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_counts_example)
-register("conv_events_pixels_wide", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_wide_example)
-register("conv_events_pixels_wide64", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_wide64_example)
-register("conv_events_out_last", conv_events_numpy, conv_events_numba, _conv_events_out_last_example)
-register("conv_events_pixels_last", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_pixels_last_example)
-register("conv_events_pixels_in_last", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_pixels_in_last_example)
-register("conv_events_pixels_out_last", conv_events_pixels_numpy, conv_events_pixels_numba,
-         _conv_events_pixels_out_last_example)
+for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_stride2_example),
+                        ("_sparse_taps", _conv_events_sparse_taps_example), ("_counts", _conv_events_counts_example),
+                        ("_out_last", _conv_events_out_last_example)]:
+    register("conv_events" + suffix, conv_events_numpy, conv_events_numba, example)
+for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_stride2_example),
+                        ("_sparse_taps", _conv_events_sparse_taps_example), ("_counts", _conv_events_counts_example),
+                        ("_wide", _conv_events_wide_example), ("_wide64", _conv_events_wide64_example),
+                        ("_last", _conv_events_pixels_last_example), ("_in_last", _conv_events_pixels_in_last_example),
+                        ("_out_last", _conv_events_pixels_out_last_example)]:
+    register("conv_events_pixels" + suffix, conv_events_pixels_numpy, conv_events_pixels_numba, example)
