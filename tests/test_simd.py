@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from minisnn.kernels._jit import jit
+import numba
 from minisnn.kernels.simd import LANES, add_runs, add_runs_python
 
 
-@jit
+@numba.njit  # not cached: a cache keyed on this file would keep add_runs' old machine code
 def _call(acc, a0, w, offs, vals, m, nchunks):  # an intrinsic is called from compiled code only
     add_runs(acc, a0, w, offs, vals, m, nchunks)
 

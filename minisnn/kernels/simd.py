@@ -17,11 +17,11 @@ which made the store bandwidth the limit.  :func:`add_runs` is that loop nest in
 AVX-512 register, two AVX2 ones), loaded once, stored once.  Up to :data:`GROUP` chunks are
 summed side by side in one pass over the events: each chunk's sum is a chain of dependent
 additions, and independent chains in one loop overlap (1.13-1.22x on the stride-1 layers of
-the protocol net, whose runs are 6-24 chunks long; no change on the shorter stride-2 runs).  The arithmetic is the plain
-one - a multiply, then an add, in the events' order, no fused multiply-add - so every value is
-what the scalar loop gives, bit for bit (:func:`add_runs_python` is that loop;
-``tests/test_simd.py`` compares the two exactly, and the kernel tests the convolution built on
-it against its NumPy reference).
+the protocol net, whose runs are 6-24 chunks long; no change on the shorter stride-2 runs).
+The arithmetic is the plain one - a multiply, then an add, in the events' order, no fused
+multiply-add - so every value is what the scalar loop gives, bit for bit
+(:func:`add_runs_python` is that loop; ``tests/test_simd.py`` compares the two exactly, and
+the kernel tests the convolution built on it against its NumPy reference).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ._jit import COMPILED
 #: values per chunk: one vector register of float32 with AVX-512
 LANES = 16
 
-#: chunks summed side by side in one pass over the events (see :func:`add_runs`)
+#: chunks summed side by side in one pass over the events (see :func:`add_runs`; even)
 GROUP = 4
 
 
@@ -96,14 +96,16 @@ if COMPILED:
                 for p, total in zip(ptrs, totals):
                     builder.store(builder.load(total), p, align=align)
 
-            quads = builder.udiv(nchunks_, ir.Constant(i64, GROUP))
-            with cgutils.for_range(builder, quads) as q:
-                group(builder.mul(q.index, ir.Constant(i64, GROUP)), GROUP)
-            done = builder.mul(quads, ir.Constant(i64, GROUP))
-            rest = builder.sub(nchunks_, done)
-            with builder.if_then(builder.icmp_signed(">=", rest, ir.Constant(i64, 2))):
-                group(done, 2)
-            with builder.if_then(builder.icmp_signed("==", builder.and_(rest, ir.Constant(i64, 1)), ir.Constant(i64, 1))):
+            # GROUP chunks at a time, then the rest (fewer than GROUP) two at a time, then one
+            groups = builder.udiv(nchunks_, ir.Constant(i64, GROUP))
+            with cgutils.for_range(builder, groups) as g:
+                group(builder.mul(g.index, ir.Constant(i64, GROUP)), GROUP)
+            done = builder.mul(groups, ir.Constant(i64, GROUP))
+            pairs = builder.udiv(builder.sub(nchunks_, done), ir.Constant(i64, 2))
+            with cgutils.for_range(builder, pairs) as p:
+                group(builder.add(done, builder.mul(p.index, ir.Constant(i64, 2))), 2)
+            odd = builder.icmp_signed("==", builder.and_(nchunks_, ir.Constant(i64, 1)), ir.Constant(i64, 1))
+            with builder.if_then(odd):  # (GROUP is even: an odd count leaves one chunk)
                 group(builder.sub(nchunks_, ir.Constant(i64, 1)), 1)
             return context.get_dummy_value()
 
