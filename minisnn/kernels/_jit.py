@@ -7,7 +7,9 @@ no kernel sets its own flags.  The choices:
   cached kernel on its own source file only: a kernel whose file is unchanged but which calls
   a changed helper of another file (``simd.add_runs`` from ``events``) would load its stale
   machine code (Numba's "Notes on Caching", known limitations).  So every kernel's cache entry
-  is keyed on the contents of the whole ``kernels`` package instead (:func:`package_stamp`);
+  is keyed on the contents of the whole ``kernels`` package instead (:func:`package_stamp`).
+  A compiled helper outside the package (a test calling an intrinsic) should not be cached:
+  its cache would be keyed on its own file;
 * ``fastmath`` off: the kernels must agree with their NumPy references bit for bit
   where the arithmetic is the same, and must not change with the thread count;
 * ``nogil=True`` so a kernel can run beside other Python threads;
