@@ -280,20 +280,20 @@ def _inside(window, t0, tc):
     return max(start - t0, 0), min(end - t0, tc)
 
 
-def _bias_per_unit(layer, out_shape, nb, last=False) -> np.ndarray:
+def _bias_per_unit(layer, out_shape, nb, channels_last=False) -> np.ndarray:
     """A conv layer's bias repeated for each of its ``nb x out_shape`` output units (zeros if it
-    has none), as a :class:`CurrentFilter` takes it; ``last``: units stored channels last."""
+    has none), as a :class:`CurrentFilter` takes it; ``channels_last``: the units stored channels last."""
     units = int(np.prod(out_shape))
     if layer.b is None:
         return np.zeros(nb * units, layer.w.data.dtype)
-    if last:
+    if channels_last:
         return np.tile(layer.b.data, nb * (units // out_shape[0]))
     return np.tile(np.repeat(layer.b.data, units // out_shape[0]), nb)
 
 
-def _stored(shape, last: bool) -> tuple:
+def _stored(shape, channels_last: bool) -> tuple:
     """A ``(C, H, W)`` shape as stored: ``(H, W, C)`` if channels last."""
-    return (*shape[1:], shape[0]) if last else tuple(shape)
+    return (*shape[1:], shape[0]) if channels_last else tuple(shape)
 
 
 def _to_last(a: np.ndarray, shape) -> np.ndarray:
@@ -523,7 +523,7 @@ class _Plan:
                          # scan writes a uint8 spike map (a quarter of a float32 output's memory)
     fused: dict          # event-driven conv name -> the neuron layer after it, whose scan runs
                          # the conv's synapse, bias and its own gain (no passes of their own)
-    last: set            # neuron layers whose units are stored channels last (CHANNELS_LAST)
+    channels_last: set   # neuron layers whose units are stored channels last (CHANNELS_LAST)
     windows: dict        # readout windows (see _readout_windows)
     blocks: list         # [(t0, t1)] time blocks of at most time_chunk steps, cut at every T'
     batch_chunk: int
@@ -538,12 +538,12 @@ class _Plan:
 
     def stored(self, name) -> tuple:
         """Neuron layer ``name``'s unit shape as stored (channels last or not)."""
-        return _stored(self.unit_shapes[name], name in self.last)
+        return _stored(self.unit_shapes[name], name in self.channels_last)
 
     def layouts(self, i) -> tuple:
         """``(in_layout, out_layout)`` of the event-driven conv ``middle[i]``."""
         before, after = self.middle[i - 1][0], self.middle[i + 1][0] if i + 1 < len(self.middle) else None
-        return ("NHWC" if before in self.last else "NCHW"), ("NHWC" if after in self.last else "NCHW")
+        return ("NHWC" if before in self.channels_last else "NCHW"), ("NHWC" if after in self.channels_last else "NCHW")
 
 
 def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk, batch_chunk,
@@ -569,8 +569,8 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
              and middle[i + 1][1].spiking_model.filters_current(precision)}
     orders = _channels_last_orders(middle, orders, fused, unit_shapes)
-    last = _channels_last_layers(middle, orders, fused, unit_shapes)
-    for name in last:  # each unit's fan-out, in the order the units are stored
+    channels_last = _channels_last_layers(middle, orders, fused, unit_shapes)
+    for name in channels_last:  # each unit's fan-out, in the order the units are stored
         fanouts[name] = _to_last(fanouts[name], unit_shapes[name]).reshape(1, -1)
     if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
         per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(x.dtype).itemsize
@@ -579,7 +579,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
     return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths, orders,
-                 raw, maps, fused, last, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
+                 raw, maps, fused, channels_last, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
 
 
 @dataclass
@@ -609,7 +609,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
     nb, dtype, last = xb.shape[0], plan.dtype, plan.final
     J0 = _apply(plan.prefix, xb)  # the first neuron layer's current: constant in time
     first = plan.neuron_layers[0][0]
-    if first in plan.last:
+    if first in plan.channels_last:
         J0 = _to_last(J0, plan.unit_shapes[first])
     sums: dict = {}  # {(layer name, window key): summed output over the window so far}
     states = {  # neuron and synapse state of this batch chunk only
@@ -617,7 +617,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
                np.zeros(nb * plan.sizes[name], dtype))
         for k, (name, layer) in enumerate(plan.neuron_layers)
     }
-    for name in plan.last:  # the same neurons, stored channels last
+    for name in plan.channels_last:  # the same neurons, stored channels last
         states[name] = ({key: _to_last(v, plan.unit_shapes[name]) for key, v in states[name][0].items()},
                         states[name][1])
     conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
@@ -627,7 +627,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
     layers = dict(plan.middle)
     filters = {  # the filter each fused neuron layer runs on its current, with its conv's bias
         neurons: CurrentFilter(plan.syn_a, conv_syn[conv],
-                               _bias_per_unit(layers[conv], plan.out_shapes[conv], nb, neurons in plan.last),
+                               _bias_per_unit(layers[conv], plan.out_shapes[conv], nb, neurons in plan.channels_last),
                                layers[neurons].gain)
         for conv, neurons in plan.fused.items()
     }
@@ -688,7 +688,7 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
         start, end = plan.windows[key]
         total /= end - start
         total = total.reshape(nb, *plan.stored(name))
-        sums[name, key] = total.transpose(0, 3, 1, 2) if name in plan.last else total
+        sums[name, key] = total.transpose(0, 3, 1, 2) if name in plan.channels_last else total
     totals.readouts.append(_apply(plan.suffix, sums[last, None]))
     for T in totals.readouts_at:
         totals.readouts_at[T].append(_apply(plan.suffix, sums[last, T]))

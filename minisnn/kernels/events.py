@@ -45,9 +45,9 @@ each row is one contiguous scan and the events come out in pixel order; and eith
 leave its sums channels last (``out_last``), where they are built, instead of transposing
 them.  ``simulate`` keeps the neurons between two such convolutions channels last
 (``CHANNELS_LAST``), and then takes the pixel order from ``PIXEL_ORDER_CHANNELS`` input channels
-up whatever the density.  Whether events beat im2col
-+ GEMM at all depends on the spike density: see :mod:`minisnn.simulate` (``path="auto"``),
-``benchmarks/bench_events.py`` and ``benchmarks/bench_snn.py``.
+up whatever the density.  Whether events beat im2col + GEMM at all depends on the spike
+density: see :mod:`minisnn.simulate` (``path="auto"``), ``benchmarks/bench_events.py`` and
+``benchmarks/bench_snn.py``.
 """
 
 from __future__ import annotations

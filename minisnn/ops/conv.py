@@ -352,11 +352,11 @@ def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, or
     y = output(op, out, shape, w.dtype)
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (Cin, kH, kW, Cout): one tap = one row
     one = w.dtype.type(1 if scale is None else scale)
+    xs = np.ascontiguousarray(x.transpose(0, 2, 3, 1) if in_last else x)  # as given: no copy if contiguous
     if order == "pixels":
-        xs = np.ascontiguousarray(x.transpose(0, 2, 3, 1) if in_last else x)
         conv_events_pixels_numba(xs, one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y, in_last, out_last)
     else:
-        conv_events_numba(np.ascontiguousarray(x), one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y, out_last)
+        conv_events_numba(xs, one, wt, g.sh, g.sw, g.ph, g.pw, g.Ho, g.Wo, y, out_last)
     if b is not None:
         y += b if out_last else b[:, None, None]
     return y
