@@ -17,7 +17,8 @@ Sections (each one or more child processes of this one, all with the same thread
 3. ``snn``     - ``bench_snn.py``: spiking LocNet inference at T = 50, 100, 200, images/s and
    peak RSS, against snnTorch (batch: the largest that fits --snn-budget-min); then issue 20's
    protocol: the LocNet-shaped net at 3x100x150, batch 4, T = 50, its currents set for ~150 Hz
-   and for ~40 Hz, against the lean snnTorch twin (``bench_snn.py`` says which);
+   and for ~40 Hz, against the lean snnTorch twin (``bench_snn.py`` says which), minisnn with
+   ``simulate``'s own blocks as the issue calls it;
 4. ``hybrid``  - ``bench_hybrid.py``: one hybrid fine-tuning step (mean-rate) against an
    snnTorch surrogate-gradient BPTT step on the same LocNet-shaped net (3x100x150), time and
    peak RSS at T = 25, 50, 100, 200;
@@ -75,8 +76,10 @@ FULL = {
                   "50", "100", "200", "400", "--repeats", "1"],
     "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10"],
     "mpi": [],  # bench_mpi defaults: paper preset sizes, 3 timed after 1 warm-up
-    "protocol": ["--input", "100x150", "--batch", "4", "--steps", "50", "--chunk-sweep", "", "--no-profile",
-                 "--no-mem-probe", "--no-path-compare"],
+    # the issue's call, simulate(net, x, 50, synapse=0.005): simulate's own blocks (time_chunk 50,
+    # batch_chunk=None), each side timed after its warm-up on the whole batch
+    "protocol": ["--input", "100x150", "--batch", "4", "--steps", "50", "--time-chunk", "50", "--batch-chunk", "0",
+                 "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],
