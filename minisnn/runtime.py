@@ -10,7 +10,9 @@ command-line tools and the benchmarks set about the process is here:
   (through ``threadpoolctl``, which finds OpenBLAS or MKL in the running process);
 * :data:`THREAD_VARS`: the environment variables that fix those counts for a process that
   has not imported NumPy yet (child processes, re-executed benchmarks);
-* :func:`reuse_freed_memory`: glibc's allocator told to keep freed blocks for reuse.
+* :func:`reuse_freed_memory`: glibc's allocator told to keep freed blocks for reuse;
+* :func:`worker_threads`: the process's pool of Python worker threads, for NumPy work that
+  lets go of the GIL (stacks of matrix products, the simulator's initial-state draws).
 
 None of these run on ``import minisnn`` except the wait defaults: they change the whole
 process, so the tools call them, a library user may.
@@ -19,6 +21,8 @@ process, so the tools call them, a library user may.
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 #: Idle worker threads of OpenMP (Numba's parallel kernels) and of OpenBLAS (NumPy's matrix
 #: products) spin for a while after each parallel region, waiting for more work.  A training
@@ -61,6 +65,30 @@ def set_threads(n: int) -> dict:
     return {"numba": get_num_threads(), "blas": blas}
 
 
+_pool: dict = {}  # this process's worker threads, made on first use
+_pool_lock = threading.Lock()
+
+
+def worker_threads(n: int) -> ThreadPoolExecutor | None:
+    """The process's thread pool, with at least ``n`` worker threads (None for ``n <= 0``).
+
+    Made on first use and grown when more workers are asked for; made again in a forked child,
+    whose parent's threads are gone.  For NumPy calls that let go of the GIL while they work
+    (BLAS products, random draws, copies): Python threads then run them side by side.
+    """
+    if n <= 0:
+        return None
+    with _pool_lock:
+        if _pool.get("pid") != os.getpid():
+            _pool.clear()
+            _pool.update(pid=os.getpid(), executor=None, workers=0)
+        if _pool["workers"] < n:
+            if _pool["executor"] is not None:
+                _pool["executor"].shutdown(wait=False)
+            _pool.update(workers=n, executor=ThreadPoolExecutor(n, thread_name_prefix="minisnn"))
+        return _pool["executor"]
+
+
 # glibc's mallopt parameters (<malloc.h>)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -91,4 +119,5 @@ def reuse_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <
     return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
-__all__ = ["THREAD_WAIT_DEFAULTS", "THREAD_VARS", "apply_wait_defaults", "set_threads", "reuse_freed_memory"]
+__all__ = ["THREAD_WAIT_DEFAULTS", "THREAD_VARS", "apply_wait_defaults", "set_threads", "reuse_freed_memory",
+           "worker_threads"]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import Tensor, no_grad
+from .kernels import get_num_threads
 from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons, Sequential
 from .neurons import CurrentFilter, resolve_precision
 from .kernels.lowpass import lowpass_run_numba
@@ -37,6 +38,7 @@ from .ops.conv import conv2d_events, conv2d_forward
 from .ops.dense import dense_forward
 from .ops.scratch import recycled
 from .ops.windows import col2im, geometry, im2col
+from .runtime import worker_threads
 from .synapses import Lowpass
 
 __all__ = ["SimResult", "simulate", "ann_macs", "initial_state"]
@@ -90,6 +92,10 @@ CHANNELS_LAST = True
 #: 16 stride 2 0.70-0.82x and 16 -> 32 stride 1 0.97-1.21x (runs of one or two vectors: the
 #: per-pixel work is not paid back).
 PIXEL_ORDER_CHANNELS = 32
+
+#: :func:`initial_states` draws on several threads from this many neurons in all (below it,
+#: handing the draws to the threads costs more than it saves).
+PARALLEL_STATE_UNITS = 1 << 16
 
 #: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
 #: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
@@ -190,17 +196,50 @@ def _layer_shapes(net: Sequential, input_shape, x=None, rates: dict | None = Non
     return shapes
 
 
-def initial_state(model, layer_index: int, units: int, samples, seed: int, dtype) -> dict:
+def initial_state(model, layer_index: int, units: int, samples, seed: int, dtype, stored_as=None) -> dict:
     """Initial state of a spiking layer for the inputs ``samples`` (indices into the batch).
 
     Input ``i`` of the ``layer_index``-th neuron layer draws its ``units`` neurons' state from
     its own generator ``default_rng([seed, layer_index, i])`` (LIF: voltage ~ U(0, 1), as
     Nengo), so a run gives the same spikes however the batch is chunked, and only the chunk
-    being simulated holds a state.
+    being simulated holds a state.  With ``stored_as = (C, H, W)``, the shape of the units,
+    each input's state is written channels last, ``(H, W, C)`` (the same values, moved).
     """
-    parts = [model.make_state((units,), np.random.default_rng([seed, layer_index, i]), dtype=dtype)
-             for i in samples]
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    return initial_states([(model, layer_index, units, stored_as)], samples, seed, dtype)[0]
+
+
+def initial_states(layers, samples, seed: int, dtype) -> list:
+    """:func:`initial_state` of several layers at once, ``layers`` a list of ``(model,
+    layer_index, units, stored_as)``.  The draws of each layer and input are independent, so
+    when there are many they run on :func:`~minisnn.kernels.get_num_threads` threads (NumPy
+    lets go of the GIL while it draws and copies); each writes its own part of the arrays, so
+    the result does not depend on the thread count."""
+    samples = list(samples)
+    states = [{key: np.empty(len(samples) * units, v.dtype)  # the arrays, from an empty state
+               for key, v in model.make_state((0,), np.random.default_rng(0), dtype=dtype).items()}
+              for model, _, units, _ in layers]
+
+    def draw(task):
+        k, j = task
+        model, layer_index, units, stored_as = layers[k]
+        part = model.make_state((units,), np.random.default_rng([seed, layer_index, samples[j]]), dtype=dtype)
+        for key, values in part.items():
+            into = states[k][key][j * units : (j + 1) * units]
+            if stored_as is None:
+                into[...] = values
+            else:  # one strided copy instead of a concatenation and then a transpose
+                C, H, W = stored_as
+                into.reshape(H, W, C)[...] = values.reshape(C, H, W).transpose(1, 2, 0)
+
+    tasks = sorted(((k, j) for k in range(len(layers)) for j in range(len(samples))),
+                   key=lambda task: -layers[task[0]][2])  # the largest first: the threads end together
+    threads = get_num_threads() if len(samples) * sum(units for _, _, units, _ in layers) >= PARALLEL_STATE_UNITS else 1
+    if threads > 1 and len(tasks) > 1:
+        list(worker_threads(threads).map(draw, tasks))  # (re-raises a draw's error)
+    else:
+        for task in tasks:
+            draw(task)
+    return states
 
 
 def _apply(layers, x: np.ndarray) -> np.ndarray:
@@ -612,14 +651,12 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
     if first in plan.channels_last:
         J0 = _to_last(J0, plan.unit_shapes[first])
     sums: dict = {}  # {(layer name, window key): summed output over the window so far}
-    states = {  # neuron and synapse state of this batch chunk only
-        name: (initial_state(layer.spiking_model, k, plan.sizes[name], inputs, seed, dtype),
-               np.zeros(nb * plan.sizes[name], dtype))
-        for k, (name, layer) in enumerate(plan.neuron_layers)
+    drawn = initial_states([(layer.spiking_model, k, plan.sizes[name],
+                             plan.unit_shapes[name] if name in plan.channels_last else None)
+                            for k, (name, layer) in enumerate(plan.neuron_layers)], inputs, seed, dtype)
+    states = {  # neuron and synapse state of this batch chunk only, stored as the layer is
+        name: (state, np.zeros(nb * plan.sizes[name], dtype)) for (name, _), state in zip(plan.neuron_layers, drawn)
     }
-    for name in plan.channels_last:  # the same neurons, stored channels last
-        states[name] = ({key: _to_last(v, plan.unit_shapes[name]) for key, v in states[name][0].items()},
-                        states[name][1])
     conv_syn = {  # synapse state of an event-driven conv's output (the filter moved there)
         name: np.zeros(nb * int(np.prod(plan.out_shapes[name])), dtype)
         for name in plan.paths if plan.paths[name] == "event" and (plan.syn_a or name in plan.fused)

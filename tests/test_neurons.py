@@ -418,6 +418,15 @@ def test_make_state():
     assert LIFRate().make_state(5, rng) == {}
 
 
+@pytest.mark.parametrize("make_rng", [np.random.default_rng, np.random.RandomState])
+def test_make_state_draws_are_nengos_uniform(make_rng):
+    """The voltages come from ``rng.random``: bit for bit the draws of Nengo's
+    ``rng.uniform(0, 1, shape)`` (with either kind of generator)."""
+    for model in (LIF(), SpikingRectifiedLinear()):
+        v = model.make_state((4, 250), make_rng(3), dtype=np.float64)["voltage"]
+        np.testing.assert_array_equal(v, make_rng(3).uniform(0.0, 1.0, (4, 250)))
+
+
 def test_float32_step_and_run():
     rng = np.random.default_rng(8)
     lif = LIF()

@@ -212,6 +212,44 @@ def test_event_and_dense_paths_equal_the_time_major_reference(monkeypatch, path,
         assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
 
 
+def test_initial_state_channels_last_is_the_same_state_moved():
+    """``stored_as``: each input's draws written (H, W, C) - the values of the plain (C, H, W)
+    state, moved, and nothing else (voltages from the same generators, refractory zeros)."""
+    from minisnn.simulate import initial_state
+
+    C, H, W = 3, 4, 5
+    plain = initial_state(LIF(), 2, C * H * W, range(1, 4), 11, np.float32)
+    last = initial_state(LIF(), 2, C * H * W, range(1, 4), 11, np.float32, stored_as=(C, H, W))
+    assert plain.keys() == last.keys() == {"voltage", "refractory_time"}
+    for key in plain:
+        assert last[key].dtype == plain[key].dtype == np.float32
+        moved = plain[key].reshape(3, C, H, W).transpose(0, 2, 3, 1).reshape(-1)
+        np.testing.assert_array_equal(last[key], moved)
+    assert len(np.unique(plain["voltage"])) == 3 * C * H * W  # distinct draws: a transpose shows
+
+
+def test_initial_states_same_on_one_and_two_threads(monkeypatch):
+    """The draws of several layers and inputs, on one thread and handed to two (every draw to
+    the threads: ``PARALLEL_STATE_UNITS = 0``), give the same arrays as the layers one by one."""
+    import minisnn.simulate as sim
+    from minisnn.kernels import get_num_threads, set_num_threads
+
+    layers = [(LIF(), 0, 60, (3, 4, 5)), (SpikingRectifiedLinear(), 1, 7, None), (LIF(), 2, 33, None)]
+    alone = [sim.initial_state(m, k, units, range(2, 5), 4, np.float32, shape) for m, k, units, shape in layers]
+    monkeypatch.setattr(sim, "PARALLEL_STATE_UNITS", 0)
+    before = get_num_threads()
+    try:
+        for n in (1, 2):
+            set_num_threads(n)
+            together = sim.initial_states(layers, range(2, 5), 4, np.float32)
+            for a, b in zip(alone, together):
+                assert a.keys() == b.keys()
+                for key in a:
+                    np.testing.assert_array_equal(a[key], b[key])
+    finally:
+        set_num_threads(before)
+
+
 @pytest.mark.parametrize("keep_layer_means", [False, True])
 def test_channels_last_layers_give_identical_results(monkeypatch, keep_layer_means):
     """Layers between pixel-order event convs stored channels last (float32 scans with the
@@ -349,13 +387,13 @@ def test_automatic_batch_chunk_bounds_memory_without_changing_results(monkeypatc
     whole = simulate(net, x, 30, synapse=0.005, batch_chunk=4)
     monkeypatch.setattr(sim, "BLOCK_BYTES", 1)  # forces one input per chunk
     chunks = []
-    real_initial_state = sim.initial_state
+    real_initial_states = sim.initial_states
 
-    def spy(model, k, units, samples, seed, dtype):
+    def spy(layers, samples, seed, dtype):
         chunks.append(len(samples))
-        return real_initial_state(model, k, units, samples, seed, dtype)
+        return real_initial_states(layers, samples, seed, dtype)
 
-    monkeypatch.setattr(sim, "initial_state", spy)
+    monkeypatch.setattr(sim, "initial_states", spy)
     auto = simulate(net, x, 30, synapse=0.005)
     assert chunks and set(chunks) == {1}  # every batch chunk held a single input
     assert auto.spike_counts == whole.spike_counts

@@ -18,28 +18,23 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..kernels import get_num_threads
+from ..runtime import worker_threads
 
-_pool: dict = {}  # this process's worker threads and BLAS controller, made on first use
+_blas: dict = {}  # this process's threadpoolctl controller, made on first use
 _lock = threading.Lock()  # one stack at a time: the BLAS thread limit is the whole process's
 
 
 def _workers(n: int):
     """``(executor with >= n worker threads or None for n = 0, threadpoolctl controller)``."""
-    if _pool.get("pid") != os.getpid():  # first use, or a forked child: its parent's threads are gone
+    if _blas.get("pid") != os.getpid():  # first use, or a forked child (the controller lists libraries)
         import threadpoolctl
 
-        _pool.clear()
-        _pool.update(pid=os.getpid(), blas=threadpoolctl.ThreadpoolController(), executor=None, workers=0)
-    if _pool["workers"] < n:
-        if _pool["executor"] is not None:
-            _pool["executor"].shutdown(wait=False)
-        _pool.update(workers=n, executor=ThreadPoolExecutor(n, thread_name_prefix="minisnn-matmul"))
-    return _pool["executor"], _pool["blas"]
+        _blas.update(pid=os.getpid(), controller=threadpoolctl.ThreadpoolController())
+    return worker_threads(n), _blas["controller"]
 
 
 def matmul_stack(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
