@@ -290,6 +290,25 @@ def test_lif_counts_match_spike_train():
     assert set(np.unique(out).tolist()) <= {0.0, 1000.0}
 
 
+@pytest.mark.parametrize("syn_a", [0.0, A5])
+def test_lif_run32_counts_past_255_steps(syn_a):
+    """The float32 scan counts in uint8 counters that it adds into the int64 counts every 255
+    steps: over 700 steps with neurons near 500 Hz (up to ~350 spikes each), the counts equal the
+    reference's and the spike train's, past the counters' range."""
+    from minisnn.kernels.lif import lif_run32_numba, lif_run32_numpy
+
+    rng = np.random.default_rng(12)
+    args = lif_args(rng, T=700, M=BLOCK + 45, TJ=1, dtype=np.float32, syn_a=syn_a)
+    args[0][:] = rng.uniform(1.2, 400.0, size=args[0].shape).astype(np.float32)  # up to ~480 Hz
+    args = (args[0], args[1], args[2], np.empty(args[3].shape, np.uint8), *args[4:])
+    ref_args, got_args = copy_args(args), copy_args(args)
+    ref = lif_run32_numpy(*ref_args)
+    got = lif_run32_numba(*got_args)
+    assert ref.max() > 255 and (ref <= 255).any()
+    assert_same(ref_args, got_args, ref, got)
+    np.testing.assert_array_equal(got, got_args[3].sum(axis=0, dtype=np.int64))
+
+
 def test_lowpass_in_place_and_passthrough():
     rng = np.random.default_rng(11)
     u, y, a, _ = lowpass_args(rng)
