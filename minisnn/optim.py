@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels.elementwise import adam_step
+
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
@@ -126,18 +128,21 @@ class Adam(Optimizer):
         _check("weight_decay", weight_decay, 0.0)
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
-    def _update(self, g, p, state):
+    def step(self) -> None:
+        """One pass per parameter (:func:`minisnn.kernels.elementwise.adam_step`: the rule above
+        in the parameter's dtype, the moments updated in place, the new value a new array)."""
         b1, b2 = self.betas
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
-        state["step"] += 1
-        t = state["step"]
-        m = state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * g
-        v = state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
-        denom = np.sqrt(v / (1 - b2**t)) + self.eps
-        return (self.lr / (1 - b1**t)) * m / denom
+        for p, state in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            if not state:
+                state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+            state["step"] += 1
+            t = state["step"]
+            new = np.empty_like(p.data)
+            adam_step(p.data, p.grad.astype(p.dtype, copy=False), state["exp_avg"], state["exp_avg_sq"], b1, b2,
+                      self.lr / (1 - b1**t), 1 - b2**t, self.eps, self.weight_decay, getattr(p, "lr_scale", 1.0), new)
+            p.data = new
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}

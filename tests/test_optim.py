@@ -80,6 +80,38 @@ def test_adam_hand_computed():
     assert opt.state[0]["step"] == 3
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wd, scale", [(0.0, 1.0), (0.02, 0.25)])
+def test_adam_one_pass_equals_the_numpy_formula(dtype, wd, scale):
+    """Adam's one-pass kernel gives, bit for bit, what the rule written array by array in NumPy
+    gives (float32 and float64; weight decay and a per-parameter lr_scale; a parameter of
+    several kernel blocks, gradients of very different sizes, a float64 gradient)."""
+    rng = np.random.default_rng(3)
+    n = 40_001
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 2, n) for _ in range(4)]
+    lr, (b1, b2), eps = 3e-3, (0.9, 0.999), 1e-8
+    p, m, v = p0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+    for t, g in enumerate(grads, 1):  # the formula, one NumPy array after another
+        g = g.astype(dtype)
+        if wd:
+            g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        step = (lr / (1 - b1**t)) * m / (np.sqrt(v / (1 - b2**t)) + eps)
+        p = p - (step if scale == 1.0 else step * p.dtype.type(scale))
+    param = Parameter(p0.copy())
+    param.lr_scale = scale
+    opt = Adam([param], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    for g in grads:
+        param.grad = g
+        opt.step()
+    assert param.dtype == dtype
+    np.testing.assert_array_equal(param.data, p)
+    np.testing.assert_array_equal(opt.state[0]["exp_avg"], m)
+    np.testing.assert_array_equal(opt.state[0]["exp_avg_sq"], v)
+
+
 def test_updates_keep_the_parameter_dtype():
     p = Parameter(np.array(P0, dtype=np.float32))
     for opt in (SGD([p], lr=0.1, momentum=0.9), Adam([p], lr=0.1)):
