@@ -64,6 +64,18 @@ def peer_env() -> dict:
     return env
 
 
+def user_wait_note() -> str | None:
+    """A warning if the user's environment sets a thread-wait variable: :func:`peer_env` keeps
+    it, so the peers run with it too, and ``OMP_WAIT_POLICY=PASSIVE`` costs PyTorch much more
+    than minisnn (its OpenMP threads sleep between parallel regions; seen here: snnTorch at
+    1.5 CPU-seconds per second of 2, 1.26-1.27x slower on the protocol, its BPTT step 1.84x)."""
+    user = {k: v for k, v in _USER_WAIT_ENV.items() if v is not None}
+    if not user:
+        return None
+    return ("NOTE: " + ", ".join(f"{k}={v}" for k, v in user.items()) + " is set in this environment, so the "
+            "peers (PyTorch, snnTorch) run with it too; unset it to time them with their own defaults")
+
+
 def use_minisnn_env() -> None:
     """Apply :func:`minisnn_env` to this process; call it before numpy is imported."""
     if "numpy" in sys.modules:
