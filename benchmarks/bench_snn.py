@@ -100,9 +100,10 @@ def parse_args(argv=None):
     p.add_argument("--full", action="store_true", help=f"batch {FULL_BATCH} whatever the estimate says")
     p.add_argument("--steps", nargs="+", default=["50", "100", "200"], help="T values (default 50 100 200)")
     p.add_argument("--threads", type=int, default=2, help="threads for numba, BLAS and torch (default 2)")
-    p.add_argument("--time-chunk", type=int, default=25, help="minisnn simulate time_chunk (default 25)")
-    p.add_argument("--batch-chunk", type=int, default=1,
-                   help="minisnn simulate batch_chunk (default 1; 0: simulate's own choice, batch_chunk=None)")
+    p.add_argument("--time-chunk", type=int, default=50,
+                   help="minisnn simulate time_chunk (default 50, simulate's own)")
+    p.add_argument("--batch-chunk", type=int, default=0,
+                   help="minisnn simulate batch_chunk (default 0: simulate's own choice, batch_chunk=None)")
     p.add_argument("--budget-min", type=float, default=20.0,
                    help="wall-time budget for the whole run when choosing the batch (default 20)")
     p.add_argument("--calib-images", type=int, default=1, help="images for the rate calibration (default 1)")
@@ -125,9 +126,9 @@ def parse_args(argv=None):
                    help=f"skip the batch-{FULL_BATCH} peak-RSS probe (run when --batch < {FULL_BATCH})")
     p.add_argument("--no-profile", action="store_true", help="skip the minisnn time breakdown")
     p.add_argument("--profile-steps", type=int, default=50, help="T of the profiled minisnn run (default 50)")
-    p.add_argument("--chunk-sweep", default="10x1,50x1",
+    p.add_argument("--chunk-sweep", default="10x1,25x1",
                    help="extra minisnn runs at the middle T with other blocks, time_chunk x batch_chunk "
-                        "(default '10x1,50x1'; '' for none)")
+                        "(default '10x1,25x1'; '' for none; batch_chunk 0: simulate's choice)")
     p.add_argument("--weights", default=None,
                    help="folder with calibrated weights from an earlier run (--keep-weights); skips calibration")
     p.add_argument("--keep-weights", default=None, help="keep the calibrated weights in this folder")
