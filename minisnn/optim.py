@@ -34,7 +34,8 @@ def _check(name, value, low, high=None, low_open=False):
 
 
 class Optimizer:
-    """Holds a list of parameters and per-parameter state; subclasses define ``_update``."""
+    """Holds a list of parameters and per-parameter state; subclasses define ``_update`` (the
+    step of one parameter) or, as :class:`Adam` does for its one-pass kernel, ``step`` itself."""
 
     def __init__(self, params, lr: float):
         self.params = list(params)

@@ -41,7 +41,7 @@ from .ops.windows import col2im, geometry, im2col
 from .runtime import worker_threads
 from .synapses import Lowpass
 
-__all__ = ["SimResult", "simulate", "ann_macs", "initial_state"]
+__all__ = ["SimResult", "simulate", "ann_macs", "initial_state", "initial_states"]
 
 _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 
@@ -233,7 +233,8 @@ def initial_states(layers, samples, seed: int, dtype) -> list:
 
     tasks = sorted(((k, j) for k in range(len(layers)) for j in range(len(samples))),
                    key=lambda task: -layers[task[0]][2])  # the largest first: the threads end together
-    threads = get_num_threads() if len(samples) * sum(units for _, _, units, _ in layers) >= PARALLEL_STATE_UNITS else 1
+    many = len(samples) * sum(units for _, _, units, _ in layers) >= PARALLEL_STATE_UNITS
+    threads = get_num_threads() if many else 1
     if threads > 1 and len(tasks) > 1:
         list(worker_threads(threads).map(draw, tasks))  # (re-raises a draw's error)
     else:
