@@ -29,8 +29,8 @@ For each T in ``--steps`` the script runs, each in its own child process (so the
 
 Both are warmed up on the whole batch before they are timed: snnTorch for one step (its
 tensors are allocated), minisnn for one time block of ``time_chunk`` steps (its block buffers
-are; the JSON keeps that call's time as ``warm_up_s``: cold, the first touch of ~1 GB of
-buffers is page faults, up to 2x the steady time).  A user simulating batch after batch gets
+are; the JSON keeps that call's time as ``warm_up_s``: cold, the first touch of up to ~1 GB
+of buffers is page faults, 1.3-2.4x the steady time on the protocol).  A user simulating batch after batch gets
 the timed speed from the second call on.  The batch-32 memory probes run cold on both sides.
 
 It reports images/s, peak RSS and the ratios minisnn/snnTorch, the targets of issue 3, a
@@ -398,7 +398,7 @@ def worker_minisnn(job):
     if job.get("warm", True):
         # One time block on the whole batch, untimed, as snnTorch's warm-up step on the whole
         # batch: it allocates (and first touches) every buffer that the timed run then reuses.
-        # Cold, the first touch is page faults: "first_call_s" keeps that call's time.
+        # Cold, the first touch is page faults: the JSON's "warm_up_s" keeps that call's time.
         t0 = time.perf_counter()
         simulate(net, x, min(job["time_chunk"], job["steps"]), **kw)
         first_call_s = time.perf_counter() - t0
@@ -840,7 +840,7 @@ def _main(args, wdir, torch_available, payload, t_start):
     if B < FULL_BATCH:
         print(f"NOTE: batch {B} instead of the spec's {FULL_BATCH} to stay within the time budget"
               + ("" if args.no_mem_probe else f"; peak RSS at batch {FULL_BATCH} is probed separately below"))
-    print(f"minisnn: simulate(..., synapse={SYNAPSE}, time_chunk={tc}, batch_chunk={bc or None}) - dense path; "
+    print(f"minisnn: simulate(..., synapse={SYNAPSE}, time_chunk={tc}, batch_chunk={bc or None}) - path={args.path}; "
           f"memory ~ time_chunk x batch_chunk (the block) + the whole batch's neuron state")
     print(f"minisnn event-driven path: simulate(path=...) - main runs path={args.path!r}; one run at the "
           f"middle T with the other path for comparison")
