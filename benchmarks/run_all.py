@@ -608,8 +608,9 @@ def main(argv=None):
     print(f"cpu: {C._cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, load average {C.fmt_loadavg()}; "
           f"threads {args.threads} for numba, BLAS and torch; sections: {', '.join(args.sections)}; "
           f"peers: {peers or 'PyTorch + snnTorch'}", flush=True)
-    if C.user_wait_note():
-        print(C.user_wait_note(), flush=True)
+    note = C.user_wait_note()
+    if note:
+        print(note, flush=True)
     if not args.quick:
         print("expected: ~25 min on 2 quiet cores (measured: ops ~1, train ~2, snn ~7, hybrid ~3, scaling ~7 min; "
               "mpi ~5-9 min at load 6-7)", flush=True)

@@ -35,7 +35,7 @@ def _check(name, value, low, high=None, low_open=False):
 
 class Optimizer:
     """Holds a list of parameters and per-parameter state; subclasses define ``_update`` (the
-    step of one parameter) or, as :class:`Adam` does for its one-pass kernel, ``step`` itself."""
+    step of one parameter) or, as :class:`Adam` does for its one-pass kernel, ``_step_one``."""
 
     def __init__(self, params, lr: float):
         self.params = list(params)
@@ -52,10 +52,13 @@ class Optimizer:
     def step(self) -> None:
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
-                g = p.grad.astype(p.dtype, copy=False)
-                step = self._update(g, p.data, state)
-                scale = getattr(p, "lr_scale", 1.0)
-                p.data = p.data - (step if scale == 1.0 else step * p.dtype.type(scale))
+                self._step_one(p, p.grad.astype(p.dtype, copy=False), state)
+
+    def _step_one(self, p, g, state) -> None:
+        """Give ``p`` its next value (a new array): ``p - lr_scale * _update(...)``."""
+        step = self._update(g, p.data, state)
+        scale = getattr(p, "lr_scale", 1.0)
+        p.data = p.data - (step if scale == 1.0 else step * p.dtype.type(scale))
 
     def _update(self, g, p, state) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,21 +132,18 @@ class Adam(Optimizer):
         _check("weight_decay", weight_decay, 0.0)
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
-    def step(self) -> None:
-        """One pass per parameter (:func:`minisnn.kernels.elementwise.adam_step`: the rule above
-        in the parameter's dtype, the moments updated in place, the new value a new array)."""
+    def _step_one(self, p, g, state) -> None:
+        """One pass over the parameter (:func:`minisnn.kernels.elementwise.adam_step`: the rule
+        above in its dtype, the moments updated in place, the new value a new array)."""
         b1, b2 = self.betas
-        for p, state in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            if not state:
-                state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
-            state["step"] += 1
-            t = state["step"]
-            new = np.empty_like(p.data)
-            adam_step(p.data, p.grad.astype(p.dtype, copy=False), state["exp_avg"], state["exp_avg_sq"], b1, b2,
-                      self.lr / (1 - b1**t), 1 - b2**t, self.eps, self.weight_decay, getattr(p, "lr_scale", 1.0), new)
-            p.data = new
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+        state["step"] += 1
+        t = state["step"]
+        new = np.empty_like(p.data)
+        adam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], b1, b2, self.lr / (1 - b1**t), 1 - b2**t,
+                  self.eps, self.weight_decay, getattr(p, "lr_scale", 1.0), new)
+        p.data = new
 
     def _hyper(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}

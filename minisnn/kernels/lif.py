@@ -626,7 +626,7 @@ def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, fil
                 _filter_block(jb, in_state[lo:hi], bias[lo:hi], fa, fb, gain, jf)
                 jb = jf
             ob = out[t, lo:hi]
-            if a == 0.0:
+            if a == 0.0:  # None, not a: the block compiled without the synapse (an Optional would test it)
                 any_slow = _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, min_voltage,
                                         amp_dt, None, b, big, bits, ebuf, ubuf, lbuf)
             else:
