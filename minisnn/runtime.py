@@ -5,7 +5,8 @@ times, so how both libraries use the cores matters as much as any kernel.  Every
 command-line tools and the benchmarks set about the process is here:
 
 * :data:`THREAD_WAIT_DEFAULTS`, applied when :mod:`minisnn` is imported (idle threads sleep at
-  once instead of spinning; see the constant);
+  once instead of spinning; see the constant), to an OpenBLAS that NumPy started earlier too
+  (:func:`restart_blas_threads`);
 * :func:`set_threads`: the thread count of Numba's kernels and of the BLAS NumPy loaded
   (through ``threadpoolctl``, which finds OpenBLAS or MKL in the running process);
 * :data:`THREAD_VARS`: the environment variables that fix those counts for a process that
@@ -21,6 +22,7 @@ process, so the tools call them, a library user may.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,9 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 #: step alternates the two libraries dozens of times, so on a 2-core machine each one's
 #: spinning threads took the cores from the other (measured: a GEMM right after a Numba
 #: kernel ran 2.6x slower, a Numba kernel right after a GEMM 2x slower, the CAE's training
-#: step 1.7x slower).  These defaults make idle threads sleep at once.  They only take effect
-#: if set before the libraries start: OpenBLAS reads its variable when NumPy is first
-#: imported, so in a program that imports NumPy before minisnn, set it yourself.
+#: step 1.7x slower).  These defaults make idle threads sleep at once.  Each library reads
+#: its variable when it starts: OpenMP's starts with Numba's first parallel kernel, after
+#: ``import minisnn``; OpenBLAS starts with NumPy, so where NumPy came first
+#: :func:`apply_wait_defaults` has OpenBLAS read it again.
 THREAD_WAIT_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 #: The variables that fix the thread counts of OpenMP, OpenBLAS, MKL and Numba; each library
@@ -40,9 +43,48 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 
 
 def apply_wait_defaults() -> None:
-    """Set :data:`THREAD_WAIT_DEFAULTS` wherever the environment has no value of its own."""
-    for name, value in THREAD_WAIT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    """Set :data:`THREAD_WAIT_DEFAULTS` wherever the environment has no value of its own.
+
+    If NumPy was imported first, its OpenBLAS has already read its timeout (the default: spin
+    for 2**28 cycles, ~0.1 s, after every product); OpenBLAS is then told to read its
+    environment again and start its threads anew (:func:`restart_blas_threads`).  The usual
+    script, ``import numpy as np`` then ``import minisnn``, would otherwise run slower than
+    ``minisnn-train`` does: measured, the protocol call of ``benchmarks/bench_snn.py``
+    (``simulate(net, x, 50, synapse=0.005)``, batch 4, ~40 Hz, 2 threads) took 0.98-1.02 s
+    instead of 0.68-0.70 s.
+    """
+    blas_started = "numpy" in sys.modules
+    missing = [name for name in THREAD_WAIT_DEFAULTS if name not in os.environ]
+    for name in missing:
+        os.environ[name] = THREAD_WAIT_DEFAULTS[name]
+    if blas_started and "OPENBLAS_THREAD_TIMEOUT" in missing:
+        restart_blas_threads()
+
+
+def restart_blas_threads() -> list:
+    """Make every OpenBLAS (pthreads build) loaded in the process read its environment again
+    (``openblas_read_env``) and stop its worker threads (``blas_thread_shutdown_``), which it
+    starts anew, with the new settings, at its next parallel product.  Both are exported by
+    OpenBLAS's library (it calls them itself around ``fork``); a BLAS without them is left
+    alone.  Call it while no other thread is inside BLAS.  Returns the libraries restarted."""
+    import ctypes
+
+    import threadpoolctl
+
+    restarted = []
+    for info in threadpoolctl.threadpool_info():
+        if info.get("internal_api") != "openblas" or info.get("threading_layer") != "pthreads":
+            continue
+        try:
+            lib = ctypes.CDLL(info["filepath"])
+            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+        except (OSError, AttributeError):
+            continue
+        read_env.restype = None
+        read_env()
+        shutdown()
+        restarted.append(info["filepath"])
+    return restarted
 
 
 def set_threads(n: int) -> dict:
@@ -119,5 +161,5 @@ def reuse_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <
     return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
-__all__ = ["THREAD_WAIT_DEFAULTS", "THREAD_VARS", "apply_wait_defaults", "set_threads", "reuse_freed_memory",
-           "worker_threads"]
+__all__ = ["THREAD_WAIT_DEFAULTS", "THREAD_VARS", "apply_wait_defaults", "restart_blas_threads", "set_threads",
+           "reuse_freed_memory", "worker_threads"]

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import minisnn
 
 PROBE = (
@@ -40,6 +42,44 @@ SET_THREADS_PROBE = (
     "blas = [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']; "
     "print(json.dumps({'got': got, 'blas_now': blas}))"
 )
+
+
+# CPU-seconds the process burns while its main thread sleeps right after a 2-thread product:
+# OpenBLAS's idle worker spins for OPENBLAS_THREAD_TIMEOUT (2**28 cycles by default, ~0.1 s)
+SPIN_PROBE = """
+import time, numpy as np
+import minisnn, threadpoolctl
+print(any(i.get("internal_api") == "openblas" and i.get("threading_layer") == "pthreads"
+          for i in threadpoolctl.threadpool_info()))
+threadpoolctl.threadpool_limits(2, user_api="blas")
+a = np.ones((1500, 1500), np.float32)
+a @ a
+t0 = time.process_time()
+time.sleep(0.3)
+print(time.process_time() - t0)
+"""
+
+
+def _idle_cpu_after_product(**overrides):
+    env = {k: v for k, v in os.environ.items() if k not in minisnn.THREAD_WAIT_DEFAULTS}
+    env.update(overrides)
+    out = subprocess.run([sys.executable, "-c", SPIN_PROBE], env=env, capture_output=True, text=True, check=True)
+    pthreads_openblas, cpu = out.stdout.split()
+    return pthreads_openblas == "True", float(cpu)
+
+
+def test_an_openblas_that_numpy_started_first_is_told_to_let_its_threads_sleep():
+    """``import numpy`` before ``import minisnn``: OpenBLAS read its (default) timeout first;
+    the import has it read the environment again and restart its threads."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: OpenBLAS starts no worker thread to spin")
+    found, spinning = _idle_cpu_after_product(OPENBLAS_THREAD_TIMEOUT="28")  # the user's own value is kept
+    if not found:
+        pytest.skip("no OpenBLAS with pthreads in this process (another BLAS): nothing to restart")
+    if spinning < 0.05:
+        pytest.skip(f"could not see OpenBLAS spin here ({spinning:.3f} CPU-s in 0.3 s): nothing to compare")
+    _, sleeping = _idle_cpu_after_product()
+    assert sleeping < 0.25 * spinning, (sleeping, spinning)
 
 
 def test_set_threads_sets_numba_and_the_blas_numpy_loaded():
