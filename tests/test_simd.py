@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import numba
-from minisnn.kernels.simd import LANES, add_runs, add_runs_python
+from minisnn.kernels.simd import (LANES, MASK_WIDTH, add_runs, add_runs_python, nonzero_mask, nonzero_mask_python,
+                                   trailing_zeros, trailing_zeros_python)
 
 
 @numba.njit  # not cached: a cache keyed on this file would keep add_runs' old machine code
@@ -29,3 +30,31 @@ def test_add_runs_equals_the_scalar_loop(rng, dtype, m, nchunks):
         assert not np.array_equal(got, acc), "nothing was added: the test would prove nothing"
     np.testing.assert_array_equal(got[: a0], acc[: a0])  # untouched outside the run
     np.testing.assert_array_equal(got[a0 + nchunks * LANES :], acc[a0 + nchunks * LANES :])
+
+
+@numba.njit  # not cached (see _call)
+def _mask(arr, start):
+    return nonzero_mask(arr, start)
+
+
+@numba.njit
+def _lowest(bits):
+    return trailing_zeros(bits)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_nonzero_mask_equals_the_scalar_test(rng, dtype):
+    arr = ((rng.uniform(size=5 * MASK_WIDTH) < 0.3) * rng.integers(1, 4, size=5 * MASK_WIDTH)).astype(dtype)
+    if dtype != np.uint8:
+        arr[3], arr[4], arr[MASK_WIDTH - 1] = np.nan, -0.0, 1e-45  # NaN != 0, -0.0 == 0, a subnormal != 0
+    arr[2 * MASK_WIDTH : 3 * MASK_WIDTH] = 1  # every bit
+    arr[3 * MASK_WIDTH : 4 * MASK_WIDTH] = 0  # none
+    for start in (0, 1, 5, MASK_WIDTH - 1, MASK_WIDTH, 2 * MASK_WIDTH, 3 * MASK_WIDTH, 4 * MASK_WIDTH):
+        assert _mask(arr, start) == nonzero_mask_python(arr, start), start
+    assert _mask(arr, 2 * MASK_WIDTH) == (1 << MASK_WIDTH) - 1  # the top bit is not a sign
+    assert _mask(arr, 3 * MASK_WIDTH) == 0
+
+
+def test_trailing_zeros_is_the_lowest_set_bit():
+    for bits in (1, 2, 3, 8, 12, 1 << 31, (1 << 32) - 1, 1 << 40):
+        assert _lowest(np.int64(bits)) == trailing_zeros_python(bits) == (bits & -bits).bit_length() - 1

@@ -22,6 +22,11 @@ The arithmetic is the plain one - a multiply, then an add, in the events' order,
 multiply-add - so every value is what the scalar loop gives, bit for bit
 (:func:`add_runs_python` is that loop; ``tests/test_simd.py`` compares the two exactly, and
 the kernel tests the convolution built on it against its NumPy reference).
+
+:func:`nonzero_mask` is the other loop: which of 32 consecutive values are nonzero, as the
+bits of one integer (a vector compare and its mask: ``vpcmpeqb`` + ``vpmovmskb`` for uint8
+with AVX2).  The event kernels read a channels-last pixel's events from it, one set bit each
+(:func:`trailing_zeros`), instead of testing every channel.
 """
 
 from __future__ import annotations
@@ -43,6 +48,25 @@ def add_runs_python(acc, a0, w, offs, vals, m, nchunks):
         for i in range(m):
             total += vals[i] * w[offs[i] + j]
         acc[a0 + j] = total
+
+
+#: values per :func:`nonzero_mask`
+MASK_WIDTH = 32
+
+
+def nonzero_mask_python(arr, start):
+    """The reference of :func:`nonzero_mask`: bit ``i`` is set iff ``arr[start + i] != 0``,
+    ``i < MASK_WIDTH`` (so NaN counts, -0.0 does not, as ``!=`` says)."""
+    bits = 0
+    for i in range(MASK_WIDTH):
+        if arr[start + i] != 0:
+            bits |= 1 << i
+    return bits
+
+
+def trailing_zeros_python(bits):
+    """The index of the lowest set bit of ``bits > 0`` (LLVM's ``cttz``)."""
+    return (bits & -bits).bit_length() - 1
 
 
 if COMPILED:
@@ -110,7 +134,37 @@ if COMPILED:
             return context.get_dummy_value()
 
         return sig, codegen
+
+    @intrinsic
+    def nonzero_mask(typingctx, arr, start):
+        """:func:`nonzero_mask_python` as vector code (an int64): ``arr`` a 1-D contiguous array
+        of uint8 or of floats, ``start + MASK_WIDTH <= arr.size`` (not checked)."""
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+                and (arr.dtype == types.uint8 or isinstance(arr.dtype, types.Float))):
+            return None
+        sig = types.int64(arr, types.int64)
+
+        def codegen(context, builder, signature, args):
+            arr_t = signature.args[0]
+            data = context.make_array(arr_t)(context, builder, args[0]).data
+            scalar = context.get_value_type(arr_t.dtype)
+            vec = ir.VectorType(scalar, MASK_WIDTH)
+            values = builder.load(builder.bitcast(builder.gep(data, [args[1]]), vec.as_pointer()),
+                                  align=arr_t.dtype.bitwidth // 8)
+            zero = ir.Constant(vec, [0] * MASK_WIDTH)
+            if isinstance(arr_t.dtype, types.Float):
+                nonzero = builder.fcmp_unordered("!=", values, zero)  # NaN != 0, as in Python
+            else:
+                nonzero = builder.icmp_unsigned("!=", values, zero)
+            return builder.zext(builder.bitcast(nonzero, ir.IntType(MASK_WIDTH)), ir.IntType(64))
+
+        return sig, codegen
+
+    from numba.cpython.unsafe.numbers import trailing_zeros
 else:  # NUMBA_DISABLE_JIT=1: the kernels are Python, so is this
     add_runs = add_runs_python
+    nonzero_mask = nonzero_mask_python
+    trailing_zeros = trailing_zeros_python
 
-__all__ = ["LANES", "add_runs", "add_runs_python"]
+__all__ = ["LANES", "MASK_WIDTH", "add_runs", "add_runs_python", "nonzero_mask", "nonzero_mask_python",
+           "trailing_zeros", "trailing_zeros_python"]
