@@ -164,7 +164,9 @@ def _reaching(y, kh, sh, ph, Ho, Wo, kys, rows):
 @jit
 def _events(row, nz):
     """The columns of ``row`` that hold an event, into ``nz[:m]`` in order; returns ``m``.
-    Branch-free: one pass over the row, however many taps read it."""
+    Branch-free: one pass over the row, however many taps read it.  (From a vector compare's
+    mask, as a channels-last pixel is read, the row scan was no faster on the channels-first
+    kernels: 0.94-1.07x in ``benchmarks/bench_events.py``.)"""
     m = 0
     for x in range(row.shape[0]):
         nz[m] = x
@@ -290,11 +292,12 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                             values[x, m] = pixel[c] * scale
                             m += 1
                             bits &= bits - 1
-                    for c in range(C - C % MASK_WIDTH, C):
-                        if pixel[c] != 0:
-                            channels[x, m] = c
-                            values[x, m] = pixel[c] * scale
-                            m += 1
+                    m0 = m
+                    for c in range(C - C % MASK_WIDTH, C):  # the rest: branch-free, as _events
+                        channels[x, m] = c
+                        m += pixel[c] != 0
+                    for i in range(m0, m):
+                        values[x, i] = pixel[channels[x, i]] * scale
                     count[x] = m
             else:
                 count[:] = 0
@@ -378,6 +381,15 @@ def _conv_events_sparse_taps_example(rng):
     return _conv_events_geometry_example(rng, 2, 2, 7, 13, 5, 2, 2, 1, 3, 0, 1)
 
 
+def _conv_events_long_rows_example(rng):
+    """Rows of 70 columns (two :data:`~minisnn.kernels.simd.MASK_WIDTH` masks and a rest of 6)
+    at density 0.1, stride 2 x 1: the row scan of the channels-first kernels."""
+    s, *rest = _conv_events_geometry_example(rng, 2, 3, 5, 70, 9, 3, 3, 2, 1, 1, 1, density=0.1)
+    s[0, 1, 2, 31:34] = 3  # the edges of the masks and the first of the rest
+    s[1, 2, 3, :] = 1      # a full row
+    return (s, *rest)
+
+
 def _conv_events_wide_example(rng):
     """Cout = 40 (two vector chunks and a rest of 8), 6 channels at density 0.5: pixels with
     one and with several events (the pixel-order kernel's two ways)."""
@@ -445,13 +457,13 @@ from . import register  # noqa: E402
 
 for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_stride2_example),
                         ("_sparse_taps", _conv_events_sparse_taps_example), ("_counts", _conv_events_counts_example),
-                        ("_out_last", _conv_events_out_last_example)]:
+                        ("_out_last", _conv_events_out_last_example), ("_long_rows", _conv_events_long_rows_example)]:
     register("conv_events" + suffix, conv_events_numpy, conv_events_numba, example)
 for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_stride2_example),
                         ("_sparse_taps", _conv_events_sparse_taps_example), ("_counts", _conv_events_counts_example),
                         ("_wide", _conv_events_wide_example), ("_wide64", _conv_events_wide64_example),
                         ("_last", _conv_events_pixels_last_example), ("_in_last", _conv_events_pixels_in_last_example),
                         ("_out_last", _conv_events_pixels_out_last_example),
-                        ("_masks", _conv_events_pixels_masks_example),
+                        ("_long_rows", _conv_events_long_rows_example), ("_masks", _conv_events_pixels_masks_example),
                         ("_masks_float", _conv_events_pixels_masks_float_example)]:
     register("conv_events_pixels" + suffix, conv_events_pixels_numpy, conv_events_pixels_numba, example)
