@@ -77,9 +77,10 @@ FULL = {
     "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10"],
     "mpi": [],  # bench_mpi defaults: paper preset sizes, 3 timed after 1 warm-up
     # the call, simulate(net, x, 50, synapse=0.005): simulate's own blocks (time_chunk 50,
-    # batch_chunk=None), each side timed after its warm-up on the whole batch
+    # batch_chunk=None), each side timed after its warm-up on the whole batch, the best of 3 calls
+    # (the protocol: "best of two runs after a warm-up"; a single call swung by 10-20 %)
     "protocol": ["--input", "100x150", "--batch", "4", "--steps", "50", "--time-chunk", "50", "--batch-chunk", "0",
-                 "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
+                 "--repeats", "3", "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],
