@@ -382,8 +382,9 @@ def _conv_events_sparse_taps_example(rng):
 
 
 def _conv_events_long_rows_example(rng):
-    """Rows of 70 columns (two :data:`~minisnn.kernels.simd.MASK_WIDTH` masks and a rest of 6)
-    at density 0.1, stride 2 x 1: the row scan of the channels-first kernels."""
+    """Rows of 70 columns at density 0.1, stride 2 x 1, one row full and events around column
+    32: the channels-first kernels' row scan on rows longer than the other examples' (the
+    rows a mask scan would cut in pieces, should it come back; see :func:`_events`)."""
     s, *rest = _conv_events_geometry_example(rng, 2, 3, 5, 70, 9, 3, 3, 2, 1, 1, 1, density=0.1)
     s[0, 1, 2, 31:34] = 3  # the edges of the masks and the first of the rest
     s[1, 2, 3, :] = 1      # a full row
