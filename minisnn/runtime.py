@@ -65,8 +65,9 @@ def restart_blas_threads() -> list:
     """Make every OpenBLAS (pthreads build) loaded in the process read its environment again
     (``openblas_read_env``) and stop its worker threads (``blas_thread_shutdown_``), which it
     starts anew, with the new settings, at its next parallel product.  Both are exported by
-    OpenBLAS's library (it calls them itself around ``fork``); a BLAS without them is left
-    alone.  Call it while no other thread is inside BLAS.  Returns the libraries restarted."""
+    OpenBLAS's library, which calls the first when it loads and the second before a ``fork``;
+    a BLAS without them is left alone.  Call it while no other thread is inside BLAS.
+    Returns the libraries restarted."""
     import ctypes
 
     import threadpoolctl
