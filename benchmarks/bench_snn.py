@@ -27,10 +27,11 @@ For each T in ``--steps`` the script runs, each in its own child process (so the
   time and no synapse - snnTorch's neuron does less per step than minisnn's - with the same
   weights, converted to its units (see ``torch_weights``).
 
-Both are warmed up on the whole batch before they are timed (then the best of ``--repeats`` calls): snnTorch for one step (its
+Both are warmed up on the whole batch before they are timed: snnTorch for one step (its
 tensors are allocated), minisnn for one time block of ``time_chunk`` steps (its block buffers
 are; the JSON keeps that call's time as ``warm_up_s``: cold, the first touch of up to ~1 GB
-of buffers is page faults, 1.3-2.4x the steady time on the protocol).  A user simulating batch after batch gets
+of buffers is page faults, 1.3-2.4x the steady time on the protocol).  Then each times
+``--repeats`` calls and reports the best.  A user simulating batch after batch gets
 the timed speed from the second call on.  The batch-32 memory probes run cold on both sides.
 
 It reports images/s, peak RSS and the ratios minisnn/snnTorch, the targets of issue 3, a
