@@ -191,6 +191,20 @@ def interleaved_samples(fns: dict, repeats: int = 5, warmup: int = 1,
     return out
 
 
+def best_of(fn, repeats: int = 1):
+    """Call ``fn()`` ``repeats`` times: ``(result, wall, cpu, walls)`` of the fastest call (its
+    return value, wall-clock and CPU seconds) and every call's wall-clock seconds."""
+    walls, best = [], None
+    for _ in range(max(1, repeats)):
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        result = fn()
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        walls.append(wall)
+        if best is None or wall < best[1]:
+            best = (result, wall, cpu)
+    return (*best, walls)
+
+
 def median_time(fn, repeats: int = 5, warmup: int = 1):
     """``(median, min)`` wall-clock seconds of ``fn()`` over ``repeats`` timed calls."""
     s = time_samples(fn, repeats, warmup)

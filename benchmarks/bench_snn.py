@@ -412,13 +412,8 @@ def worker_minisnn(job):
     setup = memory_report()
     if job.get("profile"):
         timers = install_timers(min(job["batch_chunk"] or job["batch"], job["batch"]))
-    walls = []  # the best of job["repeats"] calls (each the same simulation: the same results)
-    for _ in range(job.get("repeats", 1)):
-        c0, t0 = C.cpu_seconds(), time.perf_counter()
-        res = simulate(net, x, job["steps"], **kw)
-        walls.append(time.perf_counter() - t0)
-        if walls[-1] == min(walls):
-            wall, cpu = walls[-1], C.cpu_seconds() - c0
+    # the best of job["repeats"] calls (each the same simulation: the same results)
+    res, wall, cpu, walls = C.best_of(lambda: simulate(net, x, job["steps"], **kw), job.get("repeats", 1))
     out = {
         "engine": "minisnn", "batch": job["batch"], "steps": job["steps"],
         "time_chunk": job["time_chunk"], "batch_chunk": job["batch_chunk"],
@@ -648,14 +643,11 @@ def worker_torch(job):
     if job.get("warmup", True):
         run(1, 1)
     setup = memory_report()
-    walls = []  # the best of job["repeats"] runs, as minisnn's
-    for _ in range(job.get("repeats", 1)):
+    def timed_run():
         times = []
-        c0, t0 = C.cpu_seconds(), time.perf_counter()
-        readout = run(T, window, times)
-        walls.append(time.perf_counter() - t0)
-        if walls[-1] == min(walls):
-            wall, cpu, step_times = walls[-1], C.cpu_seconds() - c0, times
+        return run(T, window, times), times
+
+    (readout, step_times), wall, cpu, walls = C.best_of(timed_run, job.get("repeats", 1))  # as minisnn's
     Tc = min(T, RATE_STEPS)  # the rates, from a separate (untimed) run of at most RATE_STEPS steps
     counts = torch.zeros(len(lifs), dtype=torch.float64)
     run(Tc, 1, counts=counts)

@@ -276,6 +276,7 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
         busy = np.empty(W, dtype=np.int64)  # the columns with events, in order
+        full = C - C % MASK_WIDTH  # a channels-last pixel's channels read by masks
         for y in range(H):
             nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
             if nky == 0:
@@ -284,7 +285,7 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                 for x in range(W):  # inline: a function of its own for the pixel ran 0.8x as fast
                     pixel = s[n, y, x]
                     m = 0
-                    for c0 in range(0, C - C % MASK_WIDTH, MASK_WIDTH):
+                    for c0 in range(0, full, MASK_WIDTH):
                         bits = nonzero_mask(pixel, c0)
                         while bits != 0:
                             c = c0 + trailing_zeros(bits)
@@ -292,12 +293,12 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                             values[x, m] = pixel[c] * scale
                             m += 1
                             bits &= bits - 1
-                    m0 = m
-                    for c in range(C - C % MASK_WIDTH, C):  # the rest: branch-free, as _events
-                        channels[x, m] = c
-                        m += pixel[c] != 0
-                    for i in range(m0, m):
-                        values[x, i] = pixel[channels[x, i]] * scale
+                    if full < C:  # the channels past the last mask, as a row: _events
+                        m0 = m
+                        m += _events(pixel[full:], channels[x, m0:])
+                        for i in range(m0, m):
+                            channels[x, i] += full
+                            values[x, i] = pixel[channels[x, i]] * scale
                     count[x] = m
             else:
                 count[:] = 0
@@ -383,8 +384,7 @@ def _conv_events_sparse_taps_example(rng):
 
 def _conv_events_long_rows_example(rng):
     """Rows of 70 columns at density 0.1, stride 2 x 1, one row full and events around column
-    32: the channels-first kernels' row scan on rows longer than the other examples' (the
-    rows a mask scan would cut in pieces, should it come back; see :func:`_events`)."""
+    32: the channels-first kernels' row scan on rows longer than the other examples'."""
     s, *rest = _conv_events_geometry_example(rng, 2, 3, 5, 70, 9, 3, 3, 2, 1, 1, 1, density=0.1)
     s[0, 1, 2, 31:34] = 3  # the edges of the masks and the first of the rest
     s[1, 2, 3, :] = 1      # a full row
