@@ -57,18 +57,13 @@ import math
 import numpy as np
 
 from ._jit import jit, pjit, prange
-
-f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
+from .lowpass import BLOCK, f8, lowpass_block, lowpass_step_numpy
 
 #: The C library's ``expm1`` and ``log1p`` elementwise over float64 arrays: the very functions the
 #: Numba kernel calls (see "Transcendentals" above), where NumPy's ufuncs may not be.
 libm_expm1 = np.vectorize(math.expm1, otypes=[np.float64])
 libm_log1p = np.vectorize(math.log1p, otypes=[np.float64])
 
-#: Neurons per parallel work item in the Numba scans (one item = a contiguous block of
-#: columns; within a block the loop runs over time, then over the block's neurons, so the
-#: writes to ``out[t, lo:hi]`` are contiguous and the block's state stays in cache).
-BLOCK = 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,14 +122,6 @@ def lif_step_numpy(dt, J, output, voltage, refractory_time, tau_rc, tau_ref, min
 # ---------------------------------------------------------------------------------------------
 # time scan for the layer-major simulator
 # ---------------------------------------------------------------------------------------------
-
-
-def lowpass_step_numpy(u, y_state, a):
-    """One step of the Lowpass, in place: ``y = a y + (1 - a) u`` in float64, written to both
-    ``y_state`` and ``u`` (``a = 0`` passes ``u`` through exactly)."""
-    y = a * y_state.astype(np.float64) + (1.0 - a) * u.astype(np.float64)
-    y_state[...] = y
-    u[...] = y
 
 
 def lif_run_numpy(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
@@ -240,20 +227,6 @@ def _lif_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_fu
         rb[k] = ref
 
 
-@jit
-def _synapse_block(ob, sb, syn_a):
-    """Numba helper: fused Lowpass on one block, one step (``syn_a == 0``: passthrough)."""
-    if syn_a != 0.0:
-        b = 1.0 - syn_a
-        for k in range(ob.shape[0]):
-            y = syn_a * f8(sb[k]) + b * f8(ob[k])
-            sb[k] = y
-            ob[k] = y
-    else:
-        for k in range(ob.shape[0]):
-            sb[k] = ob[k]
-
-
 @pjit
 def lif_run_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_voltage, amplitude,
                   syn_a, syn_state):
@@ -295,7 +268,7 @@ def lif_run_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_vol
             if _lif_common(jb, vb, rb, ob, dt, e_full, min_voltage, v_old, r_new, rare) > 0:
                 _lif_rare(jb, vb, rb, ob, cb, dt, tau_rc, tau_ref, min_voltage, amp_dt, e_full,
                           v_old, r_new, rare)
-            _synapse_block(ob, sb, syn_a)
+            lowpass_block(ob, sb, ob, syn_a)
     return counts
 
 

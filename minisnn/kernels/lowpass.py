@@ -20,7 +20,41 @@ import numpy as np
 
 from ._jit import jit, pjit, prange
 
-from .lif import BLOCK, f8, lowpass_step_numpy
+f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
+
+#: Neurons (columns) per parallel work item in the Numba time scans, here and in
+#: :mod:`~minisnn.kernels.lif` and :mod:`~minisnn.kernels.relu`: one item is a contiguous block
+#: of columns; within a block the loop runs over time, then over the block's columns, so the
+#: writes to ``out[t, lo:hi]`` are contiguous and the block's state stays in cache.
+BLOCK = 1024
+
+
+def lowpass_step_numpy(u, y_state, a):
+    """One step of the Lowpass, in place: ``y = a y + (1 - a) u`` in float64, written to both
+    ``y_state`` and ``u``; ``a = 0`` passes ``u`` through (``y_state = u``, ``u`` unchanged)."""
+    if a == 0.0:
+        y_state[...] = u
+        return
+    y = a * y_state.astype(np.float64) + (1.0 - a) * u.astype(np.float64)
+    y_state[...] = y
+    u[...] = y
+
+
+@jit
+def lowpass_block(ub, yb, ob, a):
+    """:func:`lowpass_step_numpy` on one block of columns, compiled: ``yb`` and ``ob`` receive
+    ``a yb + (1 - a) ub`` (``ob`` may be ``ub``: the neuron scans filter their output in place).
+    LLVM vectorises the loop."""
+    if a != 0.0:
+        b = 1.0 - a
+        for k in range(yb.shape[0]):
+            y = a * f8(yb[k]) + b * f8(ub[k])
+            yb[k] = y
+            ob[k] = y
+    else:
+        for k in range(yb.shape[0]):
+            yb[k] = ub[k]
+            ob[k] = ub[k]
 
 
 def lowpass_run_numpy(u, y_state, a, out):
@@ -47,29 +81,19 @@ def lowpass_run_numpy(u, y_state, a, out):
     return out
 
 
-@jit
-def _lowpass_block(ub, yb, ob, a, b):
-    """Numba helper: one step of one block of columns (vectorised by LLVM)."""
-    for k in range(yb.shape[0]):
-        y = a * f8(yb[k]) + b * f8(ub[k])
-        yb[k] = y
-        ob[k] = y
-
-
 @pjit
 def lowpass_run_numba(u, y_state, a, out):
     """Numba twin of :func:`lowpass_run_numpy` (parallel over column blocks, serial in time)."""
     T = u.shape[0]
     M = u.shape[1]
     a = f8(a)
-    b = 1.0 - a
     nblocks = (M + BLOCK - 1) // BLOCK
     for blk in prange(nblocks):
         lo = blk * BLOCK
         hi = min(lo + BLOCK, M)
         yb = y_state[lo:hi]
         for t in range(T):
-            _lowpass_block(u[t, lo:hi], yb, out[t, lo:hi], a, b)
+            lowpass_block(u[t, lo:hi], yb, out[t, lo:hi], a)
     return out
 
 

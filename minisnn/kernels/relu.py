@@ -24,7 +24,7 @@ import numpy as np
 
 from ._jit import jit, pjit, prange
 
-from .lif import BLOCK, _synapse_block, f8, lowpass_step_numpy
+from .lowpass import BLOCK, f8, lowpass_block, lowpass_step_numpy
 
 
 def relu_step_numpy(dt, J, output, voltage, amplitude):
@@ -141,7 +141,7 @@ def _run_numba(J, voltage, out, dt, amplitude, syn_a, syn_state, reset_to_zero):
                 _if_block(jb, vb, ob, cb, dt, amp_dt)
             else:
                 _relu_block(jb, vb, ob, cb, dt, amp_dt)
-            _synapse_block(ob, sb, syn_a)
+            lowpass_block(ob, sb, ob, syn_a)
     return counts
 
 
