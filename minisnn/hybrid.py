@@ -44,7 +44,8 @@ import numpy as np
 from .autodiff import Function, Tensor, no_grad
 from .layers import Neurons, Sequential
 from .neurons import NeuronType, resolve_precision
-from .simulate import SimResult, _synapse_coefficient, initial_state, simulate
+from .simulate import SimResult, initial_state, simulate
+from .synapses import synapse_coefficient
 
 __all__ = [
     "SpikingNet",
@@ -217,7 +218,7 @@ def convert(
         if not np.isfinite(s) or s <= 0:
             raise ValueError(f"convert: scale_firing_rates for layer {i} must be > 0, got {s}")
     if synapse is not None:
-        _synapse_coefficient(synapse, dt)  # validates
+        synapse_coefficient(synapse, dt, "convert")  # validates
     precision = resolve_precision(precision, next((p.dtype for p in ann.parameters()), np.float32))
 
     net = copy.deepcopy(ann)
@@ -442,7 +443,7 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
     steps = snet.steps if steps is None else int(steps)
     seed = snet.seed if seed is None else seed
     window = snet.window(steps)
-    a = _synapse_coefficient(snet.synapse, snet.dt)
+    a = synapse_coefficient(snet.synapse, snet.dt)
     dtype = next((p.dtype for p in snet.parameters()), np.asarray(x).dtype)
     x = np.asarray(x, dtype=dtype)
     if order == "time":

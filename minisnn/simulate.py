@@ -39,7 +39,7 @@ from .ops.dense import dense_forward
 from .ops.scratch import recycled
 from .ops.windows import col2im, geometry, im2col
 from .runtime import worker_threads
-from .synapses import Lowpass
+from .synapses import synapse_coefficient
 
 __all__ = ["SimResult", "simulate", "ann_macs", "initial_state", "initial_states"]
 
@@ -151,16 +151,6 @@ def _as_int(name, value, low):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
         raise ValueError(f"simulate: {name} must be an integer >= {low}, got {value!r}")
     return int(value)
-
-
-def _synapse_coefficient(synapse, dt) -> float:
-    if synapse is None:
-        return 0.0
-    if isinstance(synapse, (int, float)):
-        synapse = Lowpass(float(synapse))
-    if not isinstance(synapse, Lowpass):
-        raise ValueError(f"simulate: synapse must be None, a time constant or a Lowpass, got {synapse!r}")
-    return float(synapse.coefficient(dt))
 
 
 def _split(net: Sequential):
@@ -511,7 +501,7 @@ def simulate(
     dtype = next((p.dtype for p in net.parameters()), x.dtype)
     x = x.astype(dtype, copy=False)
     precision = resolve_precision(precision, dtype)
-    plan = _plan(net, x, steps, windows, _synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
+    plan = _plan(net, x, steps, windows, synapse_coefficient(synapse, dt), dt, path, keep_layer_means,
                  time_chunk, batch_chunk, precision)
 
     totals = _Totals.empty(plan, keep_layer_means)

@@ -31,12 +31,13 @@ Inside the simulator the filter is fused into the neuron time scans
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from .kernels import lowpass as _lowpass_kernels
 
-__all__ = ["Lowpass"]
+__all__ = ["Lowpass", "synapse_coefficient"]
 
 
 class Lowpass:
@@ -116,6 +117,19 @@ class Lowpass:
         out = np.empty_like(u2)
         _lowpass_kernels.lowpass_run_numba(u2, state, a, out)
         return out.reshape(shape)
+
+
+def synapse_coefficient(synapse, dt, where: str = "simulate") -> float:
+    """The filter coefficient ``a`` of a synapse given as a user may give it: ``None`` (no
+    filter, ``a = 0``), a time constant in seconds (``Lowpass(tau)``) or a :class:`Lowpass`.
+    Anything else is a ValueError that names ``where`` (the function the user called)."""
+    if synapse is None:
+        return 0.0
+    if isinstance(synapse, numbers.Real):
+        synapse = Lowpass(synapse)
+    if not isinstance(synapse, Lowpass):
+        raise ValueError(f"{where}: synapse must be None, a time constant (s) or a Lowpass, got {synapse!r}")
+    return float(synapse.coefficient(dt))
 
 
 def _check_dt(dt):

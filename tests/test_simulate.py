@@ -6,6 +6,7 @@ import pytest
 import minisnn as ms
 from minisnn.layers import Neurons
 from minisnn.neurons import LIF, LIFRate, RectifiedLinear, SoftLIFRate, SpikingRectifiedLinear
+from minisnn.hybrid import convert
 from minisnn.simulate import ann_macs, simulate
 
 from naive_sim import simulate_time_major
@@ -398,3 +399,11 @@ def test_automatic_batch_chunk_bounds_memory_without_changing_results(monkeypatc
     assert chunks and set(chunks) == {1}  # every batch chunk held a single input
     assert auto.spike_counts == whole.spike_counts
     np.testing.assert_allclose(auto.readout, whole.readout, rtol=1e-12)
+
+
+def test_simulate_and_convert_refuse_a_synapse_they_cannot_use():
+    net = ms.Sequential(ms.Dense(3, 2), Neurons(LIF()))
+    with pytest.raises(ValueError, match=r"^simulate: synapse must be None, a time constant"):
+        simulate(net, np.ones((1, 3), np.float32), 5, synapse="0.005")
+    with pytest.raises(ValueError, match=r"^convert: synapse must be None, a time constant"):
+        convert(ms.Sequential(ms.Dense(3, 2), Neurons(LIFRate())), synapse=[0.005])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minisnn.synapses import Lowpass
+from minisnn.synapses import Lowpass, synapse_coefficient
 
 nengo = pytest.importorskip("nengo")
 
@@ -87,6 +87,23 @@ def test_bad_dt(dt):
         Lowpass(0.005).coefficient(dt)
     with pytest.raises(ValueError, match="dt"):
         Lowpass(0.005).filt(np.ones((3, 2)), dt=dt)
+
+
+def test_synapse_coefficient_of_each_way_to_give_a_synapse():
+    a = Lowpass(0.005).coefficient(0.001)
+    assert synapse_coefficient(None, 0.001) == 0.0
+    assert synapse_coefficient(0.005, 0.001) == a
+    assert synapse_coefficient(np.float32(0.005), 0.001) == pytest.approx(a, rel=1e-6)  # a NumPy number too
+    assert synapse_coefficient(Lowpass(0.005), 0.001) == a
+    assert synapse_coefficient(0, 0.001) == 0.0  # tau = 0: a passthrough
+
+
+@pytest.mark.parametrize("bad", ["0.005", [0.005], object()])
+def test_a_synapse_that_is_no_synapse_is_a_one_line_error_naming_the_call(bad):
+    with pytest.raises(ValueError, match=r"^convert: synapse must be None, a time constant \(s\) or a Lowpass, got"):
+        synapse_coefficient(bad, 0.001, "convert")
+    with pytest.raises(ValueError, match="tau"):
+        synapse_coefficient(-0.005, 0.001)
 
 
 def test_repr_eq():
