@@ -411,10 +411,10 @@ def _check_path(path, g, bias):
         elif winograd_min_cin is not None and stride_one and w.shape[2:] == (3, 3):
             expected = "winograd"
         else:
-            expected = "cols"
-        assert cache[0] == expected
-        if expected == "cols":
-            assert cache[-1] is (fold_below > 0)
+            expected = "columns"
+        assert cache.path == expected
+        if expected == "columns":
+            assert cache.fold is (fold_below > 0)
         np.testing.assert_allclose(y, naive.conv2d(x, w, b, g.stride, g.padding), **TOL)
         gradcheck_op(conv2d_forward, conv2d_backward, dict(x=x, w=w, b=b),
                      dict(stride=g.stride, padding=g.padding), max_points=12)
@@ -442,7 +442,7 @@ def _both_ways(paths, x, w, b, dy, need_dx, expected_kinds):
         with pytest.MonkeyPatch.context() as mp:
             _forced(mp, path)
             y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
-            assert cache[0] == kind
+            assert cache.path == kind
             results.append((y, *conv2d_backward(dy, cache, need_dx=need_dx)))
     tol = dict(rtol=1e-10, atol=1e-10) if x.dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
     for got, expected in zip(*results):
@@ -461,7 +461,7 @@ def test_direct_path_equals_the_column_path(rng, dtype, need_dx):
     x, dy = (rng.standard_normal((5, 16, 12, 29)).astype(dtype) for _ in range(2))
     w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
     b = rng.standard_normal(16).astype(dtype)
-    _both_ways(["direct", "folded"], x, w, b, dy, need_dx, ["direct", "cols"])
+    _both_ways(["direct", "folded"], x, w, b, dy, need_dx, ["direct", "columns"])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -473,7 +473,7 @@ def test_winograd_path_equals_the_column_path(rng, dtype, need_dx):
     w = (rng.standard_normal((24, 32, 3, 3)) / 17).astype(dtype)
     b = rng.standard_normal(24).astype(dtype)
     dy = dy[:, :24]
-    _both_ways(["winograd", "folded"], x, w, b, dy, need_dx, ["winograd", "cols"])
+    _both_ways(["winograd", "folded"], x, w, b, dy, need_dx, ["winograd", "columns"])
 
 
 def test_default_paths_for_the_shipped_nets():
@@ -482,11 +482,11 @@ def test_default_paths_for_the_shipped_nets():
     3-channel first layer, stride 2)."""
     def kind(cin, cout, stride):
         x = np.zeros((1, cin, 6, 8), np.float32)
-        return conv2d_forward(x, np.zeros((cout, cin, 3, 3), np.float32), stride=stride, padding=1)[1][0]
+        return conv2d_forward(x, np.zeros((cout, cin, 3, 3), np.float32), stride=stride, padding=1)[1].path
 
     assert kind(1, 16, 1) == "direct" and kind(16, 1, 1) == "direct"
     assert kind(16, 16, 1) == "winograd" and kind(8, 16, 1) == "winograd"
-    assert kind(3, 32, 1) == "cols" and kind(16, 16, 2) == "cols"
+    assert kind(3, 32, 1) == "columns" and kind(16, 16, 2) == "columns"
 
 
 def test_direct_path_in_inference_groups_the_batch(rng):
@@ -511,7 +511,7 @@ def test_winograd_path_in_inference_groups_the_batch(rng):
     w = rng.standard_normal((8, 9, 3, 3))
     b = rng.standard_normal(8)
     expected, cache = conv2d_forward(x, w, b, stride=1, padding=1)
-    assert cache[0] == "winograd"
+    assert cache.path == "winograd"
     out = np.empty_like(expected)
     per_image = planes_size(9 + 8, 5 * 6) * 8  # V and M for one image: 5 x 6 tiles
     with pytest.MonkeyPatch.context() as mp:
@@ -529,7 +529,7 @@ def test_conv_transpose2d_both_gemm_layouts_match_naive(fold_below, g, bias):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
         y, cache = conv_transpose2d_forward(x, w, b, **params)
-        assert cache[-1] is (fold_below > 0)
+        assert cache.fold is (fold_below > 0)
         np.testing.assert_allclose(y, naive.conv_transpose2d(x, w, b, **params), **TOL)
         gradcheck_op(conv_transpose2d_forward, conv_transpose2d_backward, dict(x=x, w=w, b=b), params,
                      max_points=12)
@@ -567,7 +567,7 @@ def test_large_plane_takes_the_per_image_path(rng):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", -1)
         y, cache = conv2d_forward(x, w, None, stride=1, padding=1)
-    assert 70 * 70 >= FOLD_BELOW and cache[-1] is False
+    assert 70 * 70 >= FOLD_BELOW and cache.fold is False
     np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), **TOL)
 
 

@@ -31,6 +31,8 @@ Each ``*_forward`` returns ``(y, cache)``; each ``*_backward(dy, cache)`` return
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._checks import as_float, common_dtype, output, pair
@@ -113,6 +115,59 @@ WINOGRAD_MIN_CIN: int | None = 8
 #: ``minisnn-train loc`` peaked ~150 MiB higher than with the columns; at this size the
 #: GEMMs still see tens of thousands of tiles.
 WINOGRAD_BUDGET = 128 << 20
+
+
+#: Tags of the scratch buffers (:func:`~minisnn.ops.scratch.scratch` keeps one buffer per tag
+#: and thread), one per role.  A call takes one path and needs each role once, so one buffer
+#: serves every path:
+COLUMNS = "conv columns"            # the GEMMs' large operand: im2col's columns, Winograd's
+                                    # transformed input V, a transposed conv's w^T x
+PRODUCT = "conv product"            # the product rows; Winograd's product M, or the
+                                    # transformed output gradient Mg in the backward pass
+GRAD_COLUMNS = "conv grad columns"  # the input gradient before col2im or Winograd's inverse
+                                    # transform; a transposed conv's im2col(dy)
+PADDED = "conv padded"              # the direct kernel's padded, channel-major input
+
+
+class ColumnsCache(NamedTuple):
+    """What :func:`conv2d_backward` keeps of a conv2d that ran as im2col + GEMM."""
+    cols: np.ndarray     # the input's columns: (K, N, P) if folded, else (N, K, P)
+    w: np.ndarray
+    has_bias: bool
+    g: Geometry
+    Cin: int
+    fold: bool           # the batch folded into the columns (small planes, FOLD_BELOW)
+    path = "columns"
+
+
+class DirectCache(NamedTuple):
+    """What :func:`conv2d_backward` keeps of a conv2d that ran the direct kernel (few
+    channels, stride 1)."""
+    xcm: np.ndarray      # the input, padded and channel-major: (Cin, N, H + 2 pH, W + 2 pW)
+    w: np.ndarray
+    has_bias: bool
+    g: Geometry
+    path = "direct"
+
+
+class WinogradCache(NamedTuple):
+    """What :func:`conv2d_backward` keeps of a conv2d that ran as Winograd F(2x2, 3x3)."""
+    V: np.ndarray        # the transformed input tiles, 16 planes (wino.planes)
+    U: np.ndarray        # the transformed weights, (16, Cout, Cin)
+    has_bias: bool
+    g: Geometry
+    x_shape: tuple
+    path = "winograd"
+
+
+class TransposeCache(NamedTuple):
+    """What :func:`conv_transpose2d_backward` keeps of its forward pass."""
+    x3: np.ndarray       # the input as GEMM rows: (Cin, N*H*W) if folded, else (N, Cin, H*W)
+    x_shape: tuple
+    w: np.ndarray
+    has_bias: bool
+    g: Geometry          # the conv2d that maps the output back onto the input
+    fold: bool
 
 
 def _winograd(g: Geometry, Cin: int, Cout: int) -> bool:
@@ -235,16 +290,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         xg, yg = x[n0 : n0 + group], y[n0 : n0 + group]
         ng = xg.shape[0]
         shape = (K, ng, P) if fold else (ng, K, P)
-        cols_buf = recycled(shape, x.dtype) if keep_cache else scratch("cols", shape, x.dtype)
+        cols_buf = recycled(shape, x.dtype) if keep_cache else scratch(COLUMNS, shape, x.dtype)
         cols = im2col(xg, g, fold, out=cols_buf)  # (K, ng, P) folded, else (ng, K, P)
         if fold:  # the bias is added as the batch comes out of the columns
-            r = np.matmul(wm, cols.reshape(K, -1), out=_temp("y_rows", wm, cols.reshape(K, -1)))
+            r = np.matmul(wm, cols.reshape(K, -1), out=_temp(PRODUCT, wm, cols.reshape(K, -1)))
             _unrows_into(r, yg, b)
         else:
             _per_image(wm, cols, out=yg)  # (ng, Cout, P): already NCHW
     if b is not None and not fold:
         y += b[:, None]
-    cache = ("cols", cols, w, b is not None, g, x.shape[1], fold) if keep_cache else None
+    cache = ColumnsCache(cols, w, b is not None, g, x.shape[1], fold) if keep_cache else None
     return y.reshape(N, Cout, g.Ho, g.Wo), cache
 
 
@@ -258,12 +313,12 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
     group = N if keep_cache else max(1, min(N, COLS_BUDGET // plane))
     for n0 in range(0, N, group):
         xg = x[n0 : n0 + group]
-        buf = None if keep_cache else scratch("xcm", (Cin, xg.shape[0], H + 2 * g.ph, W + 2 * g.pw), x.dtype)
+        buf = None if keep_cache else scratch(PADDED, (Cin, xg.shape[0], H + 2 * g.ph, W + 2 * g.pw), x.dtype)
         xcm = _padded_channel_major(xg, g.ph, g.pw, out=buf)
         conv_direct_numba(xcm, wc, y[n0 : n0 + group])
     if b is not None:
         y += b[:, None, None]
-    return y, (("direct", xcm, w, b is not None, g) if keep_cache else None)
+    return y, (DirectCache(xcm, w, b is not None, g) if keep_cache else None)
 
 
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
@@ -282,12 +337,12 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
         xg = np.ascontiguousarray(x[n0 : n0 + group])
         T = xg.shape[0] * th * tw
         size = (wino.planes_size(Cin, T),)
-        V = wino.planes(Cin, T, x.dtype, recycled(size, x.dtype) if keep_cache else scratch("cols", size, x.dtype))
+        V = wino.planes(Cin, T, x.dtype, recycled(size, x.dtype) if keep_cache else scratch(COLUMNS, size, x.dtype))
         wino.input_numba(xg, g.ph, g.pw, th, tw, V)
-        M = wino.planes(Cout, T, x.dtype, scratch("y_rows", (wino.planes_size(Cout, T),), x.dtype))
+        M = wino.planes(Cout, T, x.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), x.dtype))
         np.matmul(U, V, out=M)
         wino.output_numba(M, bias, th, tw, y[n0 : n0 + group])
-    return y, (("winograd", V, U, b is not None, g, x.shape) if keep_cache else None)
+    return y, (WinogradCache(V, U, b is not None, g, x.shape) if keep_cache else None)
 
 
 def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
@@ -299,7 +354,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     th, tw = wino.tiles(g.Ho, g.Wo)
     T = N * th * tw
     dy = np.ascontiguousarray(dy, dtype=U.dtype)
-    Mg = wino.planes(Cout, T, U.dtype, scratch("y_rows", (wino.planes_size(Cout, T),), U.dtype))
+    Mg = wino.planes(Cout, T, U.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), U.dtype))
     sums = np.empty((N, Cout))
     wino.grad_output_numba(dy, th, tw, Mg, sums)
     dU = matmul_stack(Mg, V.transpose(0, 2, 1), np.empty((16, Cout, Cin), U.dtype))  # short results, long sums
@@ -307,7 +362,7 @@ def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
     db = sums.sum(axis=0).astype(U.dtype) if has_bias else None
     dx = None
     if need_dx:
-        dV = wino.planes(Cin, T, U.dtype, scratch("dcols", (wino.planes_size(Cin, T),), U.dtype))
+        dV = wino.planes(Cin, T, U.dtype, scratch(GRAD_COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
         np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
         dx = wino.grad_input_numba(dV, g.ph, g.pw, th, tw, np.empty(x_shape, U.dtype))
     return dx, dw, db
@@ -368,11 +423,11 @@ def conv2d_backward(dy, cache, need_dx=True):
     ``dw = sum_n dy[n] @ cols[n]^T``, ``dx = col2im(w^T @ dy)`` (a transposed convolution),
     ``db = dy.sum over (N, Ho, Wo)``.
     """
-    if cache[0] == "direct":
-        return _conv2d_direct_backward(dy, *cache[1:], need_dx)
-    if cache[0] == "winograd":
-        return _conv2d_winograd_backward(dy, *cache[1:], need_dx)
-    _, cols, w, has_bias, g, Cin, fold = cache
+    if isinstance(cache, DirectCache):
+        return _conv2d_direct_backward(dy, *cache, need_dx)
+    if isinstance(cache, WinogradCache):
+        return _conv2d_winograd_backward(dy, *cache, need_dx)
+    cols, w, has_bias, g, Cin, fold = cache
     N, Cout = dy.shape[:2]
     dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, g.Ho * g.Wo)
     wm = w.reshape(Cout, -1)
@@ -382,12 +437,12 @@ def conv2d_backward(dy, cache, need_dx=True):
         dyr, db = _rows_and_sums(dy3) if has_bias else (_rows(dy3), None)  # (Cout, N*P)
         dw = dyr @ cols.reshape(wm.shape[1], -1).T
         if need_dx and not direct_dx:
-            dx = col2im(np.matmul(wm.T, dyr, out=_temp("dcols", wm.T, dyr)), g, N, Cin, fold=True)
+            dx = col2im(np.matmul(wm.T, dyr, out=_temp(GRAD_COLUMNS, wm.T, dyr)), g, N, Cin, fold=True)
     else:
         db = dy3.sum(axis=(0, 2)) if has_bias else None
         dw = _summed_outer(dy3, cols)
         if need_dx and not direct_dx:
-            dx = col2im(_per_image(wm.T, dy3, _temp("dcols", wm.T, dy3)), g, N, Cin)
+            dx = col2im(_per_image(wm.T, dy3, _temp(GRAD_COLUMNS, wm.T, dy3)), g, N, Cin)
     if direct_dx:
         dx = _direct_dx(dy3.reshape(dy.shape), w, g)
     return dx, dw.reshape(w.shape), db
@@ -466,9 +521,9 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     x3 = x.reshape(N, Cin, H * W)
     if fold:
         x3 = _rows(x3)  # (Cin, N*H*W), kept in this layout for the weight gradient
-        cols = np.matmul(wm.T, x3, out=_temp("cols", wm.T, x3)).reshape(-1, N, H * W)
+        cols = np.matmul(wm.T, x3, out=_temp(COLUMNS, wm.T, x3)).reshape(-1, N, H * W)
     else:
-        cols = _per_image(wm.T, x3, _temp("cols", wm.T, x3))
+        cols = _per_image(wm.T, x3, _temp(COLUMNS, wm.T, x3))
     if (kh, kw) == stride and padding == (0, 0) and (oph, opw) == (0, 0):
         # windows side by side (the CAE's upsampling layers): a permutation, bias fused in
         bias = _bias_or_empty(b, x.dtype)
@@ -477,7 +532,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         y = col2im(cols, g, N, Cout, fold=fold)
         if b is not None:
             y += b[:, None, None]
-    return y, (x3, x.shape, w, b is not None, g, fold)
+    return y, TransposeCache(x3, x.shape, w, b is not None, g, fold)
 
 
 def conv_transpose2d_backward(dy, cache, need_dx=True):
@@ -491,7 +546,7 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
-    dcols = im2col(dy, g, fold, out=scratch("dcols", (K, N, P) if fold else (N, K, P), dy.dtype))
+    dcols = im2col(dy, g, fold, out=scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype))
     if fold:
         dcols = dcols.reshape(wm.shape[1], -1)
         dw = x3 @ dcols.T
@@ -509,4 +564,8 @@ __all__ = [
     "conv2d_events",
     "conv_transpose2d_forward",
     "conv_transpose2d_backward",
+    "ColumnsCache",
+    "DirectCache",
+    "WinogradCache",
+    "TransposeCache",
 ]
