@@ -23,7 +23,7 @@ bug upstream and raises ``ValueError``.
 The LIF rates are computed by :mod:`minisnn.kernels.rates`: fused, parallel Numba kernels for
 float32 / float64 currents (one pass, no temporaries; ``rate_and_grad`` costs little more than
 ``rate``), the NumPy reference for other dtypes or when Numba is disabled
-(:data:`USE_KERNELS`).  Both agree to ~1e-15 relative.  The rectified-linear rate and its
+(:func:`~minisnn.kernels._jit.compiled_for`, as everywhere).  Both agree to ~1e-15 relative.  The rectified-linear rate and its
 derivative have the same arrangement in :mod:`minisnn.kernels.relu` (bit for bit equal to
 NumPy there), with ``scaled_rate_and_grad`` folding a layer's gain into the same pass.
 
@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from .kernels import lif as _lif_kernels
+from .kernels._jit import compiled_for
 from .kernels import rates as _rate_kernels
 from .kernels import relu as _relu_kernels
 
@@ -62,11 +63,6 @@ __all__ = [
 #: values finite for absurd inputs (e.g. ``J = 1e300`` with ``tau_ref = 0``).
 J_CLAMP = _rate_kernels.J_CLAMP
 
-#: Whether the LIF / SoftLIF rates of float32 and float64 currents use the Numba kernels of
-#: :mod:`minisnn.kernels.rates` (else their NumPy references).  The kernels are faster at every
-#: size (~10 us for one element vs ~50-100 us), so there is no size threshold; under
-#: ``NUMBA_DISABLE_JIT=1`` they would be plain Python loops and this is False.
-USE_KERNELS = _rate_kernels.COMPILED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,8 +102,10 @@ def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
     ``J`` of any shape.
 
     ``fast`` / ``reference`` take ``(flat J, *params)`` and return ``(*outputs, n_nan)``.  The
-    Numba kernel is used for float32 / float64 currents (if :data:`USE_KERNELS` and
-    ``use_fast``), the NumPy reference otherwise.  Returns the output (or the tuple of
+    Numba kernel is used where :func:`~minisnn.kernels._jit.compiled_for` says so (float32 /
+    float64 currents, Numba enabled) and ``use_fast``; the NumPy reference otherwise.  The
+    kernels are faster at every size (~10 us for one element against ~50-100 us): no size
+    threshold.  Returns the output (or the tuple of
     outputs) with J's shape, in J's float dtype (float64 for integer input); NaN in ``J``
     raises ValueError (counted by the kernel itself: no extra pass over ``J``).
     """
@@ -117,7 +115,7 @@ def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
     if J.dtype.kind != "f":
         J = J.astype(np.float64)
     flat = J.reshape(-1)
-    if use_fast and USE_KERNELS and J.dtype in (np.float32, np.float64):
+    if use_fast and compiled_for(J.dtype):
         with np.errstate(all="ignore"):   # (no effect on compiled code; plain-Python mode)
             *outs, n_nan = fast(flat, *params)
     else:

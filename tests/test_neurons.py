@@ -508,7 +508,7 @@ def test_nan_current_in_rate_raises(model):
 @pytest.mark.parametrize("model", ALL_MODELS, ids=repr)
 def test_nan_anywhere_in_a_large_current_raises(model, dtype, use_kernels, monkeypatch):
     """The Numba kernels count NaN as they go (no separate pass): every position is caught."""
-    monkeypatch.setattr(neurons, "USE_KERNELS", use_kernels)
+    monkeypatch.setattr(neurons, "compiled_for", lambda dtype: use_kernels)
     J = np.linspace(-3, 12, 2 * 1100, dtype=dtype).reshape(2, 1100)   # 2 kernel blocks
     for pos in [(0, 3), (1, 1099)]:
         Jn = J.copy()
@@ -548,9 +548,9 @@ def test_rate_and_grad_is_rate_and_rate_grad(model, dtype):
 def test_kernel_path_equals_numpy_path(model, dtype, monkeypatch):
     J = current_grid().astype(dtype)
     tol = dict(rtol=1e-12, atol=0) if dtype == np.float64 else dict(rtol=2.4e-7, atol=1e-44)
-    monkeypatch.setattr(neurons, "USE_KERNELS", True)
+    monkeypatch.setattr(neurons, "compiled_for", lambda dtype: True)
     fast = model.rate(J), model.rate_grad(J), *model.rate_and_grad(J)
-    monkeypatch.setattr(neurons, "USE_KERNELS", False)
+    monkeypatch.setattr(neurons, "compiled_for", lambda dtype: False)
     ref = model.rate(J), model.rate_grad(J), *model.rate_and_grad(J)
     for a, b in zip(fast, ref):
         assert a.dtype == b.dtype == dtype

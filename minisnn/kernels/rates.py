@@ -5,7 +5,7 @@ signature; the pairs are registered in :data:`minisnn.kernels.KERNELS` at the bo
 :class:`minisnn.neurons.LIFRate` / :class:`~minisnn.neurons.SoftLIFRate` (and ``LIF``) call
 them from ``rate``, ``rate_grad`` and ``rate_and_grad``: the Numba kernels for float32 and
 float64 currents of any size (they are faster even for one element), the references for other
-dtypes and under ``NUMBA_DISABLE_JIT=1`` (:data:`COMPILED`).
+dtypes and under ``NUMBA_DISABLE_JIT=1`` (:func:`~minisnn.kernels._jit.compiled_for`).
 
 The kernels, for ``J`` a 1-D float32 or float64 array::
 
@@ -56,7 +56,6 @@ import math
 
 import numpy as np
 
-from . import _jit
 from ._jit import jit, pjit, prange
 
 f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
@@ -493,11 +492,6 @@ def softlif_rate_and_grad_numba(J, sigma, tau_rc, tau_ref, amplitude):
     r, dr, n_nan = _softlif_rates(J, float(sigma), float(tau_rc), float(tau_ref),
                                   float(amplitude), 2)
     return r, dr, int(n_nan)
-
-
-#: False under ``NUMBA_DISABLE_JIT=1``: the kernels are then plain Python loops (correct but
-#: ~1000x slower), so :mod:`minisnn.neurons` keeps to the NumPy references.
-COMPILED = _jit.COMPILED
 
 
 # ---------------------------------------------------------------------------------------------
