@@ -309,6 +309,28 @@ def test_lif_run32_counts_past_255_steps(syn_a):
     np.testing.assert_array_equal(got, got_args[3].sum(axis=0, dtype=np.int64))
 
 
+@pytest.mark.parametrize("make", ["_lif_run32_constant_example", "_lif_run32_constant_libm_example"])
+def test_constant_current_scan_equals_the_general_scan_bit_for_bit(make):
+    """A current of one row with a uint8 map takes the first layer's scan, which steps the quiet
+    neurons apart (``_lif_run32_constant``); the same current repeated for every step takes the
+    general scan.  States, spikes, counts and sums are the same bit for bit, -0 included."""
+    from minisnn.kernels import lif
+
+    args = getattr(lif, make)(np.random.default_rng(5))
+    J, voltage, refractory_time, syn_state = args[0][0], args[1], args[2], args[10]
+    quiet = (J <= lif.QUIET) & (voltage <= lif.QUIET) & (refractory_time <= 0) & (syn_state == 0)
+    assert 0.3 < quiet.mean() < 0.7 and (~quiet & (J <= lif.QUIET)).any()
+    assert lif._quiet_share(J, voltage, refractory_time, syn_state) >= lif.QUIET_SHARE  # the path is taken
+    T = args[3].shape[0]
+    constant, general = copy_args(args), copy_args((np.repeat(args[0], T, axis=0), *args[1:]))
+    counts = lif.lif_run32_numba(*constant)
+    np.testing.assert_array_equal(counts, lif.lif_run32_numba(*general))
+    assert counts.sum() > 0
+    for got, expected in zip(constant[1:], general[1:]):
+        if isinstance(got, np.ndarray):
+            assert got.tobytes() == expected.tobytes()
+
+
 def test_lowpass_in_place_and_passthrough():
     rng = np.random.default_rng(11)
     u, y, a, _ = lowpass_args(rng)
