@@ -23,9 +23,10 @@ bug upstream and raises ``ValueError``.
 The LIF rates are computed by :mod:`minisnn.kernels.rates`: fused, parallel Numba kernels for
 float32 / float64 currents (one pass, no temporaries; ``rate_and_grad`` costs little more than
 ``rate``), the NumPy reference for other dtypes or when Numba is disabled
-(:func:`~minisnn.kernels._jit.compiled_for`, as everywhere).  Both agree to ~1e-15 relative.  The rectified-linear rate and its
-derivative have the same arrangement in :mod:`minisnn.kernels.relu` (bit for bit equal to
-NumPy there), with ``scaled_rate_and_grad`` folding a layer's gain into the same pass.
+(:func:`~minisnn.kernels._jit.compiled_for`, as everywhere).  Both agree to ~1e-15 relative.
+The rectified-linear rate and its derivative have the same arrangement in
+:mod:`minisnn.kernels.relu` (bit for bit equal to NumPy there), with ``scaled_rate_and_grad``
+folding a layer's gain into the same pass.
 
 The per-step update of the spiking models is written once, in :mod:`minisnn.kernels.lif` and
 :mod:`minisnn.kernels.relu` (NumPy reference and Numba time scan side by side); ``step`` calls
@@ -62,7 +63,6 @@ __all__ = [
 #: equal their limits to double precision (with ``tau_ref > 0``); it only keeps intermediate
 #: values finite for absurd inputs (e.g. ``J = 1e300`` with ``tau_ref = 0``).
 J_CLAMP = _rate_kernels.J_CLAMP
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,9 +105,9 @@ def _apply_rate_kernel(cls_name, J, fast, reference, params, use_fast=True):
     Numba kernel is used where :func:`~minisnn.kernels._jit.compiled_for` says so (float32 /
     float64 currents, Numba enabled) and ``use_fast``; the NumPy reference otherwise.  The
     kernels are faster at every size (~10 us for one element against ~50-100 us): no size
-    threshold.  Returns the output (or the tuple of
-    outputs) with J's shape, in J's float dtype (float64 for integer input); NaN in ``J``
-    raises ValueError (counted by the kernel itself: no extra pass over ``J``).
+    threshold.  Returns the output (or the tuple of outputs) with J's shape, in J's float
+    dtype (float64 for integer input); NaN in ``J`` raises ValueError (counted by the kernel
+    itself: no extra pass over ``J``).
     """
     J = np.asarray(J)
     if J.dtype.kind not in "biuf":

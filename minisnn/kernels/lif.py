@@ -66,7 +66,6 @@ libm_expm1 = np.vectorize(math.expm1, otypes=[np.float64])
 libm_log1p = np.vectorize(math.log1p, otypes=[np.float64])
 
 
-
 # ---------------------------------------------------------------------------------------------
 # one step (used by minisnn.neurons.LIF.step)
 # ---------------------------------------------------------------------------------------------
