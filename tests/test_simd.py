@@ -1,11 +1,11 @@
-"""add_runs (LLVM vector code through numba's @intrinsic) against its scalar loop, exactly."""
+"""add_runs and add_runs2 (LLVM vector code through numba's @intrinsic) against their scalar loops, exactly."""
 
 import numpy as np
 import pytest
 
 import numba
-from minisnn.kernels.simd import (LANES, MASK_WIDTH, add_runs, add_runs_python, nonzero_mask, nonzero_mask_python,
-                                   trailing_zeros, trailing_zeros_python)
+from minisnn.kernels.simd import (LANES, MASK_WIDTH, add_runs, add_runs2, add_runs2_python, add_runs_python,
+                                   nonzero_mask, nonzero_mask_python, trailing_zeros, trailing_zeros_python)
 
 
 @numba.njit  # not cached: a cache keyed on this file would keep add_runs' old machine code
@@ -30,6 +30,35 @@ def test_add_runs_equals_the_scalar_loop(rng, dtype, m, nchunks):
         assert not np.array_equal(got, acc), "nothing was added: the test would prove nothing"
     np.testing.assert_array_equal(got[: a0], acc[: a0])  # untouched outside the run
     np.testing.assert_array_equal(got[a0 + nchunks * LANES :], acc[a0 + nchunks * LANES :])
+
+
+@numba.njit  # not cached (see _call)
+def _call2(acc, a0, a1, w, offs, delta, vals, m, nchunks):
+    add_runs2(acc, a0, a1, w, offs, delta, vals, m, nchunks)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7)])
+def test_add_runs2_equals_two_scalar_loops(rng, dtype, m, nchunks):
+    """Two runs, 40 values apart in the output and ``delta`` apart in the weights (as two kernel
+    rows of one pixel), summed in one pass: the two scalar loops' values, bit for bit."""
+    acc = rng.standard_normal(16 * LANES + 3).astype(dtype)  # room for two runs of 7 chunks
+    w = rng.standard_normal(24 * LANES + 5).astype(dtype)
+    delta = 3 * LANES + 5
+    offs = rng.integers(0, w.size - delta - nchunks * LANES + 1, size=8).astype(np.int64)
+    vals = (rng.standard_normal(8) * 100).astype(dtype)
+    a0, a1 = 3, 3 + 7 * LANES + 1  # unaligned, and apart by more than the longest run
+    expected = acc.copy()
+    add_runs2_python(expected, a0, a1, w, offs, delta, vals, m, nchunks)
+    got = acc.copy()
+    _call2(got, a0, a1, w, offs, delta, vals, m, nchunks)
+    np.testing.assert_array_equal(got, expected)
+    if m and nchunks:
+        for a in (a0, a1):
+            assert not np.array_equal(got[a : a + nchunks * LANES], acc[a : a + nchunks * LANES])
+    untouched = np.ones(acc.size, bool)
+    untouched[a0 : a0 + nchunks * LANES] = untouched[a1 : a1 + nchunks * LANES] = False
+    np.testing.assert_array_equal(got[untouched], acc[untouched])
 
 
 @numba.njit  # not cached (see _call)

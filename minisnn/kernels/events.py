@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, pjit, prange
-from .simd import LANES, MASK_WIDTH, add_runs, nonzero_mask, trailing_zeros
+from .simd import LANES, MASK_WIDTH, add_runs, add_runs2, nonzero_mask, trailing_zeros
 
 
 def _output_rows(y, kh, sh, ph, Ho):
@@ -258,7 +258,9 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
     32 channels holds 1.3 events in a step; the scan channel by channel (:func:`_events`) spent
     a step on each of the 32.  The columns with events are listed first (``busy``), so the
     loop that adds their runs visits only them.  Together 1.3x on the protocol net's event
-    convolutions, at ~40 and at ~150 Hz (``docs/results.md``)."""
+    convolutions, at ~40 and at ~150 Hz (``docs/results.md``).  A pixel that reaches two or
+    three output rows adds the first two runs in one pass over its events
+    (:func:`~minisnn.kernels.simd.add_runs2`): 1.1x more."""
     if in_last:
         N, H, W, C = s.shape
     else:
@@ -329,19 +331,45 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                         for k in range(L):
                             a[k] += v * r[k]
                     continue
-                for q in range(nky):
-                    a0 = (rows[q] + first[x]) * Cout
-                    start = kys[q] * LW + offset[x]
+                if nky >= 2:  # the first two kernel rows in one pass over the events, then the others
+                    start = kys[0] * LW + offset[x]
                     for i in range(m):
                         offs[i] = (first_run + channels[x, i]) * kh * LW + start
-                    add_runs(acc, a0, weights, offs, values[x], m, chunks)
-                    for k in range(chunks * LANES, L):  # the rest of a run (Cout not a multiple of 16)
-                        total = acc[a0 + k]
+                    add_runs2(acc, (rows[0] + first[x]) * Cout, (rows[1] + first[x]) * Cout, weights, offs,
+                              (kys[1] - kys[0]) * LW, values[x], m, chunks)
+                    for q in range(2, nky):  # (offs moved on to the row's weights)
+                        shift = (kys[q] - kys[q - 1 if q > 2 else 0]) * LW
                         for i in range(m):
-                            total += values[x, i] * weights[offs[i] + k]
-                        acc[a0 + k] = total
+                            offs[i] += shift
+                        add_runs(acc, (rows[q] + first[x]) * Cout, weights, offs, values[x], m, chunks)
+                    if chunks * LANES < L:
+                        _rest_of_runs(acc, weights, values[x], channels[x], m, first_run, kys, rows, nky,
+                                      first[x], offset[x], kh, LW, Cout, chunks * LANES, L)
+                    continue
+                a0 = (rows[0] + first[x]) * Cout
+                start = kys[0] * LW + offset[x]
+                for i in range(m):
+                    offs[i] = (first_run + channels[x, i]) * kh * LW + start
+                add_runs(acc, a0, weights, offs, values[x], m, chunks)
+                if chunks * LANES < L:
+                    _rest_of_runs(acc, weights, values[x], channels[x], m, first_run, kys, rows, nky,
+                                  first[x], offset[x], kh, LW, Cout, chunks * LANES, L)
         _finish(acc, out, n, out_last)
     return out
+
+
+@jit
+def _rest_of_runs(acc, weights, values, channels, m, first_run, kys, rows, nky, first, offset, kh, LW, Cout, k0, L):
+    """The values ``k0 .. L - 1`` of a pixel's runs (what :func:`~minisnn.kernels.simd.add_runs`
+    leaves when ``Cout`` is not a multiple of its chunk), added in the events' order."""
+    for q in range(nky):
+        a0 = (rows[q] + first) * Cout
+        start = kys[q] * LW + offset
+        for k in range(k0, L):
+            total = acc[a0 + k]
+            for i in range(m):
+                total += values[i] * weights[(first_run + channels[i]) * kh * LW + start + k]
+            acc[a0 + k] = total
 
 
 def _conv_events_example(rng):
@@ -389,6 +417,12 @@ def _conv_events_long_rows_example(rng):
     s[0, 1, 2, 31:34] = 3  # the edges of the masks and the first of the rest
     s[1, 2, 3, :] = 1      # a full row
     return (s, *rest)
+
+
+def _conv_events_tall_example(rng):
+    """A 5 x 3 kernel (up to five kernel rows reach an output row from one input row: the
+    rows past the first two) with Cout = 20 (a chunk and a rest of 4), density 0.4."""
+    return _conv_events_geometry_example(rng, 2, 6, 9, 10, 20, 5, 3, 1, 2, 2, 1, density=0.4)
 
 
 def _conv_events_wide_example(rng):
@@ -463,6 +497,7 @@ for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_st
 for suffix, example in [("", _conv_events_example), ("_stride2", _conv_events_stride2_example),
                         ("_sparse_taps", _conv_events_sparse_taps_example), ("_counts", _conv_events_counts_example),
                         ("_wide", _conv_events_wide_example), ("_wide64", _conv_events_wide64_example),
+                        ("_tall", _conv_events_tall_example),
                         ("_last", _conv_events_pixels_last_example), ("_in_last", _conv_events_pixels_in_last_example),
                         ("_out_last", _conv_events_pixels_out_last_example),
                         ("_long_rows", _conv_events_long_rows_example), ("_masks", _conv_events_pixels_masks_example),

@@ -23,6 +23,13 @@ multiply-add - so every value is what the scalar loop gives, bit for bit
 (:func:`add_runs_python` is that loop; ``tests/test_simd.py`` compares the two exactly, and
 the kernel tests the convolution built on it against its NumPy reference).
 
+:func:`add_runs2` does the same for the two runs of one pixel that reach two output rows
+(two kernel rows; their weights ``delta`` apart): one pass over the events for both, so the
+call's fixed cost - loading and storing the runs, setting up the loops, and the mispredicted
+exit of the loop over a varying number of events - is paid once per pixel, not once per row.
+A pixel of a stride-2 layer has 1.3-5 events at ~40-150 Hz, so that cost is a good part of
+its work (``docs/results.md``, "Issue 20, eighth session").
+
 :func:`nonzero_mask` is the other loop: which of 32 consecutive values are nonzero, as the
 bits of one integer (a vector compare and its mask: ``vpcmpeqb`` + ``vpmovmskb`` for uint8
 with AVX2).  The event kernels read a channels-last pixel's events from it, one set bit each
@@ -50,6 +57,13 @@ def add_runs_python(acc, a0, w, offs, vals, m, nchunks):
         acc[a0 + j] = total
 
 
+def add_runs2_python(acc, a0, a1, w, offs, delta, vals, m, nchunks):
+    """The reference of :func:`add_runs2`: :func:`add_runs_python` at ``a0`` with the weights at
+    ``offs``, then at ``a1`` with the weights at ``offs + delta`` (two runs that do not overlap)."""
+    add_runs_python(acc, a0, w, offs, vals, m, nchunks)
+    add_runs_python(acc, a1, w, offs + delta, vals, m, nchunks)
+
+
 #: values per :func:`nonzero_mask`
 MASK_WIDTH = 32
 
@@ -74,66 +88,99 @@ if COMPILED:
     from numba.core import cgutils, types
     from numba.extending import intrinsic
 
-    @intrinsic
-    def add_runs(typingctx, acc, a0, w, offs, vals, m, nchunks):
-        """:func:`add_runs_python` as vector code: ``acc``, ``w``, ``vals`` 1-D contiguous arrays
-        of one float dtype, ``offs`` 1-D int64, no bounds checks (the caller's indices are in
-        range)."""
-        arrays = (acc, w, vals, offs)
-        if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays):
-            return None
-        if not (isinstance(acc.dtype, types.Float) and acc.dtype == w.dtype == vals.dtype
-                and offs.dtype == types.int64):
-            return None
-        sig = types.void(acc, a0, w, offs, vals, m, nchunks)
+    def _runs_codegen(nrows, group):
+        """The code of :func:`add_runs` (``nrows = 1``) or :func:`add_runs2` (2), ``group``
+        chunks of each row summed side by side in one pass over the events."""
 
         def codegen(context, builder, signature, args):
-            acc_t, _, w_t, offs_t, vals_t, _, _ = signature.args
+            if nrows == 1:  # the arguments' positions (see the two signatures)
+                acc_v, _, w_v, offs_v, vals_v, _, _ = args
+                acc_t, _, w_t, offs_t, vals_t, _, _ = signature.args
+                at, by, counts = (1,), (None,), (5, 6)
+            else:
+                acc_v, _, _, w_v, offs_v, _, vals_v, _, _ = args
+                acc_t, _, _, w_t, offs_t, _, vals_t, _, _ = signature.args
+                at, by, counts = (1, 2), (None, 5), (7, 8)
+
+            def as_i64(k):
+                return context.cast(builder, args[k], signature.args[k], types.int64)
+
+            starts = [as_i64(k) for k in at]
+            deltas = [None if k is None else as_i64(k) for k in by]
+            m_, nchunks_ = (as_i64(k) for k in counts)
             acc_a, w_a, offs_a, vals_a = (context.make_array(t)(context, builder, v)
-                                          for t, v in ((acc_t, args[0]), (w_t, args[2]), (offs_t, args[3]),
-                                                       (vals_t, args[4])))
+                                          for t, v in ((acc_t, acc_v), (w_t, w_v), (offs_t, offs_v), (vals_t, vals_v)))
             i64 = ir.IntType(64)
-            a0_, m_, nchunks_ = (context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 5, 6))
             scalar = context.get_value_type(acc_t.dtype)
             vec = ir.VectorType(scalar, LANES)
             align = acc_t.dtype.bitwidth // 8
             undef = ir.Constant(vec, ir.Undefined)
             broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-            base = builder.gep(acc_a.data, [a0_])
+            bases = [builder.gep(acc_a.data, [a]) for a in starts]
 
-            def group(first, size):
-                """Chunks ``first .. first + size - 1`` (``first`` an i64 value), ``size`` registers."""
+            def chunks(first, size):
+                """Chunks ``first .. first + size - 1`` (``first`` an i64 value) of every row,
+                ``size`` registers a row."""
                 offsets = [builder.mul(builder.add(first, ir.Constant(i64, g)), ir.Constant(i64, LANES))
                            for g in range(size)]
-                ptrs = [builder.bitcast(builder.gep(base, [o]), vec.as_pointer()) for o in offsets]
-                totals = [cgutils.alloca_once_value(builder, builder.load(p, align=align)) for p in ptrs]
+                ptrs = [[builder.bitcast(builder.gep(base, [o]), vec.as_pointer()) for o in offsets] for base in bases]
+                totals = [[cgutils.alloca_once_value(builder, builder.load(p, align=align)) for p in row]
+                          for row in ptrs]
                 with cgutils.for_range(builder, m_) as event:
                     i = event.index
                     row = builder.load(builder.gep(offs_a.data, [i]))
                     v = builder.load(builder.gep(vals_a.data, [i]))
                     vs = builder.shuffle_vector(builder.insert_element(undef, v, ir.Constant(ir.IntType(32), 0)),
                                                 undef, broadcast)
-                    for o, total in zip(offsets, totals):
-                        wp = builder.gep(w_a.data, [builder.add(row, o)])
-                        wv = builder.load(builder.bitcast(wp, vec.as_pointer()), align=align)
-                        builder.store(builder.fadd(builder.load(total), builder.fmul(vs, wv)), total)
-                for p, total in zip(ptrs, totals):
-                    builder.store(builder.load(total), p, align=align)
+                    for delta, row_totals in zip(deltas, totals):
+                        start = row if delta is None else builder.add(row, delta)
+                        for o, total in zip(offsets, row_totals):
+                            wp = builder.gep(w_a.data, [builder.add(start, o)])
+                            wv = builder.load(builder.bitcast(wp, vec.as_pointer()), align=align)
+                            builder.store(builder.fadd(builder.load(total), builder.fmul(vs, wv)), total)
+                for row_ptrs, row_totals in zip(ptrs, totals):
+                    for p, total in zip(row_ptrs, row_totals):
+                        builder.store(builder.load(total), p, align=align)
 
-            # GROUP chunks at a time, then the rest (fewer than GROUP) two at a time, then one
-            groups = builder.udiv(nchunks_, ir.Constant(i64, GROUP))
+            # group chunks at a time, then the rest (fewer than group) two at a time, then one
+            groups = builder.udiv(nchunks_, ir.Constant(i64, group))
             with cgutils.for_range(builder, groups) as g:
-                group(builder.mul(g.index, ir.Constant(i64, GROUP)), GROUP)
-            done = builder.mul(groups, ir.Constant(i64, GROUP))
-            pairs = builder.udiv(builder.sub(nchunks_, done), ir.Constant(i64, 2))
-            with cgutils.for_range(builder, pairs) as p:
-                group(builder.add(done, builder.mul(p.index, ir.Constant(i64, 2))), 2)
+                chunks(builder.mul(g.index, ir.Constant(i64, group)), group)
+            done = builder.mul(groups, ir.Constant(i64, group))
+            if group > 2:
+                pairs = builder.udiv(builder.sub(nchunks_, done), ir.Constant(i64, 2))
+                with cgutils.for_range(builder, pairs) as p:
+                    chunks(builder.add(done, builder.mul(p.index, ir.Constant(i64, 2))), 2)
             odd = builder.icmp_signed("==", builder.and_(nchunks_, ir.Constant(i64, 1)), ir.Constant(i64, 1))
-            with builder.if_then(odd):  # (GROUP is even: an odd count leaves one chunk)
-                group(builder.sub(nchunks_, ir.Constant(i64, 1)), 1)
+            with builder.if_then(odd):  # (group is even: an odd count leaves one chunk)
+                chunks(builder.sub(nchunks_, ir.Constant(i64, 1)), 1)
             return context.get_dummy_value()
 
-        return sig, codegen
+        return codegen
+
+    def _runs_arrays_ok(acc, w, vals, offs):
+        arrays = (acc, w, vals, offs)
+        return (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in arrays)
+                and isinstance(acc.dtype, types.Float) and acc.dtype == w.dtype == vals.dtype
+                and offs.dtype == types.int64)
+
+    @intrinsic
+    def add_runs(typingctx, acc, a0, w, offs, vals, m, nchunks):
+        """:func:`add_runs_python` as vector code: ``acc``, ``w``, ``vals`` 1-D contiguous arrays
+        of one float dtype, ``offs`` 1-D int64, no bounds checks (the caller's indices are in
+        range)."""
+        if not _runs_arrays_ok(acc, w, vals, offs):
+            return None
+        return types.void(acc, a0, w, offs, vals, m, nchunks), _runs_codegen(1, GROUP)
+
+    @intrinsic
+    def add_runs2(typingctx, acc, a0, a1, w, offs, delta, vals, m, nchunks):
+        """:func:`add_runs2_python` as vector code (the arrays as for :func:`add_runs`): each
+        pass over the events sums ``GROUP // 2`` chunks of both runs, as many registers as one
+        pass of :func:`add_runs`."""
+        if not _runs_arrays_ok(acc, w, vals, offs):
+            return None
+        return types.void(acc, a0, a1, w, offs, delta, vals, m, nchunks), _runs_codegen(2, GROUP // 2)
 
     @intrinsic
     def nonzero_mask(typingctx, arr, start):
@@ -163,8 +210,9 @@ if COMPILED:
     from numba.cpython.unsafe.numbers import trailing_zeros
 else:  # NUMBA_DISABLE_JIT=1: the kernels are Python, so is this
     add_runs = add_runs_python
+    add_runs2 = add_runs2_python
     nonzero_mask = nonzero_mask_python
     trailing_zeros = trailing_zeros_python
 
-__all__ = ["LANES", "MASK_WIDTH", "add_runs", "add_runs_python", "nonzero_mask", "nonzero_mask_python",
-           "trailing_zeros", "trailing_zeros_python"]
+__all__ = ["LANES", "MASK_WIDTH", "add_runs", "add_runs_python", "add_runs2", "add_runs2_python", "nonzero_mask",
+           "nonzero_mask_python", "trailing_zeros", "trailing_zeros_python"]
