@@ -79,7 +79,8 @@ def nonzero_mask_python(arr, start):
 
 
 def trailing_zeros_python(bits):
-    """The index of the lowest set bit of ``bits > 0`` (LLVM's ``cttz``)."""
+    """The index of the lowest set bit of ``bits > 0`` (LLVM's ``cttz``); a NumPy integer too."""
+    bits = int(bits)
     return (bits & -bits).bit_length() - 1
 
 
