@@ -78,9 +78,12 @@ FULL = {
     "mpi": [],  # bench_mpi defaults: paper preset sizes, 3 timed after 1 warm-up
     # the issue's call, simulate(net, x, 50, synapse=0.005): simulate's own blocks (time_chunk 50,
     # batch_chunk=None), each side timed after its warm-up on the whole batch, the best of 3 calls
-    # (the issue's protocol: "best of two runs after a warm-up"; a single call swung by 10-20 %)
+    # (the issue's protocol: "best of two runs after a warm-up"; a single call swung by 10-20 %),
+    # in 2 rounds: minisnn, snnTorch, snnTorch, minisnn, each engine's fastest child counting (the
+    # issue alternates the two engines so that a slow stretch of a shared host hits both)
     "protocol": ["--input", "100x150", "--batch", "4", "--steps", "50", "--time-chunk", "50", "--batch-chunk", "0",
-                 "--repeats", "3", "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
+                 "--repeats", "3", "--rounds", "2", "--chunk-sweep", "", "--no-profile", "--no-mem-probe",
+                 "--no-path-compare"],
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],

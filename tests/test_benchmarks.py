@@ -208,3 +208,22 @@ def test_bench_mpi_quick_measures_every_configuration(tmp_path):
     assert two["buffer_bytes"] == two["param_bytes"] + 4 * (20 + 3)  # 20 tensors' flags + 3 loss terms
     assert 0 < two["efficiency"] < 2
     assert "allreduce ms/step" in p.stdout
+
+
+def test_fastest_child_of_the_rounds():
+    """``bench_snn.py --rounds``: an engine's result is its fastest child, with every child's
+    best call and every call kept, the largest peak RSS, and an error only if all failed."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_snn
+    finally:
+        sys.path.remove(str(BENCH))
+    children = [{"wall_s": 2.0, "wall_s_all": [2.5, 2.0], "memory": {"ru_maxrss_mb": 900.0}, "round": 1},
+                {"error": "killed"},
+                {"wall_s": 1.5, "wall_s_all": [1.5, 1.7], "memory": {"ru_maxrss_mb": 800.0}, "round": 3}]
+    best = bench_snn.fastest_child(children)
+    assert best["round"] == 3 and best["wall_s"] == 1.5
+    assert best["round_wall_s"] == [2.0, 1.5] and best["wall_s_all"] == [2.5, 2.0, 1.5, 1.7]
+    assert best["memory"] == {"ru_maxrss_mb": 900.0}
+    assert "round_wall_s" not in children[2]  # the children's own dicts are left as they were
+    assert bench_snn.fastest_child([{"error": "a"}, {"error": "b"}]) == {"error": "a"}
