@@ -98,9 +98,10 @@ PIXEL_ORDER_CHANNELS = 32
 PARALLEL_STATE_UNITS = 1 << 16
 
 #: ``batch_chunk=None``: inputs per batch chunk are chosen so that the block's layer buffers
-#: (time_chunk x inputs x every middle layer's output) take at most this many bytes.  The
-#: LocNet of ``bench_snn.py`` needs ~36 MiB per input-step, so the whole batch of 32 at
-#: time_chunk 50 would have needed ~57 GiB.
+#: (time_chunk x inputs x every middle layer's output, a spike map one byte per neuron) take
+#: at most this many bytes.  The LocNet of ``bench_snn.py`` needs ~13 MiB per input-step at
+#: 3x200x300 (spike maps into its event-driven convs), so the whole batch of 32 at time_chunk 50
+#: would need ~21 GiB.
 BLOCK_BYTES = 1 << 30
 
 
@@ -602,14 +603,22 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     channels_last = _channels_last_layers(middle, orders, fused, unit_shapes)
     for name in channels_last:  # each unit's fan-out, in the order the units are stored
         fanouts[name] = _to_last(fanouts[name], unit_shapes[name]).reshape(1, -1)
-    if batch_chunk is None:  # every middle layer keeps one (time_chunk x inputs) output buffer
-        per_input = sum(int(np.prod(out_shapes[name])) for name, _ in middle) * np.dtype(x.dtype).itemsize
+    if batch_chunk is None:
+        per_input = _block_bytes_per_input_step(middle, out_shapes, maps, np.dtype(x.dtype).itemsize)
         batch_chunk = max(1, min(x.shape[0], BLOCK_BYTES // max(1, min(time_chunk, steps) * per_input)))
     # time blocks of time_chunk steps, also cut at every T' of also_at (cutting changes no spike)
     starts = sorted({*range(0, steps, time_chunk), *(T for T in windows if T is not None and T < steps)})
     blocks = list(zip(starts, starts[1:] + [steps]))
     return _Plan(prefix, middle, suffix, neuron_layers, shapes, unit_shapes, out_shapes, sizes, fanouts, paths, orders,
                  raw, maps, fused, channels_last, windows, blocks, batch_chunk, syn_a, x.dtype, precision)
+
+
+def _block_bytes_per_input_step(middle, out_shapes: dict, maps: dict, itemsize: int) -> int:
+    """Bytes of the block buffers that :func:`_run_chunk` holds per input and time step: each
+    middle layer's output, one byte per neuron for a layer that writes a uint8 spike map
+    (``maps``: it feeds an event-driven conv), nothing for a Flatten (a view)."""
+    return sum(int(np.prod(out_shapes[name])) * (1 if name in maps else itemsize)
+               for name, layer in middle if not isinstance(layer, Flatten))
 
 
 @dataclass

@@ -407,3 +407,34 @@ def test_simulate_and_convert_refuse_a_synapse_they_cannot_use():
         simulate(net, np.ones((1, 3), np.float32), 5, synapse="0.005")
     with pytest.raises(ValueError, match=r"^convert: synapse must be None, a time constant"):
         convert(ms.Sequential(ms.Dense(3, 2), Neurons(LIFRate())), synapse=[0.005])
+
+
+@pytest.mark.parametrize("path", ["event", "dense"])
+def test_automatic_batch_chunk_counts_the_buffers_the_blocks_hold(monkeypatch, path):
+    """``batch_chunk=None`` sizes the chunks by the bytes the block buffers really take: a spike
+    map into an event-driven conv is one byte per neuron, a Flatten holds nothing."""
+    import minisnn.simulate as sim
+
+    rng = np.random.default_rng(4)
+    net = ms.Sequential(
+        ms.Conv2d(2, 4, 3, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Flatten(), ms.Dense(4 * 4 * 4, 3, rng=rng), Neurons(LIF(), 3.0), ms.Dense(3, 2, rng=rng),
+    )
+    x = rng.uniform(0, 1, (5, 2, 8, 8)).astype(np.float32)
+    held = {}
+    real_buffer = sim._buffer
+
+    def spy(buffers, name, shape, dtype):
+        held[name] = max(held.get(name, 0), int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        return real_buffer(buffers, name, shape, dtype)
+
+    monkeypatch.setattr(sim, "_buffer", spy)
+    plan = sim._plan(net, x, 12, {None: (6, 12)}, 0.8, 0.001, path, False, 6, None, "float32")
+    per_step = sim._block_bytes_per_input_step(plan.middle, plan.out_shapes, plan.maps, 4)
+    monkeypatch.setattr(sim, "BLOCK_BYTES", 2 * 6 * per_step)  # two inputs per chunk, exactly
+    res = simulate(net, x, 12, synapse=0.005, time_chunk=6, path=path)
+    assert sum(held.values()) == 2 * 6 * per_step
+    assert (len(plan.maps) == 1) == (path == "event")  # the first layer's spikes: a uint8 map
+    whole = simulate(net, x, 12, synapse=0.005, time_chunk=6, path=path, batch_chunk=5)
+    assert res.spike_counts == whole.spike_counts
