@@ -171,19 +171,38 @@ def _split(net: Sequential):
     return named[:first], named[first : last + 1], named[last + 1 :]
 
 
-def _layer_shapes(net: Sequential, input_shape, x=None, rates: dict | None = None) -> list:
+def _layer_shapes(net: Sequential, input_shape, x=None, rates: dict | None = None, rates_of=None) -> list:
     """``(input shape, output shape)`` of every layer (no batch axis), from one ANN pass on the
-    single input ``x (1, ...)`` (zeros if None).  If a ``rates`` dict is given it receives each
-    Neurons layer's mean rate-twin firing rate in Hz on ``x``, keyed by the layer's name."""
+    single input ``x (1, ...)`` (zeros if None).  If a ``rates`` dict is given it receives the
+    mean rate-twin firing rate in Hz on ``x`` of each Neurons layer named in ``rates_of`` (all
+    if None), keyed by the layer's name.  Once no wanted rate is left and the rest of the net
+    is Flatten, Dense and Neurons layers, their shapes follow without running them."""
     shapes = []
     x = np.zeros((1,) + tuple(input_shape), np.float32) if x is None else x
-    for i, layer in enumerate(net):
+    layers = list(net)
+    wanted = None if rates_of is None else set(rates_of)
+    for i, layer in enumerate(layers):
+        if wanted is not None and not wanted and all(isinstance(rest, (Flatten, Dense, Neurons)) for rest in layers[i:]):
+            return shapes + _tail_shapes(layers[i:], x.shape[1:])
         dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
         y = _apply([("", layer)], x.astype(dtype, copy=False))
         shapes.append((x.shape[1:], y.shape[1:]))
-        if rates is not None and isinstance(layer, Neurons):
+        if rates is not None and isinstance(layer, Neurons) and (wanted is None or str(i) in wanted):
             rates[str(i)] = float(np.mean(layer.rate_hz(y)))
+            if wanted is not None:
+                wanted.discard(str(i))
         x = y
+    return shapes
+
+
+def _tail_shapes(layers, shape) -> list:
+    """``(input shape, output shape)`` of Flatten, Dense and Neurons layers fed ``shape``."""
+    shapes = []
+    for layer in layers:
+        out = (int(np.prod(shape)),) if isinstance(layer, Flatten) else (
+            (layer.out_features,) if isinstance(layer, Dense) else tuple(shape))
+        shapes.append((tuple(shape), out))
+        shape = out
     return shapes
 
 
@@ -581,8 +600,10 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
           precision="float64") -> _Plan:
     prefix, middle, suffix = _split(net)
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
-    expected_hz: dict = {}
-    shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz)  # the one ANN pass, on one input
+    expected_hz: dict = {}  # the rates that choose the paths: of each Neurons layer feeding a Conv2d
+    feeds_conv = [str(i - 1) for i, layer in enumerate(net) if isinstance(layer, Conv2d) and i > 0
+                  and isinstance(net[i - 1], Neurons)]
+    shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz, feeds_conv)  # the one ANN pass, on one input
     unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
     out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}

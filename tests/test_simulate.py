@@ -438,3 +438,26 @@ def test_automatic_batch_chunk_counts_the_buffers_the_blocks_hold(monkeypatch, p
     assert (len(plan.maps) == 1) == (path == "event")  # the first layer's spikes: a uint8 map
     whole = simulate(net, x, 12, synapse=0.005, time_chunk=6, path=path, batch_chunk=5)
     assert res.spike_counts == whole.spike_counts
+
+
+def test_shape_pass_stops_running_layers_once_the_wanted_rates_are_known():
+    """The plan's ANN pass measures only the rates that choose the paths; the Flatten, Dense
+    and Neurons layers after the last of them get their shapes without running, the same
+    shapes as a full pass gives."""
+    import minisnn.simulate as sim
+
+    rng = np.random.default_rng(5)
+    net = ms.Sequential(
+        ms.Conv2d(2, 4, 3, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Flatten(), ms.Dense(4 * 4 * 4, 3, rng=rng), Neurons(LIF(), 3.0), ms.Dense(3, 2, rng=rng),
+    )
+    x = rng.uniform(0, 1, (1, 2, 8, 8)).astype(np.float32)
+    every, some = {}, {}
+    full = sim._layer_shapes(net, x.shape[1:], x, every)
+    ran = []
+    for layer in net:  # the layers the pass runs
+        layer.forward = (lambda f, layer: lambda *a, **k: ran.append(layer) or f(*a, **k))(layer.forward, layer)
+    part = sim._layer_shapes(net, x.shape[1:], x, some, ["1"])
+    assert part == full and set(every) == {"1", "3", "6"} and some == {"1": every["1"]}
+    assert [type(layer).__name__ for layer in ran] == ["Conv2d", "Neurons", "Conv2d"]
