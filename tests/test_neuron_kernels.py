@@ -520,3 +520,24 @@ def test_log1p_block_matches_libm():
     np.testing.assert_allclose(out, libm(math.log1p, x), rtol=4.5e-16, atol=0.0)  # <= 2 ulp
     tiny = x < 2.0**-53
     np.testing.assert_array_equal(out[tiny], x[tiny])                    # log1p(x) == x
+
+
+@pytest.mark.parametrize("M", [100, 1088 * 60 + 7])
+def test_quiet_share_samples_the_layer(M):
+    """The constant-current scan's sampled share of quiet neurons: exact in a small layer, close
+    to the true share in a large one (runs of 64 out of every 1088 neurons)."""
+    from minisnn.kernels import lif
+
+    rng = np.random.default_rng(M)
+    J = np.where(rng.uniform(size=M) < 0.4, 0.5, 2.0).astype(np.float32)  # 40 % can be quiet
+    voltage = rng.uniform(0, 1, M).astype(np.float32)
+    refractory_time = np.where(rng.uniform(size=M) < 0.1, 0.001, 0.0).astype(np.float32)
+    syn_state = np.zeros(M, np.float32)
+    quiet = (J <= lif.QUIET) & (voltage <= lif.QUIET) & (refractory_time <= 0) & (syn_state == 0)
+    share = lif._quiet_share(J, voltage, refractory_time, syn_state)
+    if M < 1088:
+        assert share == quiet.mean()
+    else:
+        assert abs(share - quiet.mean()) < 0.03
+    syn_state[:] = 1.0  # a synapse state: never quiet
+    assert lif._quiet_share(J, voltage, refractory_time, syn_state) == 0.0
