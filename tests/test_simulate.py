@@ -409,6 +409,15 @@ def test_simulate_and_convert_refuse_a_synapse_they_cannot_use():
         convert(ms.Sequential(ms.Dense(3, 2), Neurons(LIFRate())), synapse=[0.005])
 
 
+def conv_dense_net(rng):
+    """float32, a conv fed by spikes (event-driven on that path), then Flatten, Dense, Neurons."""
+    return ms.Sequential(
+        ms.Conv2d(2, 4, 3, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF(), 3.0),
+        ms.Flatten(), ms.Dense(4 * 4 * 4, 3, rng=rng), Neurons(LIF(), 3.0), ms.Dense(3, 2, rng=rng),
+    )
+
+
 @pytest.mark.parametrize("path", ["event", "dense"])
 def test_automatic_batch_chunk_counts_the_buffers_the_blocks_hold(monkeypatch, path):
     """``batch_chunk=None`` sizes the chunks by the bytes the block buffers really take: a spike
@@ -416,11 +425,7 @@ def test_automatic_batch_chunk_counts_the_buffers_the_blocks_hold(monkeypatch, p
     import minisnn.simulate as sim
 
     rng = np.random.default_rng(4)
-    net = ms.Sequential(
-        ms.Conv2d(2, 4, 3, padding=1, rng=rng), Neurons(LIF(), 3.0),
-        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF(), 3.0),
-        ms.Flatten(), ms.Dense(4 * 4 * 4, 3, rng=rng), Neurons(LIF(), 3.0), ms.Dense(3, 2, rng=rng),
-    )
+    net = conv_dense_net(rng)
     x = rng.uniform(0, 1, (5, 2, 8, 8)).astype(np.float32)
     held = {}
     real_buffer = sim._buffer
@@ -447,11 +452,7 @@ def test_shape_pass_stops_running_layers_once_the_wanted_rates_are_known():
     import minisnn.simulate as sim
 
     rng = np.random.default_rng(5)
-    net = ms.Sequential(
-        ms.Conv2d(2, 4, 3, padding=1, rng=rng), Neurons(LIF(), 3.0),
-        ms.Conv2d(4, 4, 3, stride=2, padding=1, rng=rng), Neurons(LIF(), 3.0),
-        ms.Flatten(), ms.Dense(4 * 4 * 4, 3, rng=rng), Neurons(LIF(), 3.0), ms.Dense(3, 2, rng=rng),
-    )
+    net = conv_dense_net(rng)
     x = rng.uniform(0, 1, (1, 2, 8, 8)).astype(np.float32)
     every, some = {}, {}
     full = sim._layer_shapes(net, x.shape[1:], x, every)
