@@ -696,14 +696,15 @@ def spawn(role: str, job: dict, wdir: Path) -> dict:
 
 def fastest_child(children: list) -> dict:
     """One engine's result from its ``--rounds`` children: the fastest (by its best call), with
-    every child's best call in ``round_wall_s`` and every call in ``wall_s_all``, round by round,
-    and the largest peak RSS of them in ``memory`` (the children run the same configuration).
-    A child that failed is reported as such only if every child failed."""
+    every child's best call in ``round_wall_s`` (None for a child that failed, so the rounds of
+    the two engines stay paired) and every call in ``wall_s_all``, round by round, and the
+    largest peak RSS of them in ``memory`` (the children run the same configuration).  A child
+    that failed is reported as such only if every child failed."""
     ok = [r for r in children if "error" not in r]
     if not ok:
         return children[0]
     best = dict(min(ok, key=lambda r: r["wall_s"]))
-    best["round_wall_s"] = [r["wall_s"] for r in ok]
+    best["round_wall_s"] = [r.get("wall_s") for r in children]
     best["wall_s_all"] = [w for r in ok for w in r.get("wall_s_all", [r["wall_s"]])]
     best["memory"] = max((r["memory"] for r in ok), key=lambda m: m.get("ru_maxrss_mb") or 0.0)
     return best
@@ -1002,7 +1003,7 @@ def report(args, B, results, probes, sweep, prof, calib, payload, torch_availabl
         sp = m["images_per_s"] / t["images_per_s"] if m and t else None
         rr = _rss(m) / _rss(t) if m and t else None
         summary[T] = {"speedup": sp, "rss_ratio": rr}
-        per_round = (" ".join(f"{tw / mw:.2f}" for mw, tw in zip(m["round_wall_s"], t["round_wall_s"]))
+        per_round = (" ".join(f"{tw / mw:.2f}" if mw and tw else "-" for mw, tw in zip(m["round_wall_s"], t["round_wall_s"]))
                      if m and t and "round_wall_s" in m and "round_wall_s" in t else "-")
         ratio_rows.append([f"T={T}", sp, rr] + ([per_round] if args.rounds > 1 else []))
     print("\nminisnn / snnTorch (same batch, same threads"

@@ -223,7 +223,7 @@ def test_fastest_child_of_the_rounds():
                 {"wall_s": 1.5, "wall_s_all": [1.5, 1.7], "memory": {"ru_maxrss_mb": 800.0}, "round": 3}]
     best = bench_snn.fastest_child(children)
     assert best["round"] == 3 and best["wall_s"] == 1.5
-    assert best["round_wall_s"] == [2.0, 1.5] and best["wall_s_all"] == [2.5, 2.0, 1.5, 1.7]
+    assert best["round_wall_s"] == [2.0, None, 1.5] and best["wall_s_all"] == [2.5, 2.0, 1.5, 1.7]
     assert best["memory"] == {"ru_maxrss_mb": 900.0}
     assert "round_wall_s" not in children[2]  # the children's own dicts are left as they were
     assert bench_snn.fastest_child([{"error": "a"}, {"error": "b"}]) == {"error": "a"}

@@ -456,9 +456,18 @@ def test_shape_pass_stops_running_layers_once_the_wanted_rates_are_known():
     x = rng.uniform(0, 1, (1, 2, 8, 8)).astype(np.float32)
     every, some = {}, {}
     full = sim._layer_shapes(net, x.shape[1:], x, every)
-    ran = []
-    for layer in net:  # the layers the pass runs
-        layer.forward = (lambda f, layer: lambda *a, **k: ran.append(layer) or f(*a, **k))(layer.forward, layer)
+    ran = []  # the layers the pass runs
+
+    def recorded(layer):
+        forward = layer.forward
+
+        def run(*args, **kwargs):
+            ran.append(layer)
+            return forward(*args, **kwargs)
+        return run
+
+    for layer in net:
+        layer.forward = recorded(layer)
     part = sim._layer_shapes(net, x.shape[1:], x, some, ["1"])
     assert part == full and set(every) == {"1", "3", "6"} and some == {"1": every["1"]}
     assert [type(layer).__name__ for layer in ran] == ["Conv2d", "Neurons", "Conv2d"]
