@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numba
+from minisnn.kernels import simd
 from minisnn.kernels.simd import (LANES, MASK_WIDTH, add_runs, add_runs2, add_runs2_python, add_runs_python,
                                    nonzero_mask, nonzero_mask_python, trailing_zeros, trailing_zeros_python)
 
@@ -87,3 +88,14 @@ def test_nonzero_mask_equals_the_scalar_test(rng, dtype):
 def test_trailing_zeros_is_the_lowest_set_bit():
     for bits in (1, 2, 3, 8, 12, 1 << 31, (1 << 32) - 1, 1 << 40):
         assert _lowest(np.int64(bits)) == trailing_zeros_python(bits) == (bits & -bits).bit_length() - 1
+
+
+@pytest.mark.skipif(not hasattr(simd, "_runs_codegen"),
+                    reason="the vector code exists only when Numba compiles (NUMBA_DISABLE_JIT=1 here)")
+def test_an_odd_group_is_refused():
+    """The last leftover chunk is found by the parity of the whole count, which needs an even
+    group: add_runs2's GROUP // 2 of GROUP = 6 would drop chunks, silently."""
+    assert simd.GROUP % 4 == 0
+    simd._runs_codegen(2, simd.GROUP // 2)  # (builds the code generator, compiles nothing)
+    with pytest.raises(ValueError, match="must be even"):
+        simd._runs_codegen(2, 3)

@@ -43,7 +43,9 @@ from ._jit import COMPILED
 #: values per chunk: one vector register of float32 with AVX-512
 LANES = 16
 
-#: chunks summed side by side in one pass over the events (see :func:`add_runs`; even)
+#: chunks summed side by side in one pass over the events (see :func:`add_runs`): a multiple
+#: of 4, since :func:`add_runs2` sums ``GROUP // 2`` of each of its two runs and the code below
+#: needs an even group
 GROUP = 4
 
 
@@ -92,6 +94,8 @@ if COMPILED:
     def _runs_codegen(nrows, group):
         """The code of :func:`add_runs` (``nrows = 1``) or :func:`add_runs2` (2), ``group``
         chunks of each row summed side by side in one pass over the events."""
+        if group % 2:  # the leftover chunk is found by the parity of the whole count
+            raise ValueError(f"simd: a group of {group} chunks; it must be even (GROUP a multiple of 4)")
 
         def codegen(context, builder, signature, args):
             if nrows == 1:  # the arguments' positions (see the two signatures)
