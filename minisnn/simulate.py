@@ -181,8 +181,11 @@ def _layer_shapes(net: Sequential, input_shape, x=None, rates: dict | None = Non
     x = np.zeros((1,) + tuple(input_shape), np.float32) if x is None else x
     layers = list(net)
     wanted = None if rates_of is None else set(rates_of)
+    tail = len(layers)  # where the last run of Flatten, Dense and Neurons layers starts
+    while tail > 0 and isinstance(layers[tail - 1], (Flatten, Dense, Neurons)):
+        tail -= 1
     for i, layer in enumerate(layers):
-        if wanted is not None and not wanted and all(isinstance(rest, (Flatten, Dense, Neurons)) for rest in layers[i:]):
+        if wanted is not None and not wanted and i >= tail:
             return shapes + _tail_shapes(layers[i:], x.shape[1:])
         dtype = layer.w.dtype if hasattr(layer, "w") else x.dtype
         y = _apply([("", layer)], x.astype(dtype, copy=False))

@@ -92,10 +92,29 @@ def test_trailing_zeros_is_the_lowest_set_bit():
 
 @pytest.mark.skipif(not hasattr(simd, "_runs_codegen"),
                     reason="the vector code exists only when Numba compiles (NUMBA_DISABLE_JIT=1 here)")
-def test_an_odd_group_is_refused():
-    """The last leftover chunk is found by the parity of the whole count, which needs an even
-    group: add_runs2's GROUP // 2 of GROUP = 6 would drop chunks, silently."""
-    assert simd.GROUP % 4 == 0
-    simd._runs_codegen(2, simd.GROUP // 2)  # (builds the code generator, compiles nothing)
-    with pytest.raises(ValueError, match="must be even"):
-        simd._runs_codegen(2, 3)
+@pytest.mark.parametrize("group", [1, 2, 3, 5, 6])
+def test_any_group_size_gives_the_scalar_sums(rng, group):
+    """The code generator with groups other than GROUP's: the chunks a group leaves are summed
+    in pairs, then the last one alone if the rest is odd (GROUP = 6 gave add_runs2 groups of 3,
+    and a leftover found by the parity of the whole count dropped chunks)."""
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def runs2(typingctx, acc, a0, a1, w, offs, delta, vals, m, nchunks):
+        return types.void(acc, a0, a1, w, offs, delta, vals, m, nchunks), simd._runs_codegen(2, group)
+
+    @numba.njit
+    def call(acc, a0, a1, w, offs, delta, vals, m, nchunks):
+        runs2(acc, a0, a1, w, offs, delta, vals, m, nchunks)
+
+    for nchunks in range(0, 12):
+        n = nchunks * LANES
+        acc = rng.standard_normal(2 * n + 5).astype(np.float32)
+        w = rng.standard_normal(4 * n + 64).astype(np.float32)
+        offs = np.array([0, 3, n + 7], np.int64)
+        vals = rng.standard_normal(3).astype(np.float32)
+        expected, got = acc.copy(), acc.copy()
+        add_runs2_python(expected, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
+        call(got, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
+        np.testing.assert_array_equal(got, expected)

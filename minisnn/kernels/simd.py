@@ -43,9 +43,8 @@ from ._jit import COMPILED
 #: values per chunk: one vector register of float32 with AVX-512
 LANES = 16
 
-#: chunks summed side by side in one pass over the events (see :func:`add_runs`): a multiple
-#: of 4, since :func:`add_runs2` sums ``GROUP // 2`` of each of its two runs and the code below
-#: needs an even group
+#: chunks summed side by side in one pass over the events (see :func:`add_runs`;
+#: :func:`add_runs2` sums ``GROUP // 2`` of each of its two runs)
 GROUP = 4
 
 
@@ -94,8 +93,6 @@ if COMPILED:
     def _runs_codegen(nrows, group):
         """The code of :func:`add_runs` (``nrows = 1``) or :func:`add_runs2` (2), ``group``
         chunks of each row summed side by side in one pass over the events."""
-        if group % 2:  # the leftover chunk is found by the parity of the whole count
-            raise ValueError(f"simd: a group of {group} chunks; it must be even (GROUP a multiple of 4)")
 
         def codegen(context, builder, signature, args):
             if nrows == 1:  # the arguments' positions (see the two signatures)
@@ -152,12 +149,13 @@ if COMPILED:
             with cgutils.for_range(builder, groups) as g:
                 chunks(builder.mul(g.index, ir.Constant(i64, group)), group)
             done = builder.mul(groups, ir.Constant(i64, group))
+            rest = builder.sub(nchunks_, done)
             if group > 2:
-                pairs = builder.udiv(builder.sub(nchunks_, done), ir.Constant(i64, 2))
+                pairs = builder.udiv(rest, ir.Constant(i64, 2))
                 with cgutils.for_range(builder, pairs) as p:
                     chunks(builder.add(done, builder.mul(p.index, ir.Constant(i64, 2))), 2)
-            odd = builder.icmp_signed("==", builder.and_(nchunks_, ir.Constant(i64, 1)), ir.Constant(i64, 1))
-            with builder.if_then(odd):  # (group is even: an odd count leaves one chunk)
+            odd = builder.icmp_signed("==", builder.and_(rest, ir.Constant(i64, 1)), ir.Constant(i64, 1))
+            with builder.if_then(odd):  # an odd rest leaves the last chunk
                 chunks(builder.sub(nchunks_, ir.Constant(i64, 1)), 1)
             return context.get_dummy_value()
 
