@@ -295,10 +295,10 @@ def test_lif_run32_counts_past_255_steps(syn_a):
     """The float32 scan counts in uint8 counters that it adds into the int64 counts every 255
     steps: over 700 steps with neurons near 500 Hz (up to ~350 spikes each), the counts equal the
     reference's and the spike train's, past the counters' range."""
-    from minisnn.kernels.lif import lif_run32_numba, lif_run32_numpy
+    from minisnn.kernels.lif import BLOCK32, lif_run32_numba, lif_run32_numpy
 
     rng = np.random.default_rng(12)
-    args = lif_args(rng, T=700, M=BLOCK + 45, TJ=1, dtype=np.float32, syn_a=syn_a)
+    args = lif_args(rng, T=700, M=BLOCK32 + 45, TJ=1, dtype=np.float32, syn_a=syn_a)
     args[0][:] = rng.uniform(1.2, 400.0, size=args[0].shape).astype(np.float32)  # up to ~480 Hz
     args = (args[0], args[1], args[2], np.empty(args[3].shape, np.uint8), *args[4:])
     ref_args, got_args = copy_args(args), copy_args(args)

@@ -576,20 +576,27 @@ def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_v
                             syn_state if window_sum is None else window_sum, w0, w1, *constants)
 
 
+#: Neurons per work item of the float32 scan: twice the float64 scan's :data:`BLOCK`.  Each step
+#: of a block runs five short loops (the current filter and :func:`_lif32_block`'s four), so a
+#: longer block spreads their set-up over more neurons: 1.04-1.06x on the protocol net's scans
+#: at ~40 Hz (``docs/results.md``), 512 ran 0.9x and 4096 no faster than 2048.
+BLOCK32 = 2048
+
+
 @pjit
 def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, filt, fa, fb, in_state, bias, gain,
                      window_sum, w0, w1, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b):
-    """The float32 scan: parallel over blocks of :data:`BLOCK` neurons, sequential over time,
+    """The float32 scan: parallel over blocks of :data:`BLOCK32` neurons, sequential over time,
     the Lowpass fused into each step (as :func:`lif_run_numba`).  A block counts its spikes
     in uint8 counters and adds them into ``counts`` every 255 steps and at the end."""
     T = out.shape[0]
     M = out.shape[1]
     TJ = J.shape[0]
     counts = np.zeros(M, dtype=np.int64)
-    nblocks = (M + BLOCK - 1) // BLOCK
+    nblocks = (M + BLOCK32 - 1) // BLOCK32
     for blk in prange(nblocks):
-        lo = blk * BLOCK
-        hi = min(lo + BLOCK, M)
+        lo = blk * BLOCK32
+        hi = min(lo + BLOCK32, M)
         vb = voltage[lo:hi]
         rb = refractory_time[lo:hi]
         sb = syn_state[lo:hi]
@@ -790,9 +797,10 @@ def _lif_run32_constant(j0, voltage, refractory_time, out, syn_state, big, windo
     return counts
 
 
-def _lif_run_example(rng):
-    """Small fresh arguments for :func:`lif_run_numba` (currents away from threshold)."""
-    T, M = 23, BLOCK + 77  # two blocks
+def _lif_run_example(rng, M=BLOCK + 77):
+    """Small fresh arguments for :func:`lif_run_numba` (currents away from threshold; by
+    default two blocks)."""
+    T = 23
     J = rng.uniform(1.2, 12.0, size=(T, M))
     J[:, ::7] = rng.uniform(-2.0, 0.8, size=(T, J[:, ::7].shape[1]))  # some silent neurons
     voltage = rng.uniform(0.0, 1.0, size=M)
@@ -809,8 +817,8 @@ from . import register  # noqa: E402
 
 
 def _lif_run32_example(rng):
-    """:func:`_lif_run_example` with float32 arrays, for :func:`lif_run32_numba`."""
-    J, voltage, refractory_time, out, *scalars, syn_state = _lif_run_example(rng)
+    """:func:`_lif_run_example` with float32 arrays, for :func:`lif_run32_numba` (two of its blocks)."""
+    J, voltage, refractory_time, out, *scalars, syn_state = _lif_run_example(rng, BLOCK32 + 77)
     f4 = np.float32
     return (J.astype(f4), voltage.astype(f4), refractory_time.astype(f4), np.empty(out.shape, f4), *scalars,
             syn_state.astype(f4))
