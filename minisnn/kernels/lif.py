@@ -428,17 +428,6 @@ def spike_height32(amplitude, dt):
 
 
 @jit
-def _filter_block(jb, fsb, bb, fa, fb, gain, jf):
-    """The current filter of :func:`lif_run32_numpy` on one block, one step, into ``jf``
-    (a loop of its own: with it, the step's loop would touch too many arrays for LLVM to
-    vectorise it)."""
-    for k in range(jb.shape[0]):
-        f = fa * fsb[k] + fb * jb[k]
-        fsb[k] = f
-        jf[k] = (f + bb[k]) * gain
-
-
-@jit
 def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b, big):
     """One neuron, one float32 step, with the C library where an argument exceeds ``big``:
     returns ``(v, ref, y, spiked)`` (the full definition; :func:`_lif32_block` runs the
@@ -479,7 +468,7 @@ def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_
 
 @jit
 def _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b, big,
-                 bits, ebuf, ubuf, lbuf):
+                 bits, ebuf, ubuf, lbuf, filt=None):
     """One block of neurons, one float32 step, branch-free (LLVM vectorises each loop): every
     neuron whose arguments are within ``big`` is stepped and its spike added to its counter
     ``cnt8`` (uint8); the others keep their state and are flagged in ``slow``, and the return
@@ -500,11 +489,22 @@ def _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, 
     bytes, two vector registers' worth of 16 neurons, and a widening per step), an "any slow"
     flag rather than a count, and no synapse test.  Each alone was worth 1.05-1.1x on that
     loop, the three together 1.57-1.67x (1.13-1.18x on the whole scan, the same bits).
+
+    ``filt = (raw, state, bias, fa, fb, gain)``: the current filter of :func:`lif_run32_numpy`
+    first, ``state = fa * state + fb * raw`` and ``jb = (state + bias) * gain`` (``jb`` is then
+    scratch that receives the current).  It runs in the first loop, which reads only ``rb``
+    otherwise: a loop of its own per step cost 1.06x on the scans that filter (``docs/results.md``).
+    ``filt is None``: a separate compilation without it.
     """
     zero = np.float32(0.0)
     one = np.float32(1.0)
     n = vb.shape[0]
     for k in range(n):                       # e: e_full for a full step, else EXPM1(x)
+        if filt is not None:
+            raw, state, bias, fa, fb, gain = filt
+            f = fa * state[k] + fb * raw[k]
+            state[k] = f
+            jb[k] = (f + bias[k]) * gain
         ref = rb[k] - dt
         dlt = dt - ref
         dlt = zero if dlt < zero else (dt if dlt > dt else dlt)
@@ -609,11 +609,19 @@ def _lif_run32_fused(J, voltage, refractory_time, out, syn_state, big, bits, fil
         lbuf = np.empty(hi - lo, dtype=np.float32)
         for t in range(T):
             jb = J[0 if TJ == 1 else t, lo:hi]
-            if filt:
-                _filter_block(jb, in_state[lo:hi], bias[lo:hi], fa, fb, gain, jf)
-                jb = jf
             ob = out[t, lo:hi]
-            if a == 0.0:  # None, not a: the block compiled without the synapse (an Optional would test it)
+            # (None, not a, for no synapse, and None for no filter: separate compilations, where
+            # an Optional would be tested in the loops)
+            if filt:
+                current = (jb, in_state[lo:hi], bias[lo:hi], fa, fb, gain)
+                jb = jf  # the filtered current, as _lif32_block writes it
+                if a == 0.0:
+                    any_slow = _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref,
+                                            min_voltage, amp_dt, None, b, big, bits, ebuf, ubuf, lbuf, current)
+                else:
+                    any_slow = _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref,
+                                            min_voltage, amp_dt, a, b, big, bits, ebuf, ubuf, lbuf, current)
+            elif a == 0.0:
                 any_slow = _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, min_voltage,
                                         amp_dt, None, b, big, bits, ebuf, ubuf, lbuf)
             else:
