@@ -468,7 +468,7 @@ def _lif32_scalar(j, v, ref, y, dt, e_full, nit, tau, tau_ref, min_voltage, amp_
 
 @jit
 def _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, min_voltage, amp_dt, a, b, big,
-                 bits, ebuf, ubuf, lbuf, filt=None):
+                 bits, ebuf, ubuf, lbuf, current_filter=None):
     """One block of neurons, one float32 step, branch-free (LLVM vectorises each loop): every
     neuron whose arguments are within ``big`` is stepped and its spike added to its counter
     ``cnt8`` (uint8); the others keep their state and are flagged in ``slow``, and the return
@@ -490,18 +490,18 @@ def _lif32_block(jb, vb, rb, ob, sb, cnt8, slow, dt, e_full, nit, tau, tau_ref, 
     flag rather than a count, and no synapse test.  Each alone was worth 1.05-1.1x on that
     loop, the three together 1.57-1.67x (1.13-1.18x on the whole scan, the same bits).
 
-    ``filt = (raw, state, bias, fa, fb, gain)``: the current filter of :func:`lif_run32_numpy`
-    first, ``state = fa * state + fb * raw`` and ``jb = (state + bias) * gain`` (``jb`` is then
-    scratch that receives the current).  It runs in the first loop, which reads only ``rb``
-    otherwise: a loop of its own per step cost 1.06x on the scans that filter (``docs/results.md``).
-    ``filt is None``: a separate compilation without it.
+    ``current_filter = (raw, state, bias, fa, fb, gain)``: the current filter of
+    :func:`lif_run32_numpy` first, ``state = fa * state + fb * raw`` and ``jb = (state + bias) *
+    gain`` (``jb`` is then scratch that receives the current).  It runs in the first loop, which
+    reads only ``rb`` otherwise: as a loop of its own per step it cost 1.06x on the scans that
+    filter (``docs/results.md``).  None: a separate compilation without it.
     """
     zero = np.float32(0.0)
     one = np.float32(1.0)
     n = vb.shape[0]
     for k in range(n):                       # e: e_full for a full step, else EXPM1(x)
-        if filt is not None:
-            raw, state, bias, fa, fb, gain = filt
+        if current_filter is not None:
+            raw, state, bias, fa, fb, gain = current_filter
             f = fa * state[k] + fb * raw[k]
             state[k] = f
             jb[k] = (f + bias[k]) * gain
@@ -577,9 +577,9 @@ def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_v
 
 
 #: Neurons per work item of the float32 scan: twice the float64 scan's :data:`BLOCK`.  Each step
-#: of a block runs five short loops (the current filter and :func:`_lif32_block`'s four), so a
-#: longer block spreads their set-up over more neurons: 1.04-1.06x on the protocol net's scans
-#: at ~40 Hz (``docs/results.md``), 512 ran 0.9x and 4096 no faster than 2048.
+#: of a block runs :func:`_lif32_block`'s four short loops over it, so a longer block spreads
+#: their set-up over more neurons: 1.04-1.06x on the protocol net's scans at ~40 Hz
+#: (``docs/results.md``); 512 ran 0.9x, and 4096 no faster than 2048.
 BLOCK32 = 2048
 
 
