@@ -118,6 +118,13 @@ def pjit(fn):
     return numba.jit(parallel=True, **JIT_OPTIONS)(fn)
 
 
+def inline_jit(fn):
+    """:func:`jit`, and inlined into each kernel that calls it (Numba's ``inline="always"``,
+    before type inference): for a helper on a hot path that LLVM would otherwise call, with
+    its arguments' set-up and no optimisation across the call."""
+    return numba.jit(inline="always", **JIT_OPTIONS)(fn)
+
+
 def get_num_threads() -> int:
     return numba.get_num_threads()
 

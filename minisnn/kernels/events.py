@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, pjit, prange
+from ._jit import inline_jit, jit, pjit, prange
 from .simd import LANES, MASK_WIDTH, add_runs, add_runs2, nonzero_mask, trailing_zeros
 
 
@@ -256,11 +256,13 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
     :data:`~minisnn.kernels.simd.MASK_WIDTH` at a time as the bits of one integer
     (:func:`~minisnn.kernels.simd.nonzero_mask`), one step per set bit.  At ~40 Hz a pixel of
     32 channels holds 1.3 events in a step; the scan channel by channel (:func:`_events`) spent
-    a step on each of the 32.  The columns with events are listed first (``busy``), so the
-    loop that adds their runs visits only them.  Together 1.3x on the protocol net's event
-    convolutions, at ~40 and at ~150 Hz (``docs/results.md``).  A pixel that reaches two or
-    three output rows adds the first two runs in one pass over its events
-    (:func:`~minisnn.kernels.simd.add_runs2`): 1.1x more."""
+    a step on each of the 32.  Its events are added (:func:`_add_pixel`) as soon as they are
+    listed, while the pixel and its list are in registers and L1: listing a whole row first,
+    then adding, ran 0.92x at ~40 Hz and 0.95x at ~150 Hz.  In the channels-first layout the
+    columns with events are listed first (``busy``), so the loop that adds their runs visits
+    only them.  Together 1.3x on the protocol net's event convolutions, at ~40 and at ~150 Hz
+    (``docs/results.md``).  A pixel that reaches two or three output rows adds the first two
+    runs in one pass over its events (:func:`~minisnn.kernels.simd.add_runs2`): 1.1x more."""
     if in_last:
         N, H, W, C = s.shape
     else:
@@ -278,12 +280,14 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
         busy = np.empty(W, dtype=np.int64)  # the columns with events, in order
+        chan = np.empty(C, dtype=np.int64)  # a channels-last pixel's events: their channels ...
+        vals = np.empty(C, dtype=out.dtype)  # ... and values
         full = C - C % MASK_WIDTH  # a channels-last pixel's channels read by masks
         for y in range(H):
             nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
             if nky == 0:
                 continue
-            if in_last:
+            if in_last:  # each pixel's events added as soon as they are listed
                 for x in range(W):  # inline: a function of its own for the pixel ran 0.8x as fast
                     pixel = s[n, y, x]
                     m = 0
@@ -291,64 +295,72 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
                         bits = nonzero_mask(pixel, c0)
                         while bits != 0:
                             c = c0 + trailing_zeros(bits)
-                            channels[x, m] = c
-                            values[x, m] = pixel[c] * scale
+                            chan[m] = c
+                            vals[m] = pixel[c] * scale
                             m += 1
                             bits &= bits - 1
                     if full < C:  # the channels past the last mask, as a row: _events
                         m0 = m
-                        m += _events(pixel[full:], channels[x, m0:])
+                        m += _events(pixel[full:], chan[m0:])
                         for i in range(m0, m):
-                            channels[x, i] += full
-                            values[x, i] = pixel[channels[x, i]] * scale
-                    count[x] = m
-            else:
-                count[:] = 0
-                for c in range(C):
-                    m = _events(s[n, c, y], nz)
-                    for j in range(m):
-                        x = nz[j]
-                        e = count[x]
-                        channels[x, e] = c
-                        values[x, e] = s[n, c, y, x] * scale
-                        count[x] = e + 1
+                            chan[i] += full
+                            vals[i] = pixel[chan[i]] * scale
+                    if m == 0:
+                        continue
+                    _add_pixel(acc, weights, chan, vals, m, x, C, kys, rows, nky, res, first, length, offset, kh, LW,
+                               Cout, offs)
+                continue
+            count[:] = 0
+            for c in range(C):
+                m = _events(s[n, c, y], nz)
+                for j in range(m):
+                    x = nz[j]
+                    e = count[x]
+                    channels[x, e] = c
+                    values[x, e] = s[n, c, y, x] * scale
+                    count[x] = e + 1
             nbusy = 0
             for x in range(W):  # branch-free: a test per column in the loop below mispredicted
                 busy[nbusy] = x
                 nbusy += count[x] != 0
             for b in range(nbusy):
                 x = busy[b]
-                m = count[x]
-                L = length[x]
-                chunks = L // LANES
-                first_run = res[x] * C
-                # (a pixel of one event too: a plain loop over its run, without add_runs, ran 0.99x)
-                # (two branches, each listing offs itself: with the listing before the branch, 0.95x)
-                if nky >= 2:  # the first two kernel rows in one pass over the events, then the others
-                    start = kys[0] * LW + offset[x]
-                    for i in range(m):
-                        offs[i] = (first_run + channels[x, i]) * kh * LW + start
-                    add_runs2(acc, (rows[0] + first[x]) * Cout, (rows[1] + first[x]) * Cout, weights, offs,
-                              (kys[1] - kys[0]) * LW, values[x], m, chunks)
-                    for q in range(2, nky):  # (offs moved on to the row's weights)
-                        shift = (kys[q] - kys[q - 1 if q > 2 else 0]) * LW
-                        for i in range(m):
-                            offs[i] += shift
-                        add_runs(acc, (rows[q] + first[x]) * Cout, weights, offs, values[x], m, chunks)
-                    if chunks * LANES < L:
-                        _rest_of_runs(acc, weights, values[x], channels[x], m, first_run, kys, rows, nky,
-                                      first[x], offset[x], kh, LW, Cout, chunks * LANES, L)
-                    continue
-                a0 = (rows[0] + first[x]) * Cout
-                start = kys[0] * LW + offset[x]
-                for i in range(m):
-                    offs[i] = (first_run + channels[x, i]) * kh * LW + start
-                add_runs(acc, a0, weights, offs, values[x], m, chunks)
-                if chunks * LANES < L:
-                    _rest_of_runs(acc, weights, values[x], channels[x], m, first_run, kys, rows, nky,
-                                  first[x], offset[x], kh, LW, Cout, chunks * LANES, L)
+                _add_pixel(acc, weights, channels[x], values[x], count[x], x, C, kys, rows, nky, res, first, length,
+                           offset, kh, LW, Cout, offs)
         _finish(acc, out, n, out_last)
     return out
+
+
+@inline_jit
+def _add_pixel(acc, weights, channels, values, m, x, C, kys, rows, nky, res, first, length, offset, kh, LW, Cout,
+               offs):
+    """The runs of the ``m`` events of input pixel ``x`` (channels ``channels[:m]``, values
+    ``values[:m]``) into ``acc``, per kernel row that reaches an output row
+    (:func:`_conv_events_pixels`); ``offs`` is scratch."""
+    L = length[x]
+    chunks = L // LANES
+    first_run = res[x] * C
+    # (a pixel of one event too: a plain loop over its run, without add_runs, ran 0.99x)
+    # (two branches, each listing offs itself: with the listing before the branch, 0.95x)
+    if nky >= 2:  # the first two kernel rows in one pass over the events, then the others
+        start = kys[0] * LW + offset[x]
+        for i in range(m):
+            offs[i] = (first_run + channels[i]) * kh * LW + start
+        add_runs2(acc, (rows[0] + first[x]) * Cout, (rows[1] + first[x]) * Cout, weights, offs,
+                  (kys[1] - kys[0]) * LW, values, m, chunks)
+        for q in range(2, nky):  # (offs moved on to the row's weights)
+            shift = (kys[q] - kys[q - 1 if q > 2 else 0]) * LW
+            for i in range(m):
+                offs[i] += shift
+            add_runs(acc, (rows[q] + first[x]) * Cout, weights, offs, values, m, chunks)
+    else:
+        start = kys[0] * LW + offset[x]
+        for i in range(m):
+            offs[i] = (first_run + channels[i]) * kh * LW + start
+        add_runs(acc, (rows[0] + first[x]) * Cout, weights, offs, values, m, chunks)
+    if chunks * LANES < L:
+        _rest_of_runs(acc, weights, values, channels, m, first_run, kys, rows, nky, first[x], offset[x], kh, LW,
+                      Cout, chunks * LANES, L)
 
 
 @jit
