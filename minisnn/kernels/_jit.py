@@ -1,7 +1,7 @@
 """The one place where Numba's JIT options live (LEVEL 1b).
 
-Every kernel in :mod:`minisnn.kernels` is decorated with :func:`jit` or :func:`pjit`;
-no kernel sets its own flags.  The choices:
+Every kernel in :mod:`minisnn.kernels` is decorated with :func:`jit`, :func:`inline_jit` or
+:func:`pjit`; no kernel sets its own flags.  The choices:
 
 * ``cache=True`` so the command-line tools do not recompile on every start.  Numba keys a
   cached kernel on its own source file only: a kernel whose file is unchanged but which calls
@@ -16,6 +16,8 @@ no kernel sets its own flags.  The choices:
 * ``error_model="numpy"``: a float division by zero gives inf or NaN, as in the NumPy
   references, instead of raising; Python's error model puts a zero test and an exit into
   every division, and a loop with an exit is not vectorised;
+* :func:`inline_jit` adds ``inline="always"``, for a helper on a hot path of another kernel
+  (Numba then inlines it before type inference, where LLVM would have left a call);
 * :func:`pjit` adds ``parallel=True``.  Parallel kernels use ``prange`` over
   *independent* work items (neurons, images, channels), and each iteration writes only
   its own outputs, so the result does not depend on how many threads run them.
