@@ -272,16 +272,17 @@ def _conv_events_pixels(s, scale, runs, res, first, length, offset, Cout, sh, ph
     weights = runs.ravel()  # runs[r, c, ky, j] = weights[((r * C + c) * kh + ky) * LW + j]
     for n in prange(N):
         acc = _accumulator(out, n, out_last)  # channels last: a run is contiguous
-        nz = np.empty(W, dtype=np.int64)  # the columns of one channel's row that hold an event
-        count = np.zeros(W, dtype=np.int64)  # events per column of the input row ...
-        channels = np.empty((W, C), dtype=np.int64)  # ... their channels, in order ...
-        values = np.empty((W, C), dtype=out.dtype)  # ... and their values
         offs = np.empty(C, dtype=np.int64)  # where each event's run starts in weights
         kys = np.empty(kh, dtype=np.int64)  # the kernel rows that reach an output row ...
         rows = np.empty(kh, dtype=np.int64)  # ... and its first output value
-        busy = np.empty(W, dtype=np.int64)  # the columns with events, in order
         chan = np.empty(C, dtype=np.int64)  # a channels-last pixel's events: their channels ...
         vals = np.empty(C, dtype=out.dtype)  # ... and values
+        Ws = 0 if in_last else W  # a channels-first row's events, sorted into its columns:
+        nz = np.empty(Ws, dtype=np.int64)  # the columns of one channel's row that hold an event
+        count = np.zeros(Ws, dtype=np.int64)  # events per column ...
+        channels = np.empty((Ws, C), dtype=np.int64)  # ... their channels, in order ...
+        values = np.empty((Ws, C), dtype=out.dtype)  # ... and their values
+        busy = np.empty(Ws, dtype=np.int64)  # the columns with events, in order
         full = C - C % MASK_WIDTH  # a channels-last pixel's channels read by masks
         for y in range(H):
             nky = _reaching(y, kh, sh, ph, Ho, Wo, kys, rows)
