@@ -20,9 +20,15 @@ set ``minisnn.simulate.EVENT_DENSITY``, the threshold of ``simulate(path="auto")
 ``PIXEL_ORDER_EVENTS``, where the event path changes order (input channels x density), and
 ``PIXEL_ORDER_CHANNELS``, from which a channels-last input is read in pixel order at any density.
 
+With ``--dense`` it times LocNet's Dense layers fed by spikes instead (fc1, whose inputs are
+conv6's neurons, and fc2): ``dense_forward`` (the GEMM) against ``dense_events`` on the same
+spikes as a uint8 map (:mod:`minisnn.kernels.dense_events`), ``--images`` rows (time x batch:
+200 in the protocol's block of 50 steps x 4 inputs).  That sets ``DENSE_EVENT_DENSITY``.
+
     python benchmarks/bench_events.py
     python benchmarks/bench_events.py --densities 0.01 0.05 0.1 0.2 --images 25 --threads 2
     python benchmarks/bench_events.py --input 100x150 --widths 16 32 64   # the hybrid benchmark's net
+    python benchmarks/bench_events.py --dense --input 100x150 --images 200 --densities 0.04 0.15 0.25 0.35
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--input", default="200x300", help="the net's input H x W (default 200x300, bench_snn's)")
     p.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128],
                    help="the three stage widths (default 32 64 128, LocNet's; the hybrid benchmark's: 16 32 64)")
+    p.add_argument("--dense", action="store_true",
+                   help="time the Dense layers fed by spikes (fc1, fc2: GEMM against events) instead of the convs")
     p.add_argument("--json", default="bench_events.json", help="JSON output; a bare name goes to benchmarks/out/")
     a = p.parse_args(argv)
     if a.images < 1 or a.repeats < 1 or a.threads < 1:
@@ -91,6 +99,8 @@ def main(argv=None):
 
     reuse_freed_memory()  # as minisnn-train does
     C.set_threads(args.threads)
+    if args.dense:
+        return main_dense(args)
     rng = np.random.default_rng(0)
     rows, records = [], []
     for name, cin, cout, H, W, stride in layers(args.H, args.W, args.widths):
@@ -141,6 +151,46 @@ def main(argv=None):
                                     "event_density": EVENT_DENSITY, "pixel_order_events": PIXEL_ORDER_EVENTS,
                                     "pixel_order_channels": PIXEL_ORDER_CHANNELS,
                                     "machine": C.machine_info()})
+    print(f"wrote {os.path.relpath(path)}")
+
+
+def main_dense(args):
+    """``--dense``: fc1 and fc2 of the LocNet for ``--input`` and ``--widths``, GEMM against events."""
+    import numpy as np
+
+    from minisnn.ops.dense import dense_events, dense_forward
+    from minisnn.simulate import DENSE_EVENT_DENSITY, DENSE_EVENT_INPUTS
+
+    rng = np.random.default_rng(0)
+    *_, (_, _, c6, h5, w5, _) = layers(args.H, args.W, args.widths)
+    fc1_in = c6 * ((h5 - 1) // 2 + 1) * ((w5 - 1) // 2 + 1)  # conv6's neurons, flattened
+    rows, records = [], []
+    for name, n_in, n_out in (("fc1", fc1_in, 512), ("fc2", 512, 256)):
+        w = (rng.standard_normal((n_out, n_in)) * 0.01).astype(np.float32)
+        y_gemm = np.zeros((args.images, n_out), np.float32)
+        y_event = np.zeros_like(y_gemm)
+        for d in args.densities:
+            print(f"  .. {name} density {d}", file=sys.stderr, flush=True)
+            spikes = (rng.random((args.images, n_in), dtype=np.float32) < d).astype(np.uint8)
+            s = spikes * np.float32(1000.0)  # the float map the GEMM multiplies
+            fns = {"gemm": lambda: dense_forward(s, w, None, out=y_gemm),
+                   "event": lambda: dense_events(spikes, w, None, out=y_event, scale=1000.0)}
+            t = C.interleaved_samples(fns, repeats=args.repeats, warmup=1)
+            err = float(np.abs(y_gemm - y_event).max() / max(np.abs(y_gemm).max(), 1e-30))
+            tg, te = statistics.median(t["gemm"]), statistics.median(t["event"])
+            rows.append([name, f"{n_in}->{n_out}", d, tg, te, tg / te, "event" if te < tg else "gemm", err])
+            records.append(dict(layer=name, inputs=n_in, outputs=n_out, density=d, gemm_s=t["gemm"],
+                                event_s=t["event"], rel_err=err))
+    print(f"\nDense layers fed by spikes: {args.images} rows (float32), median of {args.repeats} interleaved rounds, "
+          f"{args.threads} threads; ratio = GEMM / event (> 1: event path faster)")
+    C.print_table(["layer", "shape", "density", "GEMM s", "event s", "ratio", "fastest", "max rel diff"], rows,
+                  "llrrrrlr")
+    print(f"simulate(path='auto') uses the event path for a Dense layer of {DENSE_EVENT_INPUTS} inputs or more "
+          f"(minisnn.simulate.DENSE_EVENT_INPUTS) below density {DENSE_EVENT_DENSITY} (DENSE_EVENT_DENSITY)")
+    print("machine: " + C.format_machine_info(C.machine_info()) + f"; load average now {C.fmt_loadavg()}")
+    path = C.write_json(args.json, {"benchmark": "bench_events", "mode": "dense", "options": vars(args),
+                                    "results": records, "dense_event_density": DENSE_EVENT_DENSITY,
+                                    "dense_event_inputs": DENSE_EVENT_INPUTS, "machine": C.machine_info()})
     print(f"wrote {os.path.relpath(path)}")
 
 

@@ -35,7 +35,7 @@ from .layers import AvgPool2d, Conv2d, ConvTranspose2d, Dense, Flatten, Neurons,
 from .neurons import CurrentFilter, resolve_precision
 from .kernels.lowpass import lowpass_run_numba
 from .ops.conv import conv2d_events, conv2d_forward
-from .ops.dense import dense_forward
+from .ops.dense import dense_events, dense_forward
 from .ops.scratch import recycled
 from .ops.windows import col2im, geometry, im2col
 from .runtime import worker_threads
@@ -60,6 +60,22 @@ _LINEAR = (Dense, Conv2d, ConvTranspose2d, AvgPool2d, Flatten)
 #:
 #: Hence 0.35: event-driven up to 350 Hz at dt = 1 ms (before the pixel order: 0.25).
 EVENT_DENSITY = 0.35
+
+#: ``path="auto"``: a Dense layer fed by a spiking layer (directly or through a Flatten) with
+#: at least :data:`DENSE_EVENT_INPUTS` inputs is computed event by event
+#: (:func:`minisnn.ops.dense.dense_events`) when that layer's expected spike density is below
+#: this.  Measured (2026-12-05, ``python benchmarks/bench_events.py --dense --input 100x150
+#: --images 200``, 2 threads, uint8 maps of 200 rows, LocNet's fc1: 31 616 inputs, 512
+#: outputs), GEMM time / event time: 3.96x at density 0.04, 2.66x at 0.08, 1.70x at 0.15,
+#: 1.01x at 0.25, 0.75x at 0.35.
+DENSE_EVENT_DENSITY = 0.2
+
+#: The smallest Dense layer the ``"auto"`` path makes event-driven.  A smaller one's GEMM
+#: costs little either way (200 rows of 512 -> 256, the same run: 0.55 against 0.44 ms at
+#: density 0.04, 0.45 against 0.52 ms at 0.15),
+#: and its expected density would need the plan's ANN pass to run the big layers before it
+#: (fc1's 64 MB of weights for LocNet's fc2).
+DENSE_EVENT_INPUTS = 4096
 
 #: An event-driven convolution adds its events channel by channel, or - once an input pixel
 #: is expected to hold at least this many events per step (input channels x spike density) -
@@ -119,7 +135,7 @@ class SimResult:
     layer_means : {layer name: (B, ...) each neuron layer's mean (filtered) output over the
         readout window}; only with ``keep_layer_means=True`` (hybrid fine-tuning uses it)
     sizes : {layer name: neurons per input}
-    paths : {weight layer name: ``"dense"`` or ``"event"``} for the convolutions fed by spikes
+    paths : {weight layer name: ``"dense"`` or ``"event"``} for the Conv2d and Dense layers fed by spikes
     readouts_at : {T': (B, ...)} the readout a presentation of only ``T'`` steps would have
         given (its own window at its own end), for every ``T'`` of ``simulate(also_at=...)``
     synops_at, spikes_at : {T': synaptic operations and spikes per input over the first ``T'``
@@ -290,19 +306,41 @@ def _linear(name: str, layer, x: np.ndarray, out_shape, buffers: dict) -> np.nda
     return conv2d_forward(x, layer.w.data, b, layer.stride, layer.padding, out=out, keep_cache=False)[0]
 
 
+def _spike_source(layers, i):
+    """The name of the Neurons layer whose output layer ``i`` of ``layers`` (``(name, layer)``
+    pairs) reads: the one just before it, or before the Flatten before a Dense; else None."""
+    j = i - 1
+    if isinstance(layers[i][1], Dense) and j >= 0 and isinstance(layers[j][1], Flatten):
+        j -= 1
+    return layers[j][0] if j >= 0 and isinstance(layers[j][1], Neurons) else None
+
+
+def _event_capable(layers, i) -> bool:
+    """Whether layer ``i`` can run event by event: a Conv2d or a Dense fed by spikes."""
+    return isinstance(layers[i][1], (Conv2d, Dense)) and _spike_source(layers, i) is not None
+
+
 def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: set) -> tuple[dict, dict]:
-    """``({conv name: "dense" | "event"}, {event-driven conv name: "channels" | "pixels"})`` for
-    every Conv2d fed directly by a spiking layer (always dense after the neuron layers in
-    ``dense_only``): the path by :data:`EVENT_DENSITY`, the order by :data:`PIXEL_ORDER_EVENTS`."""
+    """``({layer name: "dense" | "event"}, {event-driven conv name: "channels" | "pixels"})`` for
+    every Conv2d and Dense fed by a spiking layer (always dense after the neuron layers in
+    ``dense_only``): a conv's path by :data:`EVENT_DENSITY` and its order by
+    :data:`PIXEL_ORDER_EVENTS`; a Dense's path by :data:`DENSE_EVENT_DENSITY` from
+    :data:`DENSE_EVENT_INPUTS` inputs up (with ``path="event"``, whatever its size)."""
     paths, orders = {}, {}
     for i, (name, layer) in enumerate(middle):
-        if isinstance(layer, Conv2d) and i > 0 and isinstance(middle[i - 1][1], Neurons):
-            density = expected_hz[middle[i - 1][0]] * dt
-            event = middle[i - 1][0] not in dense_only and (
-                path == "event" or (path == "auto" and density < EVENT_DENSITY))
-            paths[name] = "event" if event else "dense"
-            if event:
-                orders[name] = "pixels" if layer.w.shape[1] * density >= PIXEL_ORDER_EVENTS else "channels"
+        if not _event_capable(middle, i):
+            continue
+        source = _spike_source(middle, i)
+        if isinstance(layer, Dense):
+            auto = (layer.in_features >= DENSE_EVENT_INPUTS
+                    and expected_hz[source] * dt < DENSE_EVENT_DENSITY)
+        else:
+            density = expected_hz[source] * dt
+            auto = density < EVENT_DENSITY
+        event = source not in dense_only and (path == "event" or (path == "auto" and auto))
+        paths[name] = "event" if event else "dense"
+        if event and isinstance(layer, Conv2d):
+            orders[name] = "pixels" if layer.w.shape[1] * density >= PIXEL_ORDER_EVENTS else "channels"
     return paths, orders
 
 
@@ -323,6 +361,21 @@ def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_sta
         lowpass_run_numba(y2, syn_state, syn_a, y2)
     if layer.b is not None:
         y += layer.b.data[:, None, None]
+    return y
+
+
+def _dense_events(name, layer, spikes, height, buffers, syn_a, syn_state, tc, fused) -> np.ndarray:
+    """An event-driven Dense layer on a block of raw spikes ``(tc * nb, in)`` (a uint8 spike map
+    whose spikes are worth ``height``, or the float output if ``height`` is None), the Lowpass
+    and the bias after it as in :func:`_conv_events`."""
+    y = _buffer(buffers, name, (spikes.shape[0], layer.out_features), layer.w.data.dtype)
+    dense_events(spikes, layer.w.data, None, out=y, scale=height)
+    if fused:
+        return y
+    if syn_a:
+        lowpass_run_numba(y.reshape(tc, -1), syn_state, syn_a, y.reshape(tc, -1))
+    if layer.b is not None:
+        y += layer.b.data
     return y
 
 
@@ -486,11 +539,13 @@ def simulate(
     keep_layer_means : also return each neuron layer's mean output over the readout window
     path : how a Conv2d fed directly by a spiking layer is computed: ``"dense"`` (im2col +
         GEMM), ``"event"`` (only where spikes occurred; with a synapse the filter then runs
-        on the convolution's output, which is equal because both are linear) or ``"auto"``
+        on the layer's output, which is equal because both are linear) or ``"auto"``
         (event-driven when the expected spike density is below :data:`EVENT_DENSITY`; in pixel
         order where an input pixel is expected to hold :data:`PIXEL_ORDER_EVENTS` events or more,
         or where the input can be stored channels last and has :data:`PIXEL_ORDER_CHANNELS`
-        channels or more: :data:`CHANNELS_LAST`).
+        channels or more: :data:`CHANNELS_LAST`).  A Dense layer fed by a spiking layer
+        (directly or through a Flatten) is chosen the same way (:data:`DENSE_EVENT_DENSITY`,
+        from :data:`DENSE_EVENT_INPUTS` inputs up with ``"auto"``).
         With a synapse and ``keep_layer_means`` the filtered layer outputs' means are needed
         too: the float32 LIF scan sums them itself, other scans take the dense path.
         ``SimResult.paths`` records the choice per layer.
@@ -568,14 +623,14 @@ class _Plan:
     out_shapes: dict     # layer name -> output shape
     sizes: dict          # neuron layer name -> number of units
     fanouts: dict        # neuron layer name -> (1, units) synaptic fan-out of each unit
-    paths: dict          # conv layer name -> "dense" / "event"
+    paths: dict          # conv or dense layer name -> "dense" / "event"
     orders: dict         # event-driven conv name -> "channels" / "pixels" (PIXEL_ORDER_EVENTS,
                          # PIXEL_ORDER_CHANNELS)
-    raw: set             # neuron layers whose spikes feed an event-driven conv unfiltered
+    raw: set             # neuron layers whose spikes feed an event-driven layer unfiltered
     maps: dict           # raw neuron layer name -> the value of one spike, for those whose
                          # scan writes a uint8 spike map (a quarter of a float32 output's memory)
-    fused: dict          # event-driven conv name -> the neuron layer after it, whose scan runs
-                         # the conv's synapse, bias and its own gain (no passes of their own)
+    fused: dict          # event-driven layer name -> the neuron layer after it, whose scan runs
+                         # the layer's synapse, bias and its own gain (no passes of their own)
     channels_last: set   # neuron layers whose units are stored channels last (CHANNELS_LAST)
     windows: dict        # readout windows (see _readout_windows)
     blocks: list         # [(t0, t1)] time blocks of at most time_chunk steps, cut at every T'
@@ -603,10 +658,10 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
           precision="float64") -> _Plan:
     prefix, middle, suffix = _split(net)
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
-    expected_hz: dict = {}  # the rates that choose the paths: of each Neurons layer feeding a Conv2d
-    feeds_conv = [str(i - 1) for i, layer in enumerate(net) if isinstance(layer, Conv2d) and i > 0
-                  and isinstance(net[i - 1], Neurons)]
-    shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz, feeds_conv)  # the one ANN pass, on one input
+    expected_hz: dict = {}  # the rates that choose the paths: of each Neurons layer feeding an event-capable layer
+    feeds_events = [_spike_source(middle, i) for i, (_, layer) in enumerate(middle) if _event_capable(middle, i)
+                    and (isinstance(layer, Conv2d) or layer.in_features >= DENSE_EVENT_INPUTS)]
+    shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz, feeds_events)  # the one ANN pass, on one input
     unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
     out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
     sizes = {name: int(np.prod(unit_shapes[name])) for name, _ in neuron_layers}
@@ -618,7 +673,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     dense_only = {name for name, layer in neuron_layers
                   if syn_a and keep_layer_means and not layer.spiking_model.filters_current(precision)}
     paths, orders = _choose_paths(middle, path, expected_hz, dt, dense_only)
-    raw = {middle[i - 1][0] for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    raw = {_spike_source(middle, i) for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
     maps = {name: heights[name] for name in raw if heights[name] is not None}
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
@@ -698,6 +753,10 @@ def _run_chunk(plan: _Plan, xb, inputs: range, seed, dt, keep_layer_means, buffe
         cur, static = J0, True  # (nb, ...) constant, then (tc * nb, ...) time series
         height = None  # the value of a spike if cur is a uint8 spike map
         for i, (name, layer) in enumerate(plan.middle):
+            if plan.paths.get(name) == "event" and isinstance(layer, Dense):
+                cur = _dense_events(name, layer, cur, height, buffers, plan.syn_a, conv_syn.get(name), tc,
+                                    name in plan.fused)
+                continue
             if plan.paths.get(name) == "event":
                 cur = _conv_events(name, layer, cur, height, plan.out_shapes[name], buffers, plan.syn_a,
                                    conv_syn.get(name), tc, name in plan.fused, plan.orders[name], *plan.layouts(i))

@@ -13,6 +13,7 @@ from minisnn import functional as F
 from minisnn.autodiff import Tensor
 from minisnn.gradcheck import gradcheck, gradcheck_op
 from minisnn.ops import dense_backward, dense_forward
+from minisnn.ops.dense import dense_events
 from strategies import seeds
 
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -127,3 +128,35 @@ def test_dense_matches_torch(shape):
     np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-12, atol=1e-12)
     if b is not None:
         np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("R, I, O", [(1, 1, 1), (3, 70, 5), (4, 2100, 53)])
+def test_dense_events_equals_the_gemm(R, I, O):
+    """The event-driven product: a float map and a uint8 map of counts times ``scale``, against
+    dense_forward (float64, rounding apart), bias added."""
+    r = np.random.default_rng(R * I * O)
+    counts = ((r.uniform(size=(R, I)) < 0.3) * r.integers(1, 3, size=(R, I))).astype(np.uint8)
+    w, b = r.standard_normal((O, I)), r.standard_normal(O)
+    expected = dense_forward(counts * 250.0, w, b)[0]
+    np.testing.assert_allclose(dense_events(counts, w, b, scale=250.0), expected, **TOL)
+    values = counts * r.uniform(-2, 2, size=counts.shape)
+    np.testing.assert_allclose(dense_events(values, w), dense_forward(values, w)[0], **TOL)
+    out = np.empty((R, O))
+    assert dense_events(values, w, b, out=out) is out
+
+
+BAD_DENSE_EVENTS = [
+    ("counts without scale", (np.zeros((2, 3), np.uint8), _a(4, 3)), {}, r"dense_events.*uint8.*scale=None"),
+    ("scale with floats", (_a(2, 3), _a(4, 3)), dict(scale=2.0), r"dense_events.*float64.*scale=2.0"),
+    ("mismatched features", (_a(2, 3), _a(4, 5)), {}, r"dense_events.*\(2, 3\).*\(4, 5\)"),
+    ("counts of rank 3", (np.zeros((2, 1, 3), np.uint8), _a(4, 3)), dict(scale=1.0), r"dense_events.*2-D.*\(2, 1, 3\)"),
+    ("integer w", (_a(2, 3), _a(4, 3, dtype=np.int16)), {}, r"dense_events.*w.*int16"),
+    ("mixed dtypes", (_a(2, 3, dtype=np.float32), _a(4, 3)), {}, r"dense_events.*float32.*float64"),
+    ("wrong out", (_a(2, 3), _a(4, 3)), dict(out=_a(4, 2)), r"dense_events.*out.*\(2, 4\)"),
+]
+
+
+@pytest.mark.parametrize("args, kwargs, message", [c[1:] for c in BAD_DENSE_EVENTS], ids=[c[0] for c in BAD_DENSE_EVENTS])
+def test_dense_events_bad_input(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dense_events(*args, **kwargs)

@@ -1,12 +1,14 @@
-"""add_runs and add_runs2 (LLVM vector code through numba's @intrinsic) against their scalar loops, exactly."""
+"""add_runs, add_runs2, nonzero_mask and transpose8 (LLVM vector code through numba's @intrinsic) against
+their scalar loops, exactly."""
 
 import numpy as np
 import pytest
 
 import numba
 from minisnn.kernels import simd
-from minisnn.kernels.simd import (LANES, MASK_WIDTH, add_runs, add_runs2, add_runs2_python, add_runs_python,
-                                   nonzero_mask, nonzero_mask_python, trailing_zeros, trailing_zeros_python)
+from minisnn.kernels.simd import (LANES, MASK_WIDTH, SQUARE, add_runs, add_runs2, add_runs2_python, add_runs_python,
+                                   nonzero_mask, nonzero_mask_python, trailing_zeros, trailing_zeros_python,
+                                   transpose8, transpose8_python)
 
 
 @numba.njit  # not cached: a cache keyed on this file would keep add_runs' old machine code
@@ -118,3 +120,26 @@ def test_any_group_size_gives_the_scalar_sums(rng, group):
         add_runs2_python(expected, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
         call(got, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
         np.testing.assert_array_equal(got, expected)
+
+
+@numba.njit  # not cached (see _call)
+def _transpose(src, s0, sstride, dst, d0, dstride):
+    transpose8(src, s0, sstride, dst, d0, dstride)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("s0, sstride, d0, dstride", [(0, 8, 0, 8), (3, 11, 5, 9), (17, 40, 2, 32), (1, 8, 70, 13)])
+def test_transpose8_moves_the_square_of_the_scalar_loop(rng, dtype, s0, sstride, d0, dstride):
+    """Unaligned starts, rows of the source and the destination further apart than 8 values:
+    the square lands transposed, every other value of the destination untouched."""
+    src = rng.standard_normal(s0 + SQUARE * sstride + 3).astype(dtype)
+    src[s0 + 1] = -0.0  # moved as it is
+    dst = rng.standard_normal(d0 + SQUARE * dstride + 3).astype(dtype)
+    expected, got = dst.copy(), dst.copy()
+    transpose8_python(src, s0, sstride, expected, d0, dstride)
+    _transpose(src, s0, sstride, got, d0, dstride)
+    np.testing.assert_array_equal(got, expected)
+    assert np.signbit(got[d0 + dstride])
+    square = np.add.outer(np.arange(SQUARE) * sstride, np.arange(SQUARE)) + s0
+    np.testing.assert_array_equal(got[d0 + np.add.outer(np.arange(SQUARE) * dstride, np.arange(SQUARE))],
+                                  src[square].T)

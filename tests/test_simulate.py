@@ -330,6 +330,83 @@ def test_readouts_at_shorter_T_equal_runs_of_that_length(path, readout):
     assert 0 < long.synops_at[9] < long.synops_at[14] < long.synops_at[30]
 
 
+def dense_chain_net(neuron, rng, dtype=np.float64):
+    """Dense layers fed by spiking layers, through a Flatten and directly: the ones the
+    event-driven dense path can take (the readout after the last neurons is not one)."""
+    return ms.Sequential(
+        ms.Conv2d(2, 3, 3, padding=1, rng=rng, dtype=dtype), Neurons(neuron),
+        ms.Flatten(), ms.Dense(3 * 8 * 7, 40, rng=rng, dtype=dtype), Neurons(neuron),
+        ms.Dense(40, 5, rng=rng, dtype=dtype), Neurons(neuron),
+        ms.Dense(5, 2, rng=rng, dtype=dtype),
+    )
+
+
+@pytest.mark.parametrize("synapse", [None, 0.005])
+@pytest.mark.parametrize("path", ["dense", "event"])
+def test_event_driven_dense_layers_equal_the_time_major_reference(monkeypatch, path, synapse):
+    """float64 steps: the Lowpass and the bias run after the event-driven product (the scan
+    takes no current filter), so the readout equals the reference to rounding."""
+    import minisnn.simulate as sim
+
+    calls = []
+    real = sim.dense_events
+    monkeypatch.setattr(sim, "dense_events", lambda x, *a, **k: calls.append(x.dtype) or real(x, *a, **k))
+    rng = np.random.default_rng(11)
+    net = dense_chain_net(LIF(), rng)
+    for p in net.parameters():
+        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
+    x = rng.uniform(0, 2, (3, 2, 8, 7))
+    ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
+    res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
+    assert res.paths == {"3": path, "5": path}
+    assert len(calls) == (6 if path == "event" else 0)  # 2 layers x 3 time blocks (float64: float maps)
+    np.testing.assert_allclose(res.readout, ref_readout, rtol=1e-9, atol=1e-9)
+    for name, spk in ref_spikes.items():
+        assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"
+        assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
+
+
+def test_event_driven_dense_layers_in_float32_filter_in_the_scan():
+    """float32 with a synapse: the neurons after an event-driven Dense run its Lowpass and bias
+    in their scan (as after an event-driven conv); the spikes and the readout agree with the
+    dense path's to float32 rounding."""
+    rng = np.random.default_rng(12)
+    net = dense_chain_net(LIF(), rng, np.float32)
+    for p in net.parameters():
+        p.data = p.data * 3 + np.float32(0.5 if p.ndim == 1 else 0.0)
+    x = rng.uniform(0, 2, (4, 2, 8, 7)).astype(np.float32)
+    event = simulate(net, x, 60, synapse=0.005, path="event", keep_layer_means=True)
+    dense = simulate(net, x, 60, synapse=0.005, path="dense", keep_layer_means=True)
+    assert event.paths == {"3": "event", "5": "event"} and set(dense.paths.values()) == {"dense"}
+    for name, count in dense.spike_counts.items():
+        assert count > 0, f"layer {name} never spiked: the test would prove nothing"
+        assert abs(event.spike_counts[name] - count) <= 0.01 * count + 1
+    np.testing.assert_allclose(event.readout, dense.readout, rtol=1e-3, atol=1e-3 * np.abs(dense.readout).max())
+    for name, mean in dense.layer_means.items():
+        np.testing.assert_allclose(event.layer_means[name], mean, rtol=1e-3, atol=1e-3 * np.abs(mean).max())
+
+
+def test_auto_path_takes_events_for_large_dense_layers_at_low_density(monkeypatch):
+    """A Dense layer fed by spikes is event-driven under ``"auto"`` from DENSE_EVENT_INPUTS inputs
+    up when its input's expected density is below DENSE_EVENT_DENSITY; the smaller ones keep
+    the GEMM (their expected rates are not even measured)."""
+    import minisnn.simulate as sim
+
+    net = ms.Sequential(ms.Conv2d(1, 2, 1), Neurons(SpikingRectifiedLinear()),
+                        ms.Flatten(), ms.Dense(18, 4), Neurons(SpikingRectifiedLinear()),
+                        ms.Dense(4, 3), Neurons(SpikingRectifiedLinear()))
+    for layer, bias in ((net[0], 20.0), (net[3], 500.0), (net[5], 100.0)):
+        layer.w.data[...] = 0
+        layer.b.data[...] = bias  # layer 1 fires at 20 Hz (density 0.02), layer 4 at 500 Hz (0.5)
+    x = np.ones((2, 1, 3, 3), np.float32)
+    assert simulate(net, x, 50).paths == {"3": "dense", "5": "dense"}  # 18 and 4 inputs: too small
+    monkeypatch.setattr(sim, "DENSE_EVENT_INPUTS", 4)
+    assert simulate(net, x, 50).paths == {"3": "event", "5": "dense"}
+    assert simulate(net, x, 50, path="dense").paths == {"3": "dense", "5": "dense"}
+    monkeypatch.setattr(sim, "DENSE_EVENT_INPUTS", 10**9)
+    assert simulate(net, x, 50, path="event").paths == {"3": "event", "5": "event"}  # whatever the size
+
+
 def test_auto_path_follows_the_expected_spike_density():
     # layer 1 fires at 20 Hz (density 0.02 per 1 ms step), layer 3 at 500 Hz (0.5)
     net = ms.Sequential(ms.Conv2d(1, 2, 1), Neurons(SpikingRectifiedLinear()),
@@ -440,7 +517,8 @@ def test_automatic_batch_chunk_counts_the_buffers_the_blocks_hold(monkeypatch, p
     monkeypatch.setattr(sim, "BLOCK_BYTES", 2 * 6 * per_step)  # two inputs per chunk, exactly
     res = simulate(net, x, 12, synapse=0.005, time_chunk=6, path=path)
     assert sum(held.values()) == 2 * 6 * per_step
-    assert (len(plan.maps) == 1) == (path == "event")  # the first layer's spikes: a uint8 map
+    # the spikes into the event-driven conv and (through the Flatten) Dense: uint8 maps
+    assert sorted(plan.maps) == (["1", "3"] if path == "event" else [])
     whole = simulate(net, x, 12, synapse=0.005, time_chunk=6, path=path, batch_chunk=5)
     assert res.spike_counts == whole.spike_counts
 

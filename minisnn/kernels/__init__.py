@@ -50,7 +50,7 @@ def warmup() -> None:
 from . import im2col  # noqa: E402,F401  (registers the kernels)
 from . import lif, relu, lowpass  # noqa: E402,F401  (registers the kernels)
 from . import rates  # noqa: E402,F401  (registers the kernels)
-from . import events  # noqa: E402,F401  (registers the kernels)
+from . import events, dense_events  # noqa: E402,F401  (registers the kernels)
 from . import direct  # noqa: E402,F401  (registers the kernels)
 from . import fold  # noqa: E402,F401  (registers the kernels)
 from . import winograd  # noqa: E402,F401  (registers the kernels)

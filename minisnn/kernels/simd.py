@@ -34,6 +34,11 @@ its work (``docs/results.md``, "Issue 20, eighth session").
 bits of one integer (a vector compare and its mask: ``vpcmpeqb`` + ``vpmovmskb`` for uint8
 with AVX2).  The event kernels read a channels-last pixel's events from it, one set bit each
 (:func:`trailing_zeros`), instead of testing every channel.
+
+:func:`transpose8` moves an 8 x 8 square of values transposed: eight row loads, the shuffles
+of a register transpose, eight row stores.  The event-driven dense layer
+(:mod:`minisnn.kernels.dense_events`) copies its weight tiles that way; as a Numba loop, one
+value at a time, the copy took 2.5x the time of reading the weights (``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -67,6 +72,18 @@ def add_runs2_python(acc, a0, a1, w, offs, delta, vals, m, nchunks):
 
 #: values per :func:`nonzero_mask`
 MASK_WIDTH = 32
+
+#: the side of the square :func:`transpose8` moves
+SQUARE = 8
+
+
+def transpose8_python(src, s0, sstride, dst, d0, dstride):
+    """The reference of :func:`transpose8`: ``dst[d0 + j * dstride + k] = src[s0 + k * sstride + j]``
+    for ``j, k < SQUARE`` (an 8 x 8 square of ``src``, rows ``sstride`` apart, into ``dst``
+    transposed, rows ``dstride`` apart)."""
+    for k in range(SQUARE):
+        for j in range(SQUARE):
+            dst[d0 + j * dstride + k] = src[s0 + k * sstride + j]
 
 
 def nonzero_mask_python(arr, start):
@@ -210,12 +227,54 @@ if COMPILED:
 
         return sig, codegen
 
+    @intrinsic
+    def transpose8(typingctx, src, s0, sstride, dst, d0, dstride):
+        """:func:`transpose8_python` as vector code: eight row loads, the shuffles of an 8 x 8
+        transpose (pairs of rows interleaved, then pairs of pairs, then the 128-bit halves
+        swapped: ``vunpcklps``/``vshufps``/``vperm2f128`` with AVX), eight row stores.  ``src``
+        and ``dst`` 1-D contiguous arrays of one float dtype, no bounds checks."""
+        if not (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in (src, dst))
+                and isinstance(src.dtype, types.Float) and src.dtype == dst.dtype):
+            return None
+        sig = types.void(src, s0, sstride, dst, d0, dstride)
+
+        def codegen(context, builder, signature, args):
+            src_t, _, _, dst_t, _, _ = signature.args
+            i64 = ir.IntType(64)
+            s0_, ss_, d0_, ds_ = (context.cast(builder, args[k], signature.args[k], types.int64) for k in (1, 2, 4, 5))
+            src_p = context.make_array(src_t)(context, builder, args[0]).data
+            dst_p = context.make_array(dst_t)(context, builder, args[3]).data
+            vec = ir.VectorType(context.get_value_type(src_t.dtype), SQUARE)
+            align = src_t.dtype.bitwidth // 8
+
+            def row(base, start, stride, k):
+                at = builder.add(start, builder.mul(stride, ir.Constant(i64, k)))
+                return builder.bitcast(builder.gep(base, [at]), vec.as_pointer())
+
+            def shuffle(a, b, mask):
+                return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), SQUARE), mask))
+
+            r = [builder.load(row(src_p, s0_, ss_, k), align=align) for k in range(SQUARE)]
+            lo, hi = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]
+            t = [shuffle(r[k], r[k + 1], mask) for k in range(0, SQUARE, 2) for mask in (lo, hi)]
+            lo2, hi2 = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+            u = [shuffle(t[a], t[a + 2], mask) for a in (0, 1, 4, 5) for mask in (lo2, hi2)]
+            # u[0..3]: columns (0|4), (1|5), (2|6), (3|7) of rows 0-3; u[4..7]: of rows 4-7
+            for j in range(SQUARE):
+                half = [0, 1, 2, 3, 8, 9, 10, 11] if j < 4 else [4, 5, 6, 7, 12, 13, 14, 15]
+                builder.store(shuffle(u[j % 4], u[4 + j % 4], half), row(dst_p, d0_, ds_, j), align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
     from numba.cpython.unsafe.numbers import trailing_zeros
 else:  # NUMBA_DISABLE_JIT=1: the kernels are Python, so is this
     add_runs = add_runs_python
     add_runs2 = add_runs2_python
     nonzero_mask = nonzero_mask_python
+    transpose8 = transpose8_python
     trailing_zeros = trailing_zeros_python
 
-__all__ = ["LANES", "MASK_WIDTH", "add_runs", "add_runs_python", "add_runs2", "add_runs2_python", "nonzero_mask",
-           "nonzero_mask_python", "trailing_zeros", "trailing_zeros_python"]
+__all__ = ["LANES", "MASK_WIDTH", "SQUARE", "add_runs", "add_runs_python", "add_runs2", "add_runs2_python",
+           "nonzero_mask", "nonzero_mask_python", "transpose8", "transpose8_python", "trailing_zeros",
+           "trailing_zeros_python"]
