@@ -200,17 +200,25 @@ def test_event_and_dense_paths_equal_the_time_major_reference(monkeypatch, path,
         monkeypatch.setattr(conv_ops, kernel, lambda *a, real=real, kernel=kernel: calls.append(kernel) or real(*a))
     rng = np.random.default_rng(7)
     net = conv_chain_net(LIF(), rng)
-    for p in net.parameters():
-        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
     x = rng.uniform(0, 2, (3, 2, 8, 7))
-    ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
-    res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
+    res = _equals_time_major(net, x, path, synapse)
     assert res.paths == {"2": path, "4": path}
     assert set(calls) == {None: set(), "channels": {"conv_events_numba"}, "pixels": {"conv_events_pixels_numba"}}[order]
+
+
+def _equals_time_major(net, x, path, synapse):
+    """``net``, its parameters scaled so that every layer spikes, run on ``x`` for 40 steps in
+    time blocks of 16 along ``path``: the readout of the time-major reference to rounding and
+    its spike counts.  Returns the result."""
+    for p in net.parameters():
+        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
+    ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
+    res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
     np.testing.assert_allclose(res.readout, ref_readout, rtol=1e-9, atol=1e-9)
     for name, spk in ref_spikes.items():
         assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"
         assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
+    return res
 
 
 def test_initial_state_channels_last_is_the_same_state_moved():
@@ -353,17 +361,9 @@ def test_event_driven_dense_layers_equal_the_time_major_reference(monkeypatch, p
     monkeypatch.setattr(sim, "dense_events", lambda x, *a, **k: calls.append(x.dtype) or real(x, *a, **k))
     rng = np.random.default_rng(11)
     net = dense_chain_net(LIF(), rng)
-    for p in net.parameters():
-        p.data = p.data * 3 + (0.5 if p.ndim == 1 else 0.0)
-    x = rng.uniform(0, 2, (3, 2, 8, 7))
-    ref_readout, ref_spikes = simulate_time_major(net, x, 40, synapse=synapse, seed=5)
-    res = simulate(net, x, 40, synapse=synapse, seed=5, time_chunk=16, path=path)
+    res = _equals_time_major(net, rng.uniform(0, 2, (3, 2, 8, 7)), path, synapse)
     assert res.paths == {"3": path, "5": path}
     assert len(calls) == (6 if path == "event" else 0)  # 2 layers x 3 time blocks (float64: float maps)
-    np.testing.assert_allclose(res.readout, ref_readout, rtol=1e-9, atol=1e-9)
-    for name, spk in ref_spikes.items():
-        assert spk.sum() > 0, f"layer {name} never spiked: the test would prove nothing"
-        assert res.spike_counts[name] == pytest.approx(spk.sum() / x.shape[0])
 
 
 def test_event_driven_dense_layers_in_float32_filter_in_the_scan():

@@ -16,21 +16,33 @@ from ..kernels.dense_events import dense_events_numba
 from ._checks import as_float, common_dtype, output as _output
 
 
+def _check_arrays(op, x, w, b, counts=False):
+    """Validate ``x (N, in)``, ``w (out, in)`` and ``b (out,)`` (or None) -> ``(x, w, b, dtype)``,
+    the one float dtype they share.  With ``counts`` ``x`` is a uint8 map of spike counts and
+    the weights set the dtype."""
+    if counts:
+        if x.ndim != 2:
+            raise ValueError(f"{op}: x must be 2-D (N, in), got shape {x.shape}")
+    else:
+        x = as_float(x, op, "x", ndim=2)
+    w = as_float(w, op, "w", ndim=2)
+    if b is not None:
+        b = as_float(b, op, "b", ndim=1)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{op}: bias shape {b.shape} does not match w {w.shape}")
+    dtype = common_dtype(op, *([] if counts else [x]), w, b)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{op}: x has {x.shape[1]} features (x {x.shape}) but w expects {w.shape[1]} (w {w.shape})")
+    return x, w, b, dtype
+
+
 def dense_forward(x, w, b=None, *, out=None):
     """``y (N, out) = x (N, in) @ w.T (in, out) + b``; returns ``(y, cache)``.
 
     ``out``: optional C-contiguous ``(N, out)`` array of ``x``'s dtype to write ``y`` into.
     """
     op = "dense"
-    x = as_float(x, op, "x", ndim=2)
-    w = as_float(w, op, "w", ndim=2)
-    if b is not None:
-        b = as_float(b, op, "b", ndim=1)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"{op}: bias shape {b.shape} does not match w {w.shape}")
-    common_dtype(op, x, w, b)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{op}: x has {x.shape[1]} features (x {x.shape}) but w expects {w.shape[1]} (w {w.shape})")
+    x, w, b, _ = _check_arrays(op, x, w, b)
     y = np.matmul(x, w.T, out=_output(op, out, (x.shape[0], w.shape[0]), x.dtype))
     if b is not None:
         y += b
@@ -52,20 +64,9 @@ def dense_events(x, w, b=None, *, out=None, scale=None):
     if counts != (scale is not None):
         raise ValueError(f"{op}: scale is given with (and only with) a uint8 map of spike counts, "
                          f"got x of dtype {np.asarray(x).dtype} and scale={scale!r}")
-    if counts:
-        if x.ndim != 2:
-            raise ValueError(f"{op}: x must be 2-D (N, in), got shape {x.shape}")
-    else:
-        x = as_float(x, op, "x", ndim=2)
-    w = as_float(w, op, "w", ndim=2)
-    if b is not None:
-        b = as_float(b, op, "b", ndim=1)
-        if b.shape != (w.shape[0],):
-            raise ValueError(f"{op}: bias shape {b.shape} does not match w {w.shape}")
-    if common_dtype(op, *([] if counts else [x]), w, b) not in KERNEL_DTYPES:
-        raise ValueError(f"{op}: arrays must be float32 or float64, got {w.dtype}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{op}: x has {x.shape[1]} features (x {x.shape}) but w expects {w.shape[1]} (w {w.shape})")
+    x, w, b, dtype = _check_arrays(op, x, w, b, counts)
+    if dtype not in KERNEL_DTYPES:
+        raise ValueError(f"{op}: arrays must be float32 or float64, got {dtype}")
     y = _output(op, out, (x.shape[0], w.shape[0]), w.dtype)
     one = w.dtype.type(1 if scale is None else scale)
     dense_events_numba(np.ascontiguousarray(x), one, np.ascontiguousarray(w), y)
