@@ -17,7 +17,8 @@ def _call(acc, a0, w, offs, vals, m, nchunks):  # an intrinsic is called from co
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7), (4, 10)])
+@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (1, 7), (1, 10), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7),
+                                       (4, 10)])
 def test_add_runs_equals_the_scalar_loop(rng, dtype, m, nchunks):
     acc = rng.standard_normal(11 * LANES + 3).astype(dtype)  # room for 10 chunks (groups of 4, 2 and 1)
     w = rng.standard_normal(20 * LANES + 5).astype(dtype)
@@ -41,7 +42,7 @@ def _call2(acc, a0, a1, w, offs, delta, vals, m, nchunks):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7)])
+@pytest.mark.parametrize("m, nchunks", [(0, 2), (1, 1), (1, 3), (1, 7), (3, 0), (3, 3), (7, 2), (2, 4), (5, 7)])
 def test_add_runs2_equals_two_scalar_loops(rng, dtype, m, nchunks):
     """Two runs, 40 values apart in the output and ``delta`` apart in the weights (as two kernel
     rows of one pixel), summed in one pass: the two scalar loops' values, bit for bit."""
@@ -116,10 +117,11 @@ def test_any_group_size_gives_the_scalar_sums(rng, group):
         w = rng.standard_normal(4 * n + 64).astype(np.float32)
         offs = np.array([0, 3, n + 7], np.int64)
         vals = rng.standard_normal(3).astype(np.float32)
-        expected, got = acc.copy(), acc.copy()
-        add_runs2_python(expected, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
-        call(got, 1, n + 3, w, offs, n + 11, vals, 3, nchunks)
-        np.testing.assert_array_equal(got, expected)
+        for m in (1, 3):  # (one event: the copy of the passes without the loop)
+            expected, got = acc.copy(), acc.copy()
+            add_runs2_python(expected, 1, n + 3, w, offs, n + 11, vals, m, nchunks)
+            call(got, 1, n + 3, w, offs, n + 11, vals, m, nchunks)
+            np.testing.assert_array_equal(got, expected)
 
 
 @numba.njit  # not cached (see _call)
