@@ -72,9 +72,8 @@ DENSE_EVENT_DENSITY = 0.2
 
 #: The smallest Dense layer the ``"auto"`` path makes event-driven.  A smaller one's GEMM
 #: costs little either way (200 rows of 512 -> 256, the same run: 0.55 against 0.44 ms at
-#: density 0.04, 0.45 against 0.52 ms at 0.15),
-#: and its expected density would need the plan's ANN pass to run the big layers before it
-#: (fc1's 64 MB of weights for LocNet's fc2).
+#: density 0.04, 0.45 against 0.52 ms at 0.15), and its expected density would need the
+#: plan's ANN pass to run the big layers before it (fc1's 64 MB of weights for LocNet's fc2).
 DENSE_EVENT_INPUTS = 4096
 
 #: An event-driven convolution adds its events channel by channel, or - once an input pixel
