@@ -314,9 +314,14 @@ def _spike_source(layers, i):
     return layers[j][0] if j >= 0 and isinstance(layers[j][1], Neurons) else None
 
 
-def _event_capable(layers, i) -> bool:
-    """Whether layer ``i`` can run event by event: a Conv2d or a Dense fed by spikes."""
-    return isinstance(layers[i][1], (Conv2d, Dense)) and _spike_source(layers, i) is not None
+def _event_capable(layers):
+    """``(name, layer, source)`` of each layer that can run event by event - a Conv2d or a
+    Dense fed by spikes - with the Neurons layer it reads (:func:`_spike_source`)."""
+    for i, (name, layer) in enumerate(layers):
+        if isinstance(layer, (Conv2d, Dense)):
+            source = _spike_source(layers, i)
+            if source is not None:
+                yield name, layer, source
 
 
 def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: set) -> tuple[dict, dict]:
@@ -326,10 +331,7 @@ def _choose_paths(middle, path: str, expected_hz: dict, dt: float, dense_only: s
     :data:`PIXEL_ORDER_EVENTS`; a Dense's path by :data:`DENSE_EVENT_DENSITY` from
     :data:`DENSE_EVENT_INPUTS` inputs up (with ``path="event"``, whatever its size)."""
     paths, orders = {}, {}
-    for i, (name, layer) in enumerate(middle):
-        if not _event_capable(middle, i):
-            continue
-        source = _spike_source(middle, i)
+    for name, layer, source in _event_capable(middle):
         if isinstance(layer, Dense):
             auto = (layer.in_features >= DENSE_EVENT_INPUTS
                     and expected_hz[source] * dt < DENSE_EVENT_DENSITY)
@@ -353,13 +355,18 @@ def _conv_events(name, layer, spikes, height, out_shape, buffers, syn_a, syn_sta
     y = _buffer(buffers, name, (spikes.shape[0],) + _stored(out_shape, out_layout == "NHWC"), layer.w.data.dtype)
     conv2d_events(spikes, layer.w.data, None, layer.stride, layer.padding, out=y, scale=height, order=order,
                   in_layout=in_layout, out_layout=out_layout)
-    if fused:
-        return y
+    return y if fused else _lowpass_and_bias(y, tc, syn_a, syn_state, layer.b, (slice(None), None, None))
+
+
+def _lowpass_and_bias(y, tc, syn_a, syn_state, b, per_unit):
+    """An event-driven layer's output ``y`` (``tc`` steps), not fused into the next scan: the
+    Lowpass the dense path applies to its input spikes (if any), then the bias ``b`` (a
+    Parameter or None), spread over ``y`` by the index ``per_unit``; in place."""
     if syn_a:
         y2 = y.reshape(tc, -1)
         lowpass_run_numba(y2, syn_state, syn_a, y2)
-    if layer.b is not None:
-        y += layer.b.data[:, None, None]
+    if b is not None:
+        y += b.data[per_unit]
     return y
 
 
@@ -369,13 +376,7 @@ def _dense_events(name, layer, spikes, height, buffers, syn_a, syn_state, tc, fu
     and the bias after it as in :func:`_conv_events`."""
     y = _buffer(buffers, name, (spikes.shape[0], layer.out_features), layer.w.data.dtype)
     dense_events(spikes, layer.w.data, None, out=y, scale=height)
-    if fused:
-        return y
-    if syn_a:
-        lowpass_run_numba(y.reshape(tc, -1), syn_state, syn_a, y.reshape(tc, -1))
-    if layer.b is not None:
-        y += layer.b.data
-    return y
+    return y if fused else _lowpass_and_bias(y, tc, syn_a, syn_state, layer.b, slice(None))
 
 
 def _inside(window, t0, tc):
@@ -658,8 +659,8 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     prefix, middle, suffix = _split(net)
     neuron_layers = [(name, layer) for name, layer in middle if isinstance(layer, Neurons)]
     expected_hz: dict = {}  # the rates that choose the paths: of each Neurons layer feeding an event-capable layer
-    feeds_events = [_spike_source(middle, i) for i, (_, layer) in enumerate(middle) if _event_capable(middle, i)
-                    and (isinstance(layer, Conv2d) or layer.in_features >= DENSE_EVENT_INPUTS)]
+    feeds_events = [source for _, layer, source in _event_capable(middle)
+                    if isinstance(layer, Conv2d) or layer.in_features >= DENSE_EVENT_INPUTS]
     shapes = _layer_shapes(net, x.shape[1:], x[:1], expected_hz, feeds_events)  # the one ANN pass, on one input
     unit_shapes = {str(i): shapes[i][0] for i, layer in enumerate(net) if isinstance(layer, Neurons)}
     out_shapes = {str(i): shp[1] for i, shp in enumerate(shapes)}
@@ -672,7 +673,7 @@ def _plan(net, x, steps, windows, syn_a, dt, path, keep_layer_means, time_chunk,
     dense_only = {name for name, layer in neuron_layers
                   if syn_a and keep_layer_means and not layer.spiking_model.filters_current(precision)}
     paths, orders = _choose_paths(middle, path, expected_hz, dt, dense_only)
-    raw = {_spike_source(middle, i) for i, (name, _) in enumerate(middle) if paths.get(name) == "event"}
+    raw = {source for name, _, source in _event_capable(middle) if paths[name] == "event"}
     maps = {name: heights[name] for name in raw if heights[name] is not None}
     fused = {name: middle[i + 1][0] for i, (name, _) in enumerate(middle[:-1])
              if paths.get(name) == "event" and isinstance(middle[i + 1][1], Neurons)
