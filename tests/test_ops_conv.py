@@ -556,6 +556,17 @@ def test_conv_transpose2d_with_kernel_equal_to_stride(rng, fold_below, bias):
         cols = w.reshape(4, -1).T @ x3 if fold else np.matmul(w.reshape(4, -1).T, x.reshape(3, 4, -1))
         general = col2im(cols, g, 3, 2, fold=fold) + (0 if b is None else b[:, None, None])
         np.testing.assert_array_equal(y, general)
+        # the backward pass's permutation (``unshuffle``) against the general im2col route
+        dy = rng.standard_normal(y.shape)
+        dx, dw, db = conv_transpose2d_backward(dy, cache)
+        mp.setattr("minisnn.ops.conv._side_by_side", lambda g: False)
+        dx_general, dw_general, db_general = conv_transpose2d_backward(dy, cache)
+        np.testing.assert_array_equal(dx, dx_general)
+        np.testing.assert_array_equal(dw, dw_general)
+        if bias:
+            np.testing.assert_allclose(db, db_general, rtol=1e-12)
+        else:
+            assert db is None and db_general is None
 
 
 def test_large_plane_takes_the_per_image_path(rng):

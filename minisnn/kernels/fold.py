@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import pjit, prange
+from ._jit import inline_jit, pjit, prange
 
 
 def unfold_numpy(r, bias, out):
@@ -153,6 +153,76 @@ def shuffle_numba(cols, kh, kw, bias, out, fold):
     return out
 
 
+def unshuffle_numpy(dy, kh, kw, cols, fold, sums):
+    """Reference adjoint of :func:`shuffle_numpy`: ``cols`` <- the output gradient
+    ``dy (N, C, H*kh, W*kw)`` permuted back into the columns' layout (``(C*kh*kw, N, H*W)``
+    with ``fold``, else ``(N, C*kh*kw, H*W)``: what ``im2col`` makes of ``dy`` for this
+    geometry), and ``sums (C,)`` (float64) <- the sum of each channel of ``dy`` (the bias
+    gradient; an empty ``sums``: not wanted).  Returns ``(cols, sums)``."""
+    N, C, Ho, Wo = dy.shape
+    H, W = Ho // kh, Wo // kw
+    c6 = dy.reshape(N, C, H, kh, W, kw).transpose(0, 1, 3, 5, 2, 4).reshape(N, C * kh * kw, H * W)
+    cols[...] = c6.transpose(1, 0, 2) if fold else c6
+    if sums.size:
+        sums[...] = dy.astype(np.float64).sum(axis=(2, 3)).sum(axis=0)
+    return cols, sums
+
+
+@inline_jit
+def _sum8(a):
+    """The float64 sum of ``a`` (1-D) as eight interleaved partial sums (element ``j`` into
+    sum ``j % 8``, the last ``a.size % 8`` elements into the first), added pairwise at the end:
+    a fixed order, and eight chains of additions side by side.  One chain waits on each
+    addition's latency; in :func:`unshuffle_numba` it took longer than the permutation."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = a.size - a.size % 8
+    for j in range(0, n8, 8):
+        s0 += a[j]
+        s1 += a[j + 1]
+        s2 += a[j + 2]
+        s3 += a[j + 3]
+        s4 += a[j + 4]
+        s5 += a[j + 5]
+        s6 += a[j + 6]
+        s7 += a[j + 7]
+    for j in range(n8, a.size):
+        s0 += a[j]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@pjit
+def unshuffle_numba(dy, kh, kw, cols, fold, sums):
+    """Numba twin of :func:`unshuffle_numpy` (parallel over the (image, channel) planes of
+    ``dy``; the same permutation, and sums that add each plane in float64 (:func:`_sum8`), then
+    the planes in image order: equal to NumPy's to rounding, the same on any number of
+    threads)."""
+    N, C, Ho, Wo = dy.shape
+    H, W = Ho // kh, Wo // kw
+    want_sums = sums.size > 0
+    plane_sums = np.zeros((C, N) if want_sums else (0, 0))
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for a in range(kh):
+            for b in range(kw):
+                row = (c * kh + a) * kw + b
+                dst = cols[row, n] if fold else cols[n, row]
+                for i in range(H):
+                    src = dy[n, c, i * kh + a]
+                    d = dst[i * W : (i + 1) * W]
+                    for j in range(W):
+                        d[j] = src[j * kw + b]
+        if want_sums:
+            plane_sums[c, n] = _sum8(dy[n, c].ravel())
+    if want_sums:
+        for c in range(C):
+            total = 0.0
+            for n in range(N):
+                total += plane_sums[c, n]
+            sums[c] = total
+    return cols, sums
+
+
 def _shuffle_example(rng):
     N, C, H, W, kh, kw = 3, 4, 5, 6, 2, 3
     cols = rng.standard_normal((N, C * kh * kw, H * W))
@@ -164,6 +234,17 @@ def _shuffle_folded_example(rng):
     return np.ascontiguousarray(cols.transpose(1, 0, 2)), kh, kw, np.empty(0), out, True
 
 
+def _unshuffle_example(rng):
+    N, C, H, W, kh, kw = 3, 4, 5, 6, 2, 3
+    dy = rng.standard_normal((N, C, H * kh, W * kw))
+    return dy, kh, kw, np.empty((N, C * kh * kw, H * W)), False, np.empty(C)
+
+
+def _unshuffle_folded_example(rng):
+    dy, kh, kw, cols, _, _ = _unshuffle_example(rng)
+    return dy, kh, kw, np.empty((cols.shape[1], cols.shape[0], cols.shape[2])), True, np.empty(0)
+
+
 from . import register  # noqa: E402
 
 register("unfold", unfold_numpy, unfold_numba, _unfold_example)
@@ -171,3 +252,5 @@ register("unfold_no_bias", unfold_numpy, unfold_numba, _unfold_no_bias_example)
 register("fold", fold_numpy, fold_numba, _fold_example)
 register("shuffle", shuffle_numpy, shuffle_numba, _shuffle_example)
 register("shuffle_folded", shuffle_numpy, shuffle_numba, _shuffle_folded_example)
+register("unshuffle", unshuffle_numpy, unshuffle_numba, _unshuffle_example)
+register("unshuffle_folded", unshuffle_numpy, unshuffle_numba, _unshuffle_folded_example)

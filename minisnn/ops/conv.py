@@ -40,7 +40,7 @@ from .scratch import recycled, scratch
 from .stacks import matmul_stack
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba, conv_events_pixels_numba
-from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
+from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba, unshuffle_numba
 from ..kernels import winograd as wino
 from ..kernels._jit import KERNEL_DTYPES
 from .windows import Geometry, col2im, geometry, im2col
@@ -524,7 +524,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         cols = np.matmul(wm.T, x3, out=_temp(COLUMNS, wm.T, x3)).reshape(-1, N, H * W)
     else:
         cols = _per_image(wm.T, x3, _temp(COLUMNS, wm.T, x3))
-    if (kh, kw) == stride and padding == (0, 0) and (oph, opw) == (0, 0):
+    if _side_by_side(g):
         # windows side by side (the CAE's upsampling layers): a permutation, bias fused in
         bias = _bias_or_empty(b, x.dtype)
         y = shuffle_numba(cols, kh, kw, bias, np.empty((N, Cout, Ho, Wo), x.dtype), fold)
@@ -533,6 +533,14 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         if b is not None:
             y += b[:, None, None]
     return y, TransposeCache(x3, x.shape, w, b is not None, g, fold)
+
+
+def _side_by_side(g: Geometry) -> bool:
+    """Whether a transposed convolution's windows tile its output without overlap or gaps
+    (kernel == stride, no padding, no output padding: the CAE's upsampling layers), so that
+    ``col2im`` and ``im2col`` reduce to a permutation (:mod:`minisnn.kernels.fold`)."""
+    return ((g.kh, g.kw) == (g.sh, g.sw) and (g.ph, g.pw) == (0, 0)
+            and (g.H, g.W) == (g.Ho * g.kh, g.Wo * g.kw))
 
 
 def conv_transpose2d_backward(dy, cache, need_dx=True):
@@ -544,9 +552,15 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
     N, Cin = x_shape[:2]
     wm = w.reshape(Cin, -1)
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
-    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
-    dcols = im2col(dy, g, fold, out=scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype))
+    dcols = scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype)
+    if _side_by_side(g):  # the forward pass's permutation undone, the bias gradient summed on the way
+        sums = np.empty(dy.shape[1] if has_bias else 0)
+        unshuffle_numba(dy, g.kh, g.kw, dcols, fold, sums)
+        db = sums.astype(w.dtype) if has_bias else None
+    else:
+        db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+        dcols = im2col(dy, g, fold, out=dcols)
     if fold:
         dcols = dcols.reshape(wm.shape[1], -1)
         dw = x3 @ dcols.T
