@@ -48,3 +48,18 @@ def test_functions_outside_the_package_keep_numba_s_own_key():
 
     base = getattr(caching, "InTreeCacheLocator", None) or caching._InTreeCacheLocator
     assert _jit._keyed_on_package(base).from_function(f, __file__) is None
+
+
+def test_a_serial_and_a_parallel_build_of_one_kernel_keep_their_own_cache_files():
+    """Numba's cache entries are keyed on the signature and the bytecode, not the flags: before
+    ``pjit`` compiled a renamed twin, ``im2col_numba_serial`` loaded the parallel machine code
+    from the file its twin had written (and paid a parallel region's wake-up on every call)."""
+    from minisnn.kernels import elementwise, im2col
+
+    pairs = [(im2col.im2col_numba_serial, im2col.im2col_numba), (im2col.col2im_numba_serial, im2col.col2im_numba),
+             (elementwise._adam_step_serial, elementwise._adam_step)]
+    for serial, parallel in pairs:
+        assert serial.py_func.__code__ is parallel.py_func.__code__  # one kernel, two builds
+        assert not serial.targetoptions.get("parallel") and parallel.targetoptions["parallel"]
+        assert serial._cache._cache_file._index_path != parallel._cache._cache_file._index_path
+        assert parallel.py_func.__qualname__ == serial.py_func.__qualname__ + "_parallel"
