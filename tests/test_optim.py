@@ -82,12 +82,16 @@ def test_adam_hand_computed():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("wd, scale", [(0.0, 1.0), (0.02, 0.25)])
-def test_adam_one_pass_equals_the_numpy_formula(dtype, wd, scale):
+@pytest.mark.parametrize("n", [40_001, 1_001], ids=["parallel", "serial"])
+def test_adam_one_pass_equals_the_numpy_formula(dtype, wd, scale, n):
     """Adam's one-pass kernel gives, bit for bit, what the rule written array by array in NumPy
     gives (float32 and float64; weight decay and a per-parameter lr_scale; a parameter of
-    several kernel blocks, gradients of very different sizes, a float64 gradient)."""
+    several kernel blocks, which runs in parallel, and one of less than a block, which runs
+    on the calling thread; gradients of very different sizes, a float64 gradient)."""
+    from minisnn.kernels.elementwise import BLOCK
+
+    assert (n > BLOCK) == (n == 40_001)
     rng = np.random.default_rng(3)
-    n = 40_001
     p0 = rng.standard_normal(n).astype(dtype)
     grads = [rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 2, n) for _ in range(4)]
     lr, (b1, b2), eps = 3e-3, (0.9, 0.999), 1e-8
