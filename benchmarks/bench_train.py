@@ -25,6 +25,12 @@ CPU/wall, and the peak RSS of the steps (``VmHWM``, reset just before the first 
 resident weights, optimizer state and data plus what the steps allocate; the whole process's
 peak is in the JSON).  Target (issue 7): minisnn images/s >= 1.0x PyTorch's on both nets.
 
+A case runs in ``--rounds`` rounds (by default 1 for LocNet, 3 for the CAE): minisnn's child,
+then PyTorch's, again and again.  Each round gives one ratio from two children that ran back to
+back; the case's ratio is the median of its rounds' ratios, and all of them are printed.  On a
+shared host the pace drifts between processes: a CAE child takes ~12 s, and one run's single
+pair of children read anywhere from 0.87x to 1.31x (``docs/results.md``).
+
     python benchmarks/bench_train.py                       # LocNet batch 32 + CAE batch 64
     python benchmarks/bench_train.py --nets cae --cae-batch 16 32 64 128 --no-torch
 """
@@ -35,6 +41,7 @@ import argparse
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +70,11 @@ def parse_args(argv=None):
                         "varies by +-15 %% from step to step on a shared machine, so 3 of them gave ratios "
                         "from 0.84x to 1.1x)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: LocNet 1, CAE 3)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds per case: each round runs minisnn's child, then PyTorch's, and gives one "
+                        "ratio; the case's ratio is the median of its rounds' (default: LocNet 1, CAE 3; "
+                        "a CAE child takes ~12 s, and this host's pace drifts by up to 1.5x between "
+                        "two of them)")
     p.add_argument("--threads", type=int, default=2, help="threads for numba, BLAS and torch (default 2)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     p.add_argument("--mem-limit-gb", type=float, default=0.0, help="address-space limit per child (0: none)")
@@ -73,12 +85,22 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if (a.repeats is not None and a.repeats < 1) or (a.warmup is not None and a.warmup < 0):
         p.error("--repeats must be >= 1 and --warmup >= 0")
+    if a.rounds is not None and a.rounds < 1:
+        p.error("--rounds must be >= 1")
     return a
 
 
 #: (warm-up steps, timed steps) per net when --warmup / --repeats are not given: the same for
 #: both engines; a LocNet step takes seconds, a CAE step a tenth of one
 DEFAULT_STEPS = {"loc": (1, 3), "cae": (3, 20)}
+
+
+#: rounds per net when --rounds is not given
+DEFAULT_ROUNDS = {"loc": 1, "cae": 3}
+
+
+def rounds_for(args, net: str) -> int:
+    return DEFAULT_ROUNDS[net] if args.rounds is None else args.rounds
 
 
 def steps_for(args, net: str) -> tuple[int, int]:
@@ -313,18 +335,26 @@ def child(role: str, job: dict) -> dict:
 
 
 def summarize(rows, nets_batches):
-    """Per net and batch: minisnn/torch images/s and peak RSS; the target per net."""
+    """Per net and batch: minisnn/torch images/s and peak RSS, each the median of the rounds'
+    ratios (a round's two children ran back to back), with the rounds' own ratios."""
     out = {}
     for net, batches in nets_batches:
         per = {}
         for B in batches:
-            m = next((r for r in rows if r["engine"] == "minisnn" and r["net"] == net and r["batch"] == B
-                      and "error" not in r), None)
-            t = next((r for r in rows if r["engine"] == "torch" and r["net"] == net and r["batch"] == B
-                      and "error" not in r), None)
+            def case(engine):
+                return {r["round"]: r for r in rows if r["engine"] == engine and r["net"] == net
+                        and r["batch"] == B and "error" not in r}
+
+            m, t = case("minisnn"), case("torch")
+            both = sorted(set(m) & set(t))
+            speed = [m[i]["images_per_s"] / t[i]["images_per_s"] for i in both]
+            rss = [m[i]["peak_rss_mib"] / t[i]["peak_rss_mib"] for i in both]
             per[str(B)] = {
-                "speed_ratio": m["images_per_s"] / t["images_per_s"] if m and t else None,
-                "rss_ratio": m["peak_rss_mib"] / t["peak_rss_mib"] if m and t else None,
+                "speed_ratio": statistics.median(speed) if speed else None,
+                "rss_ratio": statistics.median(rss) if rss else None,
+                "speed_ratios": speed,
+                "minisnn_images_per_s": statistics.median(r["images_per_s"] for r in m.values()) if m else None,
+                "torch_images_per_s": statistics.median(r["images_per_s"] for r in t.values()) if t else None,
             }
         out[net] = per
     return out
@@ -351,42 +381,48 @@ def main(argv=None):
     wdir = tempfile.mkdtemp(prefix="bench_train_")
     try:
         for net, batches in nets_batches:
+            R = rounds_for(args, net)
             for B in batches:
-                for engine in ENGINES:
-                    if engine == "torch" and torch_note:
-                        rows.append({"engine": "torch", "net": net, "batch": B, "error": torch_note})
-                        continue
-                    print(f"  .. {engine} {net} batch {B}", file=sys.stderr, flush=True)
-                    rows.append(run_child(args, engine, net, B, wdir))
+                for i in range(1, R + 1):
+                    for engine in ENGINES:
+                        if engine == "torch" and torch_note:
+                            if i == 1:
+                                rows.append({"engine": "torch", "net": net, "batch": B, "round": i,
+                                             "error": torch_note})
+                            continue
+                        print(f"  .. {engine} {net} batch {B}" + (f", round {i} of {R}" if R > 1 else ""),
+                              file=sys.stderr, flush=True)
+                        rows.append({**run_child(args, engine, net, B, wdir), "round": i})
     finally:
         shutil.rmtree(wdir, ignore_errors=True)
 
-    headers = ["net", "engine", "batch", "step s", "images/s", "CPU/wall", "peak RSS MiB", "check", "note"]
+    headers = ["net", "engine", "batch", "round", "step s", "images/s", "CPU/wall", "peak RSS MiB", "check", "note"]
     table = []
     for r in rows:
         if "error" in r:
-            table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"],
+            table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"], r["round"],
                           None, None, None, None, None, r["error"]])
             continue
         chk = r.get("check_rel_err")
         note = "" if r.get("loss_finite", True) else "loss not finite"
-        table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"], r["step_s"],
-                      r["images_per_s"], r["cpu_per_wall"], r["peak_rss_mib"], chk, note])
+        table.append([r["net"], "pytorch" if r["engine"] == "torch" else r["engine"], r["batch"], r["round"],
+                      r["step_s"], r["images_per_s"], r["cpu_per_wall"], r["peak_rss_mib"], chk, note])
     for net, _ in nets_batches:
         print(f"{net}: {describe(args, net)}")
     counts = "; ".join(f"{net} {steps_for(args, net)[1]} after {steps_for(args, net)[0]} warm-up"
                        for net in dict(nets_batches))
     print(f"step s = median of the timed steps ({counts}); peak RSS = VmHWM of the steps "
           f"(reset before the first); check = max relative difference of a 2-image forward pass vs minisnn")
-    C.print_table(headers, table, "llrrrrrrl")
+    C.print_table(headers, table, "llrrrrrrrl")
     summary = summarize(rows, nets_batches)
     targets = {}
     for net, per in summary.items():
         for B, s in per.items():
-            sp, rr = s["speed_ratio"], s["rss_ratio"]
+            sp, rr, each = s["speed_ratio"], s["rss_ratio"], s["speed_ratios"]
+            rounds = f"median of {len(each)} rounds: {', '.join(f'{x:.2f}x' for x in each)}; " if len(each) > 1 else ""
             print(f"{net} batch {B}: minisnn/pytorch images/s "
-                  + (f"{sp:.2f}x (target >= {SPEED_TARGET:g}x: {C.status(sp >= SPEED_TARGET)}), peak RSS {rr:.2f}x"
-                     if sp is not None else f"- (pytorch {torch_note or 'failed'})"))
+                  + (f"{sp:.2f}x ({rounds}target >= {SPEED_TARGET:g}x: {C.status(sp >= SPEED_TARGET)}), "
+                     f"peak RSS {rr:.2f}x" if sp is not None else f"- (pytorch {torch_note or 'failed'})"))
         first = per[str(nets_batches[[n for n, _ in nets_batches].index(net)][1][0])]
         sp = first["speed_ratio"]
         targets[net] = {"value": sp, "target": SPEED_TARGET, "met": None if sp is None else sp >= SPEED_TARGET}

@@ -66,7 +66,7 @@ FLAT = 0.10  # "flat in T": peak RSS at the largest T within 10% of the smallest
 # sizes of the two modes; every number here is passed to a child script on its command line
 FULL = {
     "ops": [],  # bench_ops defaults: LocNet batch 8, CAE batch 64, 5 repeats
-    "train": [],  # bench_train defaults: LocNet 3x200x300 batch 32 (3 repeats), CAE batch 64 (20)
+    "train": [],  # bench_train defaults: LocNet 3x200x300 batch 32 (3 repeats), CAE batch 64 (20 steps, 3 rounds)
     "snn": ["--steps", "50", "100", "200", "--chunk-sweep", "", "--no-profile", "--no-mem-probe",
             "--no-path-compare"],
     "hybrid": ["--kinds", "ann", "mean-rate", "snntorch-bptt", "--steps", "25", "50", "100", "200"],
@@ -74,7 +74,8 @@ FULL = {
                       "16", "--steps", "25", "--repeats", "1"],
     "scaling_T": ["--kinds", "mean-rate", "snntorch-bptt", "snn", "snntorch", "--batch", "2", "--steps", "25",
                   "50", "100", "200", "400", "--repeats", "1"],
-    "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10"],
+    "scaling_train": ["--nets", "cae", "--cae-batch", "16", "32", "64", "128", "256", "--repeats", "10",
+                      "--rounds", "1"],
     "mpi": [],  # bench_mpi defaults: paper preset sizes, 3 timed after 1 warm-up
     # the call, simulate(net, x, 50, synapse=0.005): simulate's own blocks (time_chunk 50,
     # batch_chunk=None), each side timed after its warm-up on the whole batch, the best of 3 calls
@@ -87,7 +88,7 @@ FULL = {
 }
 QUICK = {
     "ops": ["--only", "cae", "--cae-batch", "4", "--repeats", "1"],
-    "train": ["--loc-size", "100", "150", "--loc-batch", "1", "--cae-batch", "4", "--repeats", "1"],
+    "train": ["--loc-size", "100", "150", "--loc-batch", "1", "--cae-batch", "4", "--repeats", "1", "--rounds", "1"],
     "snn": ["--input", "50x76", "--batch", "1", "--steps", "10", "20", "--calib-steps", "10", "--calib-iters", "1",
             "--time-chunk", "10", "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
     "hybrid": ["--kinds", "ann", "mean-rate", "snntorch-bptt", "--batch", "2", "--steps", "10", "20",
@@ -236,11 +237,14 @@ def train_rows(res):
                       and str(r["batch"]) == B), {})
             t = next((r for r in d["rows"] if r["engine"] == "torch" and r["net"] == net
                       and str(r["batch"]) == B), {})
-            case = f"{label[net]} batch {B}"
+            rounds = len(s.get("speed_ratios") or [])
+            case = f"{label[net]} batch {B}" + (f", median of {rounds} rounds" if rounds > 1 else "")
             ok = None if s["speed_ratio"] is None else s["speed_ratio"] >= TRAIN_SPEED
-            tval = t.get("images_per_s") if "error" not in t else (t.get("error") or missing)
-            rows.append(row("train", case, "images/s", m.get("images_per_s", m.get("error")), "PyTorch", tval,
-                            s["speed_ratio"], f">= {TRAIN_SPEED:g}", C.status(ok) if ok is not None else ""))
+            tval = s.get("torch_images_per_s") or (t.get("images_per_s") if "error" not in t
+                                                   else (t.get("error") or missing))
+            mval = s.get("minisnn_images_per_s") or m.get("images_per_s", m.get("error"))
+            rows.append(row("train", case, "images/s", mval, "PyTorch", tval, s["speed_ratio"], f">= {TRAIN_SPEED:g}",
+                            C.status(ok) if ok is not None else ""))
             tval = t.get("peak_rss_mib") if "error" not in t else (t.get("error") or missing)
             rows.append(row("train", "", "peak RSS MiB", m.get("peak_rss_mib"), "PyTorch", tval, s["rss_ratio"]))
     return rows
