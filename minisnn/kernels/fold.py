@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import inline_jit, pjit, prange
+from ._jit import pjit, prange
 
 
 def unfold_numpy(r, bias, out):
@@ -153,53 +153,24 @@ def shuffle_numba(cols, kh, kw, bias, out, fold):
     return out
 
 
-def unshuffle_numpy(dy, kh, kw, cols, fold, sums):
+def unshuffle_numpy(dy, kh, kw, cols, fold):
     """Reference adjoint of :func:`shuffle_numpy`: ``cols`` <- the output gradient
     ``dy (N, C, H*kh, W*kw)`` permuted back into the columns' layout (``(C*kh*kw, N, H*W)``
-    with ``fold``, else ``(N, C*kh*kw, H*W)``: what ``im2col`` makes of ``dy`` for this
-    geometry), and ``sums (C,)`` (float64) <- the sum of each channel of ``dy`` (the bias
-    gradient; an empty ``sums``: not wanted).  Returns ``(cols, sums)``."""
+    with ``fold``, else ``(N, C*kh*kw, H*W)``): what ``im2col`` makes of ``dy`` for this
+    geometry, without its general strided walk.  Returns ``cols``."""
     N, C, Ho, Wo = dy.shape
     H, W = Ho // kh, Wo // kw
     c6 = dy.reshape(N, C, H, kh, W, kw).transpose(0, 1, 3, 5, 2, 4).reshape(N, C * kh * kw, H * W)
     cols[...] = c6.transpose(1, 0, 2) if fold else c6
-    if sums.size:
-        sums[...] = dy.astype(np.float64).sum(axis=(2, 3)).sum(axis=0)
-    return cols, sums
-
-
-@inline_jit
-def _sum8(a):
-    """The float64 sum of ``a`` (1-D) as eight interleaved partial sums (element ``j`` into
-    sum ``j % 8``, the last ``a.size % 8`` elements into the first), added pairwise at the end:
-    a fixed order, and eight chains of additions side by side.  One chain waits on each
-    addition's latency; in :func:`unshuffle_numba` it took longer than the permutation."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    n8 = a.size - a.size % 8
-    for j in range(0, n8, 8):
-        s0 += a[j]
-        s1 += a[j + 1]
-        s2 += a[j + 2]
-        s3 += a[j + 3]
-        s4 += a[j + 4]
-        s5 += a[j + 5]
-        s6 += a[j + 6]
-        s7 += a[j + 7]
-    for j in range(n8, a.size):
-        s0 += a[j]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    return cols
 
 
 @pjit
-def unshuffle_numba(dy, kh, kw, cols, fold, sums):
-    """Numba twin of :func:`unshuffle_numpy` (parallel over the (image, channel) planes of
-    ``dy``; the same permutation, and sums that add each plane in float64 (:func:`_sum8`), then
-    the planes in image order: equal to NumPy's to rounding, the same on any number of
-    threads)."""
+def unshuffle_numba(dy, kh, kw, cols, fold):
+    """Numba twin of :func:`unshuffle_numpy` (same signature, same numbers; parallel over the
+    (image, channel) planes of ``dy``: it reads what :func:`shuffle_numba` writes)."""
     N, C, Ho, Wo = dy.shape
     H, W = Ho // kh, Wo // kw
-    want_sums = sums.size > 0
-    plane_sums = np.zeros((C, N) if want_sums else (0, 0))
     for plane in prange(N * C):
         n = plane // C
         c = plane % C
@@ -212,15 +183,7 @@ def unshuffle_numba(dy, kh, kw, cols, fold, sums):
                     d = dst[i * W : (i + 1) * W]
                     for j in range(W):
                         d[j] = src[j * kw + b]
-        if want_sums:
-            plane_sums[c, n] = _sum8(dy[n, c].ravel())
-    if want_sums:
-        for c in range(C):
-            total = 0.0
-            for n in range(N):
-                total += plane_sums[c, n]
-            sums[c] = total
-    return cols, sums
+    return cols
 
 
 def _shuffle_example(rng):
@@ -237,12 +200,12 @@ def _shuffle_folded_example(rng):
 def _unshuffle_example(rng):
     N, C, H, W, kh, kw = 3, 4, 5, 6, 2, 3
     dy = rng.standard_normal((N, C, H * kh, W * kw))
-    return dy, kh, kw, np.empty((N, C * kh * kw, H * W)), False, np.empty(C)
+    return dy, kh, kw, np.empty((N, C * kh * kw, H * W)), False
 
 
 def _unshuffle_folded_example(rng):
-    dy, kh, kw, cols, _, _ = _unshuffle_example(rng)
-    return dy, kh, kw, np.empty((cols.shape[1], cols.shape[0], cols.shape[2])), True, np.empty(0)
+    dy, kh, kw, cols, _ = _unshuffle_example(rng)
+    return dy, kh, kw, np.empty((cols.shape[1], cols.shape[0], cols.shape[2])), True
 
 
 from . import register  # noqa: E402
