@@ -552,8 +552,8 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
     N, Cin = x_shape[:2]
     wm = w.reshape(Cin, -1)
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
-    K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
     dcols = scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype)
     if _side_by_side(g):  # the forward pass's permutation undone (im2col's columns, bit for bit)
         unshuffle_numba(dy, g.kh, g.kw, dcols, fold)
