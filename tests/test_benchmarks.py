@@ -227,3 +227,28 @@ def test_fastest_child_of_the_rounds():
     assert best["memory"] == {"ru_maxrss_mb": 900.0}
     assert "round_wall_s" not in children[2]  # the children's own dicts are left as they were
     assert bench_snn.fastest_child([{"error": "a"}, {"error": "b"}]) == {"error": "a"}
+
+
+def test_bench_train_takes_the_median_of_its_rounds():
+    """bench_train.py's ratio of a case run in rounds: each round's minisnn / PyTorch images/s
+    (its two children ran back to back), then the median of those, not of the pooled children;
+    a round whose PyTorch child failed gives no ratio."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_train
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def case(engine, rnd, ips, rss=100.0):
+        return {"engine": engine, "net": "cae", "batch": 64, "round": rnd, "images_per_s": ips, "peak_rss_mib": rss}
+
+    rows = [case("minisnn", 1, 600.0), case("torch", 1, 500.0),   # 1.2
+            case("minisnn", 2, 400.0), case("torch", 2, 500.0),   # 0.8
+            case("minisnn", 3, 700.0), case("torch", 3, 350.0),   # 2.0
+            case("minisnn", 4, 900.0), {"engine": "torch", "net": "cae", "batch": 64, "round": 4, "error": "failed"}]
+    s = bench_train.summarize(rows, [("cae", [64])])["cae"]["64"]
+    assert s["speed_ratios"] == pytest.approx([1.2, 0.8, 2.0])
+    assert s["speed_ratio"] == pytest.approx(1.2)  # pooled medians would give 650 / 500 = 1.3
+    assert s["minisnn_images_per_s"] == pytest.approx(650.0) and s["torch_images_per_s"] == pytest.approx(500.0)
+    alone = bench_train.summarize(rows[:1], [("cae", [64])])["cae"]["64"]
+    assert alone["speed_ratio"] is None and alone["speed_ratios"] == []
