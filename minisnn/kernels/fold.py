@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import pjit, prange
+from .im2col import im2col_numpy
 
 
 def unfold_numpy(r, bias, out):
@@ -155,14 +156,12 @@ def shuffle_numba(cols, kh, kw, bias, out, fold):
 
 def unshuffle_numpy(dy, kh, kw, cols, fold):
     """Reference adjoint of :func:`shuffle_numpy`: ``cols`` <- the output gradient
-    ``dy (N, C, H*kh, W*kw)`` permuted back into the columns' layout (``(C*kh*kw, N, H*W)``
-    with ``fold``, else ``(N, C*kh*kw, H*W)``): what ``im2col`` makes of ``dy`` for this
-    geometry, without its general strided walk.  Returns ``cols``."""
-    N, C, Ho, Wo = dy.shape
-    H, W = Ho // kh, Wo // kw
-    c6 = dy.reshape(N, C, H, kh, W, kw).transpose(0, 1, 3, 5, 2, 4).reshape(N, C * kh * kw, H * W)
-    cols[...] = c6.transpose(1, 0, 2) if fold else c6
-    return cols
+    ``dy (N, C, H*kh, W*kw)`` in the columns' layout (``(C*kh*kw, N, H*W)`` with ``fold``, else
+    ``(N, C*kh*kw, H*W)``), which is what ``im2col`` makes of ``dy`` for windows of ``kh x kw``
+    with stride ``(kh, kw)`` and no padding: :func:`~minisnn.kernels.im2col.im2col_numpy` with
+    that geometry.  Returns ``cols``."""
+    Ho, Wo = dy.shape[2:]
+    return im2col_numpy(dy, kh, kw, kh, kw, 0, 0, Ho // kh, Wo // kw, cols, fold)
 
 
 @pjit
