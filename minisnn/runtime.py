@@ -13,7 +13,7 @@ command-line tools and the benchmarks set about the process is here:
   has not imported NumPy yet (child processes, re-executed benchmarks);
 * :func:`reuse_freed_memory`: glibc's allocator told to keep freed blocks for reuse;
 * :func:`worker_threads`: the process's pool of Python worker threads, for NumPy work that
-  lets go of the GIL (stacks of matrix products, the simulator's initial-state draws).
+  lets go of the GIL (the blocks of :mod:`minisnn.ops.blocks`, the simulator's initial-state draws).
 
 None of these run on ``import minisnn`` except the wait defaults: they change the whole
 process, so the tools call them, a library user may.

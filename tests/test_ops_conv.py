@@ -12,7 +12,6 @@ import naive
 from minisnn import functional as F
 from minisnn.autodiff import Tensor
 from minisnn.gradcheck import gradcheck, gradcheck_op
-from minisnn.kernels.winograd import planes_size
 from minisnn.ops import (
     conv2d_backward,
     conv2d_events,
@@ -20,6 +19,7 @@ from minisnn.ops import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
+from minisnn.ops.conv import winograd_blocks
 from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -504,21 +504,40 @@ def test_direct_path_in_inference_groups_the_batch(rng):
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_winograd_path_in_inference_groups_the_batch(rng):
-    """Without a cache the Winograd path transforms a group of images at a time (WINOGRAD_BUDGET)
-    in scratch buffers and writes into ``out``: same numbers as the cached call."""
+def test_winograd_blocks_cover_the_batch():
+    """The Winograd path's image blocks: consecutive, covering the batch once, about
+    WINOGRAD_BLOCK_TILES tiles each and at most a quarter of the batch."""
+    assert winograd_blocks(64, 12, 28) == [(n, n + 12) for n in range(0, 60, 12)] + [(60, 64)]
+    assert winograd_blocks(64, 3, 7) == [(n, n + 16) for n in range(0, 64, 16)]
+    assert winograd_blocks(3, 50, 75) == [(0, 1), (1, 2), (2, 3)]
+    assert winograd_blocks(1, 1, 1) == [(0, 1)]
+
+
+@pytest.mark.parametrize("keep_cache", [True, False])
+def test_winograd_path_in_blocks(rng, keep_cache):
+    """Cut into blocks of one image or of two, the Winograd path gives what one block of the
+    whole batch gives, up to the rounding of the weight gradient's sum over blocks; without a
+    cache it writes into ``out``."""
     x = rng.standard_normal((7, 9, 10, 11))
     w = rng.standard_normal((8, 9, 3, 3))
     b = rng.standard_normal(8)
-    expected, cache = conv2d_forward(x, w, b, stride=1, padding=1)
-    assert cache.path == "winograd"
-    out = np.empty_like(expected)
-    per_image = planes_size(9 + 8, 5 * 6) * 8  # V and M for one image: 5 x 6 tiles
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("minisnn.ops.conv.WINOGRAD_BUDGET", 2 * per_image + 1000)  # two images a group
-        y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=False)
-    assert y is out and cache is None
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal((7, 8, 10, 11))
+    results = []
+    for tiles in (10**9, 30, 60):  # an image has 5 x 6 tiles: one block, blocks of 1, of 2
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("minisnn.ops.conv.WINOGRAD_BLOCK_TILES", tiles)
+            out = np.empty((7, 8, 10, 11))
+            y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=keep_cache)
+            assert y is out
+            if keep_cache:
+                assert cache.path == "winograd"
+                results.append((y, *conv2d_backward(dy, cache)))
+            else:
+                assert cache is None
+                results.append((y,))
+    for got in results[1:]:
+        for a, e in zip(got, results[0]):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])

@@ -37,7 +37,7 @@ import numpy as np
 
 from ._checks import as_float, common_dtype, output, pair
 from .scratch import recycled, scratch
-from .stacks import matmul_stack
+from .blocks import on_threads
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba, conv_events_pixels_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba, unshuffle_numba
@@ -109,12 +109,16 @@ DIRECT_DX_MAX_WORK = 16 * 16
 #: took 118 against 94 ms.  None: never (the tests force each path this way).
 WINOGRAD_MIN_CIN: int | None = 8
 
-#: Largest transformed input + product (bytes) of an inference Winograd convolution
-#: (``keep_cache=False``): a group of images at a time, like :data:`COLS_BUDGET`.  Smaller,
-#: because the product is 4x the *output*: at 512 MiB the spiking LocNet evaluation of
-#: ``minisnn-train loc`` peaked ~150 MiB higher than with the columns; at this size the
-#: GEMMs still see tens of thousands of tiles.
-WINOGRAD_BUDGET = 128 << 20
+#: The Winograd path works through the batch in blocks of images, each block's transforms
+#: and products one after the other on one thread, the blocks shared by the threads
+#: (:func:`~minisnn.ops.blocks.on_threads`).  A block's transformed input and product (4x its
+#: input and output) then stay in the caches between the transform that writes them and the
+#: product or transform that reads them; over the whole batch at once they went out to memory
+#: and back: at the CAE's batch of 64 the 16-channel layer's ``V`` and ``M`` are 22 MB each.
+#: A block holds about this many tiles (2x2 output pixels), and at most a quarter of the
+#: batch, so that two threads share the work evenly.  The blocks depend only on the batch
+#: and the plane, not on the thread count, so neither does any result.
+WINOGRAD_BLOCK_TILES = 4096
 
 
 #: Tags of the scratch buffers (:func:`~minisnn.ops.scratch.scratch` keeps one buffer per tag
@@ -152,11 +156,10 @@ class DirectCache(NamedTuple):
 
 class WinogradCache(NamedTuple):
     """What :func:`conv2d_backward` keeps of a conv2d that ran as Winograd F(2x2, 3x3)."""
-    V: np.ndarray        # the transformed input tiles, 16 planes (wino.planes)
+    x: np.ndarray        # the input (contiguous); the backward pass transforms it again, block by block
     U: np.ndarray        # the transformed weights, (16, Cout, Cin)
     has_bias: bool
     g: Geometry
-    x_shape: tuple
     path = "winograd"
 
 
@@ -321,50 +324,70 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
     return y, (DirectCache(xcm, w, b is not None, g) if keep_cache else None)
 
 
+def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
+    """The image ranges ``(n0, n1)`` of the Winograd path's blocks (see
+    :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image."""
+    size = max(1, min(WINOGRAD_BLOCK_TILES // (th * tw), -(-N // 4)))
+    return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
+
+
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
-    """conv2d_forward's Winograd path: input transform, 16 GEMMs, output transform (+ bias).
-    The transformed input ``V`` (4x the input) is the cache: the weight gradient reads it.
-    Without a cache, ``V`` and the product ``M`` live in the column path's scratch buffers."""
+    """conv2d_forward's Winograd path, block by block (:func:`winograd_blocks`): input
+    transform, 16 GEMMs, output transform (+ bias).  ``V`` and the product ``M`` live in each
+    thread's scratch buffers; the cache keeps the input, which the backward pass transforms
+    again, block by block, for the weight gradient."""
     N, Cin = x.shape[:2]
     Cout = w.shape[0]
     y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
     th, tw = wino.tiles(g.Ho, g.Wo)
     U = wino.weights_numba(w, np.empty((16, Cout, Cin), x.dtype))
     bias = _bias_or_empty(b, x.dtype)
-    per_image = wino.planes_size(Cin + Cout, th * tw) * x.itemsize
-    group = N if keep_cache else max(1, min(N, WINOGRAD_BUDGET // per_image))
-    for n0 in range(0, N, group):
-        xg = np.ascontiguousarray(x[n0 : n0 + group])
-        T = xg.shape[0] * th * tw
-        size = (wino.planes_size(Cin, T),)
-        V = wino.planes(Cin, T, x.dtype, recycled(size, x.dtype) if keep_cache else scratch(COLUMNS, size, x.dtype))
-        wino.input_numba(xg, g.ph, g.pw, th, tw, V)
+    x = np.ascontiguousarray(x)
+    blocks = winograd_blocks(N, th, tw)
+
+    def block(i):
+        n0, n1 = blocks[i]
+        T = (n1 - n0) * th * tw
+        V = wino.planes(Cin, T, x.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), x.dtype))
+        wino.input_serial(x[n0:n1], g.ph, g.pw, th, tw, V)
         M = wino.planes(Cout, T, x.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), x.dtype))
         np.matmul(U, V, out=M)
-        wino.output_numba(M, bias, th, tw, y[n0 : n0 + group])
-    return y, (WinogradCache(V, U, b is not None, g, x.shape) if keep_cache else None)
+        wino.output_serial(M, bias, th, tw, y[n0:n1])
+
+    on_threads(block, len(blocks))
+    return y, (WinogradCache(x, U, b is not None, g) if keep_cache else None)
 
 
-def _conv2d_winograd_backward(dy, V, U, has_bias, g, x_shape, need_dx):
-    """Gradients of :func:`_conv2d_winograd`, each step the adjoint of a forward one:
-    ``Mg = A dy A^T`` per tile (and the bias gradient), ``dw = G^T (Mg @ V^T) G``,
-    ``dx = B (U^T @ Mg) B^T`` added back tile by tile."""
+def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
+    """Gradients of :func:`_conv2d_winograd`, each step the adjoint of a forward one, block by
+    block: ``Mg = A dy A^T`` per tile (and the bias gradient), ``dU = Mg @ V^T`` with ``V`` the
+    input transformed again, ``dx = B (U^T @ Mg) B^T`` added back tile by tile.  The blocks'
+    ``dU`` are summed in block order (float64), then ``dw = G^T dU G``."""
     N, Cout = dy.shape[:2]
-    Cin = x_shape[1]
+    Cin = x.shape[1]
     th, tw = wino.tiles(g.Ho, g.Wo)
-    T = N * th * tw
     dy = np.ascontiguousarray(dy, dtype=U.dtype)
-    Mg = wino.planes(Cout, T, U.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), U.dtype))
+    blocks = winograd_blocks(N, th, tw)
+    dUs = np.empty((len(blocks), 16, Cout, Cin), U.dtype)
     sums = np.empty((N, Cout))
-    wino.grad_output_numba(dy, th, tw, Mg, sums)
-    dU = matmul_stack(Mg, V.transpose(0, 2, 1), np.empty((16, Cout, Cin), U.dtype))  # short results, long sums
-    dw = wino.weights_grad_numba(dU, np.empty((Cout, Cin, 3, 3), U.dtype))
+    dx = np.empty(x.shape, U.dtype) if need_dx else None
+
+    def block(i):
+        n0, n1 = blocks[i]
+        T = (n1 - n0) * th * tw
+        Mg = wino.planes(Cout, T, U.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), U.dtype))
+        wino.grad_output_serial(dy[n0:n1], th, tw, Mg, sums[n0:n1])
+        V = wino.planes(Cin, T, U.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
+        wino.input_serial(x[n0:n1], g.ph, g.pw, th, tw, V)
+        np.matmul(Mg, V.transpose(0, 2, 1), out=dUs[i])  # short results, long sums
+        if need_dx:
+            dV = wino.planes(Cin, T, U.dtype, scratch(GRAD_COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
+            np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
+            wino.grad_input_serial(dV, g.ph, g.pw, th, tw, dx[n0:n1])
+
+    on_threads(block, len(blocks))
+    dw = wino.weights_grad_numba(dUs.sum(axis=0, dtype=np.float64), np.empty((Cout, Cin, 3, 3), U.dtype))
     db = sums.sum(axis=0).astype(U.dtype) if has_bias else None
-    dx = None
-    if need_dx:
-        dV = wino.planes(Cin, T, U.dtype, scratch(GRAD_COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
-        np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
-        dx = wino.grad_input_numba(dV, g.ph, g.pw, th, tw, np.empty(x_shape, U.dtype))
     return dx, dw, db
 
 

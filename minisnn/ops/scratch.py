@@ -16,11 +16,17 @@ import threading
 import numpy as np
 
 _local = threading.local()
+_threads: dict[int, dict] = {}  # every thread's scratch buffers (its ``_local`` "buffers"), for release()
+_threads_lock = threading.Lock()
 
 
 def scratch(tag: str, shape, dtype) -> np.ndarray:
     """An uninitialised array of ``shape`` and ``dtype`` backed by the buffer for ``tag``."""
-    buffers = _local.__dict__.setdefault("buffers", {})
+    buffers = _local.__dict__.get("buffers")
+    if buffers is None:
+        buffers = _local.buffers = {}
+        with _threads_lock:
+            _threads[threading.get_ident()] = buffers
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     buf = buffers.get(tag)
@@ -80,7 +86,13 @@ _IDLE_REFS = _refs([np.empty(1, np.uint8)], 0)
 
 
 def release() -> None:
-    """Drop every scratch and recycled buffer of this thread (memory goes back to the
-    allocator; recycled arrays still in use stay valid)."""
+    """Drop every scratch buffer, of every thread (worker threads keep their own: see
+    :mod:`minisnn.ops.blocks`), and this thread's recycled buffers: the memory goes back to
+    the allocator, and recycled arrays still in use stay valid.  Call it between ops, never
+    while another thread is inside one."""
+    with _threads_lock:
+        for buffers in _threads.values():
+            buffers.clear()
+        _threads.pop(threading.get_ident(), None)
     _local.__dict__.pop("buffers", None)
     _local.__dict__.pop("pool", None)
