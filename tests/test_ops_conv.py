@@ -3,13 +3,16 @@ gradient checks, the adjoint identity, bad input, and PyTorch as an optional cro
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
+import threadpoolctl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
 from minisnn import functional as F
+from minisnn import kernels
 from minisnn.autodiff import Tensor
 from minisnn.gradcheck import gradcheck, gradcheck_op
 from minisnn.ops import (
@@ -20,6 +23,7 @@ from minisnn.ops import (
     conv_transpose2d_forward,
 )
 from minisnn.ops.conv import winograd_blocks
+from minisnn.runtime import set_threads
 from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -538,6 +542,35 @@ def test_winograd_path_in_blocks(rng, keep_cache):
     for got in results[1:]:
         for a, e in zip(got, results[0]):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_path_gives_the_same_bits_on_one_and_two_threads(rng):
+    """Blocks fixed by the batch and the plane, each product one single-threaded BLAS call:
+    the thread count (Numba's and the BLAS's) changes no bit of the output or the gradients.
+    At this shape (float32, four blocks of two images) the whole batch's products through
+    OpenBLAS on two threads had rounded ``y`` and ``dx`` differently from one thread."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread only (NUMBA_NUM_THREADS < 2): nothing to compare 1 thread against")
+    x = rng.standard_normal((8, 32, 12, 28)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    dy = rng.standard_normal((8, 32, 12, 28)).astype(np.float32)
+    assert len(winograd_blocks(8, 6, 14)) == 4
+    blas = threadpoolctl.threadpool_info()
+    previous = kernels.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+            assert cache.path == "winograd"
+            results.append((y, *conv2d_backward(dy, cache)))
+    finally:
+        kernels.set_num_threads(previous)
+        for lib in blas:
+            threadpoolctl.threadpool_limits(limits=lib["num_threads"], user_api=lib["user_api"])
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
 
 
 @pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])

@@ -39,10 +39,12 @@ streams fall into the same set of the L1 cache and evict each other: ``T`` is a 
 leave a gap of 16 elements between planes (:func:`planes`); the GEMMs see ordinary strided
 matrices.
 
-The tile kernels are parallel over (image, channel) planes and each iteration writes only its own
-outputs (the grad-input transform adds the overlapping tiles of one plane in a fixed order),
-so the result does not depend on the thread count; the weight transforms (a few thousand
-3x3 kernels) run serially.  The NumPy references are written with
+The kernels run on the calling thread, one (image, channel) plane after the other (the
+grad-input transform adds the overlapping tiles of a plane in a fixed order).
+:mod:`minisnn.ops.conv` cuts the batch into blocks of images and runs each block's transforms
+and GEMMs on one thread, the blocks shared by the threads, so that a block's ``V`` and ``M``
+stay in that core's caches from the transform that writes them to the product that reads
+them (:data:`minisnn.ops.conv.WINOGRAD_BLOCK_TILES`).  The NumPy references are written with
 ``einsum`` over strided tile views: the formulas above, nearly verbatim.
 """
 
@@ -50,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import inline_jit, jit, pjit, prange
+from ._jit import jit
 
 #: input transform ``B^T`` (4x4): ``V = B^T d B``
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -61,12 +63,6 @@ AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 #: elements left free between two of the 16 planes (see the module docstring)
 PLANE_GAP = 16
-
-#: work items of the kernels that need a padded scratch plane: each allocates it once for its
-#: run of (image, channel) planes.  One allocation per plane took ~40 % of the input
-#: transform of the CAE's 16-channel layer (2.4 against 1.5 ms, batch 64, 2 threads).  The
-#: split is fixed, so the result does not depend on the thread count.
-CHUNKS = 64
 
 
 def tiles(Ho: int, Wo: int) -> tuple[int, int]:
@@ -181,58 +177,39 @@ def weights_grad_numpy(dU, dw):
 # ----------------------------------------------------------------------------- kernels
 
 
-@pjit
+@jit
 def input_numba(x, ph, pw, th, tw, V):
-    """Numba twin of :func:`input_numpy`: one zero-padded copy of the plane, then each patch's
-    ``B^T d B`` written out as the 32 additions it is."""
-    planes = x.shape[0] * x.shape[1]
-    chunks = min(planes, CHUNKS)
-    for chunk in prange(chunks):
-        xp = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)  # its border stays zero
-        _input_planes(x, ph, pw, th, tw, V, chunk * planes // chunks, (chunk + 1) * planes // chunks, xp)
+    """Numba twin of :func:`input_numpy`: one zero-padded copy of each plane, then each
+    patch's ``B^T d B`` written out as the 32 additions it is."""
+    N, C, H, W = x.shape
+    xp = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)  # its border stays zero
+    for n in range(N):
+        for c in range(C):
+            xp[ph : ph + H, pw : pw + W] = x[n, c]
+            for ty in range(th):
+                r0, r1, r2, r3 = xp[2 * ty], xp[2 * ty + 1], xp[2 * ty + 2], xp[2 * ty + 3]
+                t0 = (n * th + ty) * tw
+                for tx in range(tw):
+                    t, j = t0 + tx, 2 * tx
+                    # B^T d: the four rows combined, column by column
+                    a0, a1, a2, a3 = r0[j] - r2[j], r0[j + 1] - r2[j + 1], r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
+                    b0, b1, b2, b3 = r1[j] + r2[j], r1[j + 1] + r2[j + 1], r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
+                    c0, c1, c2, c3 = r2[j] - r1[j], r2[j + 1] - r1[j + 1], r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
+                    d0, d1, d2, d3 = r1[j] - r3[j], r1[j + 1] - r3[j + 1], r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
+                    # (B^T d) B: the same combination along each row
+                    V[0, c, t], V[1, c, t], V[2, c, t], V[3, c, t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    V[4, c, t], V[5, c, t], V[6, c, t], V[7, c, t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                    V[8, c, t], V[9, c, t], V[10, c, t], V[11, c, t] = c0 - c2, c1 + c2, c2 - c1, c1 - c3
+                    V[12, c, t], V[13, c, t], V[14, c, t], V[15, c, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
     return V
 
 
 @jit
-def input_serial(x, ph, pw, th, tw, V):
-    """:func:`input_numba` on the calling thread, with one scratch plane for all planes (for
-    the image blocks of :mod:`minisnn.ops.conv`'s Winograd path, several at once)."""
-    xp = np.zeros((2 * th + 2, 2 * tw + 2), x.dtype)
-    _input_planes(x, ph, pw, th, tw, V, 0, x.shape[0] * x.shape[1], xp)
-    return V
-
-
-@inline_jit
-def _input_planes(x, ph, pw, th, tw, V, p0, p1, xp):
-    """The input transform of the (image, channel) planes ``p0 .. p1 - 1``; ``xp`` is a
-    zero-bordered scratch plane."""
-    N, C, H, W = x.shape
-    for plane in range(p0, p1):
-        n = plane // C
-        c = plane % C
-        xp[ph : ph + H, pw : pw + W] = x[n, c]
-        for ty in range(th):
-            r0, r1, r2, r3 = xp[2 * ty], xp[2 * ty + 1], xp[2 * ty + 2], xp[2 * ty + 3]
-            t0 = (n * th + ty) * tw
-            for tx in range(tw):
-                t, j = t0 + tx, 2 * tx
-                # B^T d: the four rows combined, column by column
-                a0, a1, a2, a3 = r0[j] - r2[j], r0[j + 1] - r2[j + 1], r0[j + 2] - r2[j + 2], r0[j + 3] - r2[j + 3]
-                b0, b1, b2, b3 = r1[j] + r2[j], r1[j + 1] + r2[j + 1], r1[j + 2] + r2[j + 2], r1[j + 3] + r2[j + 3]
-                c0, c1, c2, c3 = r2[j] - r1[j], r2[j + 1] - r1[j + 1], r2[j + 2] - r1[j + 2], r2[j + 3] - r1[j + 3]
-                d0, d1, d2, d3 = r1[j] - r3[j], r1[j + 1] - r3[j + 1], r1[j + 2] - r3[j + 2], r1[j + 3] - r3[j + 3]
-                # (B^T d) B: the same combination along each row
-                V[0, c, t], V[1, c, t], V[2, c, t], V[3, c, t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                V[4, c, t], V[5, c, t], V[6, c, t], V[7, c, t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-                V[8, c, t], V[9, c, t], V[10, c, t], V[11, c, t] = c0 - c2, c1 + c2, c2 - c1, c1 - c3
-                V[12, c, t], V[13, c, t], V[14, c, t], V[15, c, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-def _output(M, bias, th, tw, y):
+def output_numba(M, bias, th, tw, y):
     """Numba twin of :func:`output_numpy`."""
     N, Co, Ho, Wo = y.shape
     has_bias = bias.size > 0
-    for plane in prange(N * Co):
+    for plane in range(N * Co):
         n = plane // Co
         o = plane % Co
         b = bias[o] if has_bias else 0.0
@@ -260,15 +237,11 @@ def _output(M, bias, th, tw, y):
     return y
 
 
-output_numba = pjit(_output)
-#: :func:`output_numba` on the calling thread (for the image blocks of the Winograd path)
-output_serial = jit(_output)
-
-
-def _grad_output(dy, th, tw, Mg, sums):
+@jit
+def grad_output_numba(dy, th, tw, Mg, sums):
     """Numba twin of :func:`grad_output_numpy`."""
     N, Co, Ho, Wo = dy.shape
-    for plane in prange(N * Co):
+    for plane in range(N * Co):
         n = plane // Co
         o = plane % Co
         total = 0.0
@@ -295,37 +268,13 @@ def _grad_output(dy, th, tw, Mg, sums):
     return Mg, sums
 
 
-grad_output_numba = pjit(_grad_output)
-#: :func:`grad_output_numba` on the calling thread (for the image blocks of the Winograd path)
-grad_output_serial = jit(_grad_output)
-
-
-@pjit
-def grad_input_numba(dV, ph, pw, th, tw, dx):
-    """Numba twin of :func:`grad_input_numpy`: the tiles of one plane are added onto a padded
-    copy in tile order, which is then cut to size."""
-    planes = dx.shape[0] * dx.shape[1]
-    chunks = min(planes, CHUNKS)
-    for chunk in prange(chunks):
-        grid = np.empty((2 * th + 2, 2 * tw + 2), dx.dtype)
-        _grad_input_planes(dV, ph, pw, th, tw, dx, chunk * planes // chunks, (chunk + 1) * planes // chunks, grid)
-    return dx
-
-
 @jit
-def grad_input_serial(dV, ph, pw, th, tw, dx):
-    """:func:`grad_input_numba` on the calling thread, with one scratch plane for all planes."""
-    grid = np.empty((2 * th + 2, 2 * tw + 2), dx.dtype)
-    _grad_input_planes(dV, ph, pw, th, tw, dx, 0, dx.shape[0] * dx.shape[1], grid)
-    return dx
-
-
-@inline_jit
-def _grad_input_planes(dV, ph, pw, th, tw, dx, p0, p1, grid):
-    """The grad-input transform of the (image, channel) planes ``p0 .. p1 - 1``; ``grid`` is
-    a scratch plane the size of the padded input."""
+def grad_input_numba(dV, ph, pw, th, tw, dx):
+    """Numba twin of :func:`grad_input_numpy`: the tiles of each plane are added onto a padded
+    copy in tile order, which is then cut to size."""
     N, C, H, W = dx.shape
-    for plane in range(p0, p1):
+    grid = np.empty((2 * th + 2, 2 * tw + 2), dx.dtype)
+    for plane in range(N * C):
         n = plane // C
         c = plane % C
         grid[:, :] = 0
@@ -360,6 +309,7 @@ def _grad_input_planes(dV, ph, pw, th, tw, dx, p0, p1, grid):
                 grid[i + 3, j + 2] -= h2
                 grid[i + 3, j + 3] -= h3
         dx[n, c] = grid[ph : ph + H, pw : pw + W]
+    return dx
 
 
 @jit
@@ -457,7 +407,3 @@ register("winograd_input", input_numpy, input_numba, _example_input)
 register("winograd_output", output_numpy, output_numba, _example_output)
 register("winograd_grad_output", grad_output_numpy, grad_output_numba, _example_grad_output)
 register("winograd_grad_input", grad_input_numpy, grad_input_numba, _example_grad_input)
-register("winograd_input_serial", input_numpy, input_serial, _example_input)
-register("winograd_output_serial", output_numpy, output_serial, _example_output)
-register("winograd_grad_output_serial", grad_output_numpy, grad_output_serial, _example_grad_output)
-register("winograd_grad_input_serial", grad_input_numpy, grad_input_serial, _example_grad_input)

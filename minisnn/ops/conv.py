@@ -349,10 +349,10 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
         V = wino.planes(Cin, T, x.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), x.dtype))
-        wino.input_serial(x[n0:n1], g.ph, g.pw, th, tw, V)
+        wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         M = wino.planes(Cout, T, x.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), x.dtype))
         np.matmul(U, V, out=M)
-        wino.output_serial(M, bias, th, tw, y[n0:n1])
+        wino.output_numba(M, bias, th, tw, y[n0:n1])
 
     on_threads(block, len(blocks))
     return y, (WinogradCache(x, U, b is not None, g) if keep_cache else None)
@@ -376,14 +376,14 @@ def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
         Mg = wino.planes(Cout, T, U.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), U.dtype))
-        wino.grad_output_serial(dy[n0:n1], th, tw, Mg, sums[n0:n1])
+        wino.grad_output_numba(dy[n0:n1], th, tw, Mg, sums[n0:n1])
         V = wino.planes(Cin, T, U.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
-        wino.input_serial(x[n0:n1], g.ph, g.pw, th, tw, V)
+        wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         np.matmul(Mg, V.transpose(0, 2, 1), out=dUs[i])  # short results, long sums
         if need_dx:
             dV = wino.planes(Cin, T, U.dtype, scratch(GRAD_COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
             np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
-            wino.grad_input_serial(dV, g.ph, g.pw, th, tw, dx[n0:n1])
+            wino.grad_input_numba(dV, g.ph, g.pw, th, tw, dx[n0:n1])
 
     on_threads(block, len(blocks))
     dw = wino.weights_grad_numba(dUs.sum(axis=0, dtype=np.float64), np.empty((Cout, Cin, 3, 3), U.dtype))
