@@ -519,17 +519,19 @@ def test_winograd_blocks_cover_the_batch():
 
 @pytest.mark.parametrize("keep_cache", [True, False])
 def test_winograd_path_in_blocks(rng, keep_cache):
-    """Cut into blocks of one image or of two, the Winograd path gives what one block of the
-    whole batch gives, up to the rounding of the weight gradient's sum over blocks; without a
-    cache it writes into ``out``."""
+    """Cut into blocks of one image or of two (the default here), the Winograd path gives what
+    one block of the whole batch gives, up to the rounding of the weight gradient's sum over
+    blocks; without a cache it writes into ``out``."""
     x = rng.standard_normal((7, 9, 10, 11))
     w = rng.standard_normal((8, 9, 3, 3))
     b = rng.standard_normal(8)
     dy = rng.standard_normal((7, 8, 10, 11))
+    assert winograd_blocks(7, 5, 6) == [(0, 2), (2, 4), (4, 6), (6, 7)]  # the default here
     results = []
-    for tiles in (10**9, 30, 60):  # an image has 5 x 6 tiles: one block, blocks of 1, of 2
+    for blocks in ([(0, 7)], [(n, n + 1) for n in range(7)], None):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("minisnn.ops.conv.WINOGRAD_BLOCK_TILES", tiles)
+            if blocks is not None:
+                mp.setattr("minisnn.ops.conv.winograd_blocks", lambda N, th, tw, blocks=blocks: blocks)
             out = np.empty((7, 8, 10, 11))
             y, cache = conv2d_forward(x, w, b, stride=1, padding=1, out=out, keep_cache=keep_cache)
             assert y is out
