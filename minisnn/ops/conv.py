@@ -40,7 +40,7 @@ from .scratch import recycled, scratch
 from .blocks import on_threads
 from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba, conv_events_pixels_numba
-from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba, unshuffle_numba
+from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from ..kernels import winograd as wino
 from ..kernels._jit import KERNEL_DTYPES
 from .windows import Geometry, col2im, geometry, im2col
@@ -547,7 +547,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         cols = np.matmul(wm.T, x3, out=_temp(COLUMNS, wm.T, x3)).reshape(-1, N, H * W)
     else:
         cols = _per_image(wm.T, x3, _temp(COLUMNS, wm.T, x3))
-    if _side_by_side(g):
+    if g.side_by_side:
         # windows side by side (the CAE's upsampling layers): a permutation, bias fused in
         bias = _bias_or_empty(b, x.dtype)
         y = shuffle_numba(cols, kh, kw, bias, np.empty((N, Cout, Ho, Wo), x.dtype), fold)
@@ -556,14 +556,6 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         if b is not None:
             y += b[:, None, None]
     return y, TransposeCache(x3, x.shape, w, b is not None, g, fold)
-
-
-def _side_by_side(g: Geometry) -> bool:
-    """Whether a transposed convolution's windows tile its output without overlap or gaps
-    (kernel == stride, no padding, no output padding: the CAE's upsampling layers), so that
-    ``col2im`` and ``im2col`` reduce to a permutation (:mod:`minisnn.kernels.fold`)."""
-    return ((g.kh, g.kw) == (g.sh, g.sw) and (g.ph, g.pw) == (0, 0)
-            and (g.H, g.W) == (g.Ho * g.kh, g.Wo * g.kw))
 
 
 def conv_transpose2d_backward(dy, cache, need_dx=True):
@@ -577,11 +569,7 @@ def conv_transpose2d_backward(dy, cache, need_dx=True):
     dy = np.ascontiguousarray(dy, dtype=w.dtype)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
     K, P = wm.shape[1], g.Ho * g.Wo  # g maps the output (g.H, g.W) back onto the input
-    dcols = scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype)
-    if _side_by_side(g):  # the forward pass's permutation undone (im2col's columns, bit for bit)
-        unshuffle_numba(dy, g.kh, g.kw, dcols, fold)
-    else:
-        dcols = im2col(dy, g, fold, out=dcols)
+    dcols = im2col(dy, g, fold, out=scratch(GRAD_COLUMNS, (K, N, P) if fold else (N, K, P), dy.dtype))
     if fold:
         dcols = dcols.reshape(wm.shape[1], -1)
         dw = x3 @ dcols.T

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels.fold import unshuffle_numba
 from ..kernels.im2col import col2im_numba, col2im_numba_serial, im2col_numba, im2col_numba_serial
 
 #: below this many output elements the serial kernels win (a parallel region costs ~30 us)
@@ -41,6 +42,14 @@ class Geometry(NamedTuple):
     def window(self) -> tuple:
         """The arguments the im2col/col2im kernels take, in their order."""
         return self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.Ho, self.Wo
+
+    @property
+    def side_by_side(self) -> bool:
+        """Whether the windows tile the plane without overlap, gaps or padding (kernel ==
+        stride; the CAE's upsampling layers): :func:`im2col` and :func:`col2im` are then a
+        permutation (:mod:`minisnn.kernels.fold`)."""
+        return ((self.kh, self.kw) == (self.sh, self.sw) and (self.ph, self.pw) == (0, 0)
+                and (self.H, self.W) == (self.Ho * self.kh, self.Wo * self.kw))
 
 
 def output_size(n: int, k: int, s: int, p: int) -> int:
@@ -72,8 +81,11 @@ def im2col(x: np.ndarray, g: Geometry, fold: bool = False, out: np.ndarray | Non
     cols = np.empty(shape, dtype=x.dtype) if out is None else out
     if cols.shape != shape:
         raise ValueError(f"im2col: out has shape {cols.shape}, expected {shape}")
-    kernel = im2col_numba if cols.size >= PARALLEL_MIN_SIZE else im2col_numba_serial
-    return kernel(np.ascontiguousarray(x), *g.window, cols, fold)
+    if cols.size < PARALLEL_MIN_SIZE:
+        return im2col_numba_serial(np.ascontiguousarray(x), *g.window, cols, fold)
+    if g.side_by_side:  # a permutation, parallel over planes (the same columns, bit for bit)
+        return unshuffle_numba(np.ascontiguousarray(x), g.kh, g.kw, cols, fold)
+    return im2col_numba(np.ascontiguousarray(x), *g.window, cols, fold)
 
 
 def col2im(cols: np.ndarray, g: Geometry, N: int, C: int, fold: bool = False) -> np.ndarray:
