@@ -12,6 +12,8 @@ touching this file.  For each kernel, on its own example arguments:
 from __future__ import annotations
 
 import copy
+import os
+import sys
 
 import numba
 import numpy as np
@@ -93,6 +95,53 @@ def test_result_does_not_depend_on_thread_count(name):
         kernels.set_num_threads(previous)
     assert kernels.get_num_threads() == previous
     _assert_runs_equal(several, one, exact=True)
+
+
+#: Python lines a registered kernel may run in :mod:`minisnn.kernels` on its example: a compiled
+#: kernel runs none, a wrapper a few dozen (argument checks, choosing a compiled loop; 37 at
+#: most when this was written); a loop left in Python runs thousands (1612 for
+#: ``winograd_output`` without its ``@jit``, 6943 for ``lif_run32`` with its scan uncompiled).
+PYTHON_LINES = 100
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="NUMBA_DISABLE_JIT=1: every kernel runs as Python")
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_loops_are_compiled(name):
+    """A kernel that lost its ``@jit`` still equals its reference, as plain Python: count the
+    Python lines it runs in the kernels package instead (a tracer sees only Python frames)."""
+    pair = KERNELS[name]
+    pair.fast(*_example(pair))  # compiled (or loaded) before counting
+    args = _example(pair)
+    package = os.path.dirname(kernels.__file__) + os.sep
+    lines = 0
+
+    def trace(frame, event, arg):
+        nonlocal lines
+        if not frame.f_code.co_filename.startswith(package):
+            return None
+        lines += event == "line"
+        return trace
+
+    previous = sys.gettrace()  # (a coverage tool's or a debugger's, put back after)
+    sys.settrace(trace)
+    try:
+        pair.fast(*args)
+    finally:
+        sys.settrace(previous)
+    assert lines <= PYTHON_LINES, f"{name}: ran {lines} Python lines in minisnn.kernels; is a loop missing @jit?"
+
+
+def test_the_line_count_sees_a_kernel_without_jit(monkeypatch):
+    """The check above fails for the slip it is for: ``winograd_output`` as plain Python."""
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: every kernel runs as Python")
+    from minisnn.kernels import winograd
+
+    pair = KERNELS["winograd_output"]
+    monkeypatch.setitem(KERNELS, "winograd_output",
+                        kernels.KernelPair(pair.name, pair.reference, winograd.output_numba.py_func, pair.example))
+    with pytest.raises(AssertionError, match="missing @jit"):
+        test_kernel_loops_are_compiled("winograd_output")
 
 
 def test_warmup_runs_every_registered_kernel(monkeypatch):
