@@ -22,7 +22,7 @@ from minisnn.ops import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from minisnn.ops.conv import winograd_blocks
+from minisnn.ops.conv import WINOGRAD_BLOCK_TILES, winograd_blocks
 from minisnn.runtime import set_threads
 from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
@@ -509,24 +509,35 @@ def test_direct_path_in_inference_groups_the_batch(rng):
 
 
 def test_winograd_blocks_cover_the_batch():
-    """The Winograd path's image blocks: consecutive, covering the batch once, about
-    WINOGRAD_BLOCK_TILES tiles each and at most a quarter of the batch."""
-    assert winograd_blocks(64, 12, 28) == [(n, n + 12) for n in range(0, 60, 12)] + [(60, 64)]
+    """The Winograd path's image blocks: consecutive, covering the batch once, at most
+    WINOGRAD_BLOCK_TILES tiles (or one image) each, a multiple of 4 of them (or one an image),
+    their sizes within one image of each other."""
+    assert winograd_blocks(64, 12, 28) == [(n, n + 8) for n in range(0, 64, 8)]  # not 5 x 12 + 4
     assert winograd_blocks(64, 3, 7) == [(n, n + 16) for n in range(0, 64, 16)]
     assert winograd_blocks(3, 50, 75) == [(0, 1), (1, 2), (2, 3)]
     assert winograd_blocks(1, 1, 1) == [(0, 1)]
+    assert winograd_blocks(7, 5, 6) == [(0, 1), (1, 3), (3, 5), (5, 7)]
+    for N in range(1, 70):
+        for th, tw in ((1, 1), (3, 7), (12, 28), (40, 40), (50, 75)):
+            blocks = winograd_blocks(N, th, tw)
+            assert blocks[0][0] == 0 and blocks[-1][1] == N
+            assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+            sizes = [n1 - n0 for n0, n1 in blocks]
+            assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+            assert max(sizes) == 1 or max(sizes) * th * tw <= WINOGRAD_BLOCK_TILES
+            assert len(blocks) % 4 == 0 or len(blocks) == N
 
 
 @pytest.mark.parametrize("keep_cache", [True, False])
 def test_winograd_path_in_blocks(rng, keep_cache):
-    """Cut into blocks of one image or of two (the default here), the Winograd path gives what
+    """Cut into blocks of one image or of one and two (the default here), the Winograd path gives what
     one block of the whole batch gives, up to the rounding of the weight gradient's sum over
     blocks; without a cache it writes into ``out``."""
     x = rng.standard_normal((7, 9, 10, 11))
     w = rng.standard_normal((8, 9, 3, 3))
     b = rng.standard_normal(8)
     dy = rng.standard_normal((7, 8, 10, 11))
-    assert winograd_blocks(7, 5, 6) == [(0, 2), (2, 4), (4, 6), (6, 7)]  # the default here
+    assert winograd_blocks(7, 5, 6) == [(0, 1), (1, 3), (3, 5), (5, 7)]  # the default here
     results = []
     for blocks in ([(0, 7)], [(n, n + 1) for n in range(7)], None):
         with pytest.MonkeyPatch.context() as mp:

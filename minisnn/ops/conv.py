@@ -115,9 +115,11 @@ WINOGRAD_MIN_CIN: int | None = 8
 #: input and output) then stay in the caches between the transform that writes them and the
 #: product or transform that reads them; over the whole batch at once they went out to memory
 #: and back: at the CAE's batch of 64 the 16-channel layer's ``V`` and ``M`` are 22 MB each.
-#: A block holds about this many tiles (2x2 output pixels), and at most a quarter of the
-#: batch, so that two threads share the work evenly.  The blocks depend only on the batch
-#: and the plane, not on the thread count, so neither does any result.
+#: A block holds at most this many tiles (2x2 output pixels) or one image.  The blocks come
+#: in a multiple of 4, of sizes within one image, so that 2 or 4 threads share the work
+#: evenly: blocks of up to 12 images had cut the CAE's batch of 64 on 24x56 into 5 x 12 + 4,
+#: 36 images for one thread and 28 for the other; it is now 8 x 8.  The blocks depend only on
+#: the batch and the plane, not on the thread count, so neither does any result.
 WINOGRAD_BLOCK_TILES = 4096
 
 
@@ -326,9 +328,12 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
 
 def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
     """The image ranges ``(n0, n1)`` of the Winograd path's blocks (see
-    :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image."""
-    size = max(1, min(WINOGRAD_BLOCK_TILES // (th * tw), -(-N // 4)))
-    return [(n0, min(N, n0 + size)) for n0 in range(0, N, size)]
+    :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image: as
+    few blocks as hold the tiles, their number rounded up to a multiple of 4 (at most ``N``),
+    their sizes within one image of each other."""
+    largest = max(1, WINOGRAD_BLOCK_TILES // (th * tw))
+    count = min(N, -(-(-(-N // largest)) // 4) * 4)
+    return [(i * N // count, (i + 1) * N // count) for i in range(count)]
 
 
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
