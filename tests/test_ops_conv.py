@@ -510,7 +510,7 @@ def test_direct_path_in_inference_groups_the_batch(rng):
 
 def test_winograd_blocks_cover_the_batch():
     """The Winograd path's image blocks: consecutive, covering the batch once, at most
-    WINOGRAD_BLOCK_TILES tiles (or one image) each, a multiple of 4 of them (or one an image),
+    WINOGRAD_BLOCK_TILES tiles (or one image) each, a multiple of 4 of them (or one per image),
     their sizes within one image of each other."""
     assert winograd_blocks(64, 12, 28) == [(n, n + 8) for n in range(0, 64, 8)]  # not 5 x 12 + 4
     assert winograd_blocks(64, 3, 7) == [(n, n + 16) for n in range(0, 64, 16)]

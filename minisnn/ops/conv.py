@@ -331,8 +331,9 @@ def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
     :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image: as
     few blocks as hold the tiles, their number rounded up to a multiple of 4 (at most ``N``),
     their sizes within one image of each other."""
-    largest = max(1, WINOGRAD_BLOCK_TILES // (th * tw))
-    count = min(N, -(-(-(-N // largest)) // 4) * 4)
+    largest = max(1, WINOGRAD_BLOCK_TILES // (th * tw))  # images a block may hold
+    fewest = (N + largest - 1) // largest
+    count = min(N, (fewest + 3) // 4 * 4)
     return [(i * N // count, (i + 1) * N // count) for i in range(count)]
 
 
