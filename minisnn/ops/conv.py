@@ -117,9 +117,10 @@ WINOGRAD_MIN_CIN: int | None = 8
 #: and back: at the CAE's batch of 64 the 16-channel layer's ``V`` and ``M`` are 22 MB each.
 #: A block holds at most this many tiles (2x2 output pixels) or one image.  The blocks come
 #: in a multiple of 4, of sizes within one image, so that 2 or 4 threads share the work
-#: evenly: blocks of up to 12 images had cut the CAE's batch of 64 on 24x56 into 5 x 12 + 4,
-#: 36 images for one thread and 28 for the other; it is now 8 x 8.  The blocks depend only on
-#: the batch and the plane, not on the thread count, so neither does any result.
+#: evenly: the CAE's batch of 64 on 24x56 (336 tiles an image) is 8 blocks of 8 images, where
+#: blocks of the 12 that fit would be 5 x 12 + 4, 36 images for one thread and 28 for the
+#: other.  The blocks depend only on the batch and the plane, not on the thread count, so
+#: neither does any result.
 WINOGRAD_BLOCK_TILES = 4096
 
 
