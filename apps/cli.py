@@ -156,6 +156,12 @@ def _run_options(app: str, data_help: str, preset_help: str, epochs_help: str, l
         click.option("--batch-size", type=int, default=None, help="Training batch size (default 32)."),
         click.option("--lr", type=float, default=None, help=lr_help),
         click.option("--hybrid-lr", type=float, default=None, help=hybrid_lr_help),
+        click.option("--hybrid-method", type=click.Choice(["per-step", "mean"]), default=None,
+                     help="How the hybrid step takes its gradient: per-step (the spiking net unrolled over the "
+                          "T training steps, each layer back-propagating its rate derivative at every step; "
+                          "the default, except for loc --preset paper) or mean (the measured mean rates "
+                          "replayed through the rate net: memory of an ANN step whatever T, faster, but blind "
+                          "to the transient of a short T)."),
         click.option("--precision", type=click.Choice(["float64", "float32"]), default=None,
                      help="Arithmetic of the spiking LIF steps: float32 (NengoDL's, vectorised; the default) or "
                           "float64 (exact, Nengo's). Converted and fine-tuned nets score the same within noise "
@@ -237,7 +243,7 @@ def _check_common(steps, data_dir):
               help="Refractory period (s) of the soft-LIF neurons trained and the LIF neurons they become "
                    "(default 0.002). 0 trains a net that minisnn-export nir writes without --drop-refractory.")
 def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              folds, short_steps, tau_ref, precision, threads, cache, quiet, resume, overwrite):
+              hybrid_method, folds, short_steps, tau_ref, precision, threads, cache, quiet, resume, overwrite):
     """LocNet on Caltech-101 airplanes: the paper's Table 1, end to end.
 
     Trains the ANN (soft-LIF neurons, MSE; the paper preset adds the firing-rate regularizer),
@@ -255,7 +261,7 @@ def train_loc(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     with _user_errors(out_dir):
         cfg = _config(loc, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
-                      steps_short=short_steps, precision=precision, tau_ref=tau_ref)
+                      hybrid_method=hybrid_method, steps_short=short_steps, precision=precision, tau_ref=tau_ref)
         _train(loc.LocTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite, folds=folds)
 
 
@@ -401,7 +407,7 @@ def _evaluate(app: str, checkpoint, data_dir, steps, precision, threads, quiet):
                    "(preset: default 100 of the 260 real ones, to fit its 5 minutes; paper: all).")
 @_short_steps_option("default and paper 6, tiny 4")
 def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, train_steps, batch_size, lr, hybrid_lr,
-              subjects, short_steps, precision, threads, cache, quiet, resume, overwrite):
+              hybrid_method, subjects, short_steps, precision, threads, cache, quiet, resume, overwrite):
     """Hippocampus segmentation with the CAE: the paper's Table 2, end to end.
 
     Trains the ANN (rectified-linear neurons, scale_firing_rates 500, the paper: 1000; 0.5 BCE +
@@ -420,7 +426,7 @@ def train_seg(data_dir, preset, out_dir, seed, epochs, hybrid_epochs, steps, tra
     with _user_errors(out_dir):
         cfg = _config(seg, preset, steps, seed=seed, epochs=epochs, hybrid_epochs=hybrid_epochs,
                       steps_train=train_steps, batch_size=batch_size, lr=lr, hybrid_lr=hybrid_lr,
-                      steps_short=short_steps, precision=precision)
+                      hybrid_method=hybrid_method, steps_short=short_steps, precision=precision)
         if subjects is not None:
             cfg.subjects = subjects or None
         _train(seg.SegTask(cfg), out_dir, data_dir, cache, quiet, resume, overwrite)

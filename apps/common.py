@@ -323,7 +323,7 @@ class Config:
 OPTION_NAMES = {"epochs": "--epochs", "hybrid_epochs": "--hybrid-epochs", "batch_size": "--batch-size",
                 "steps_train": "--train-steps", "steps_eval": "--steps", "steps_short": "--short-steps",
                 "eval_batch": "eval_batch",
-                "lr": "--lr", "hybrid_lr": "--hybrid-lr", "seed": "--seed"}
+                "lr": "--lr", "hybrid_lr": "--hybrid-lr", "hybrid_method": "--hybrid-method", "seed": "--seed"}
 
 
 def _option(name: str) -> str:
@@ -354,7 +354,7 @@ def make_config(presets: dict, preset: str, overrides: dict):
             raise ValueError(f"{_option(name)} must be a finite number > 0, got {value}")
     check_precision(cfg.precision)
     if cfg.hybrid_method not in ("mean", "per-step"):
-        raise ValueError(f"hybrid_method must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
+        raise ValueError(f"{_option('hybrid_method')} must be 'mean' or 'per-step', got {cfg.hybrid_method!r}")
     return cfg
 
 

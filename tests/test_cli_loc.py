@@ -95,8 +95,22 @@ def test_bad_data_folder_and_checkpoint(tmp_path):
 def test_help_explains_every_option():
     text = CliRunner().invoke(train_main, ["loc", "--help"]).output
     for opt in ("--data", "--preset", "--out", "--seed", "--epochs", "--hybrid-epochs", "--steps", "--batch-size",
-                "--lr", "--threads", "--folds"):
+                "--lr", "--hybrid-method", "--threads", "--folds"):
         assert opt in text
+
+
+def test_hybrid_method_option_reaches_the_run(trained, tmp_path):
+    """The default preset fine-tunes unrolled in time (the tiny one too), ``--hybrid-method mean``
+    replays the mean rates instead; an unknown method is a one-line usage error."""
+    out, _ = trained
+    assert json.loads((out / "results.json").read_text())["config"]["hybrid_method"] == "per-step"
+    result = CliRunner().invoke(train_main, ["loc", "--preset", "tiny", "--out", str(tmp_path / "mean"), "--quiet",
+                                             "--no-cache", "--hybrid-method", "mean", "--epochs", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((tmp_path / "mean" / "results.json").read_text())["config"]["hybrid_method"] == "mean"
+    result = CliRunner().invoke(train_main, ["loc", "--preset", "tiny", "--out", str(tmp_path / "x"),
+                                             "--hybrid-method", "bptt"])
+    assert result.exit_code == 2 and "--hybrid-method" in result.output and "Traceback" not in result.output
 
 
 def test_k_fold_cross_validation_reports_the_mean_over_folds(tmp_path):

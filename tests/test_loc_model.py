@@ -102,5 +102,5 @@ def test_rate_regularizer_covers_the_neuron_layers_from_the_chosen_one(tiny):
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="rate_layers_from"):
             loc.make_config("tiny", rate_layers_from=bad)
-    with pytest.raises(ValueError, match="hybrid_method"):
+    with pytest.raises(ValueError, match="--hybrid-method must be"):
         loc.make_config("tiny", hybrid_method="bptt")
