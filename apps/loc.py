@@ -38,7 +38,7 @@ Choices the paper leaves open, and why (see also ``docs``/``README``):
   presentation (``hybrid_method="per-step"``), not through a replay of its mean rates: at
   T = 20 the signal is still settling through the 9 spiking layers, a transient the replay
   cannot see.  On the synthetic set (seeds 0, 1, 2) it won back 78, 82 and 71 % of the
-  conversion loss at T = 20, against 64, 67 and 63 % for the replay, at 2-2.5 min more of
+  conversion loss at T = 20, against 64, 67 and 63 % for the replay, at ~2 min more of
   hybrid training (docs/results.md).  The paper preset keeps the replay.
 """
 
