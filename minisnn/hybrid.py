@@ -42,6 +42,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import Function, Tensor, no_grad
+from .kernels._jit import compiled_for
+from .kernels.lowpass import (
+    lowpass_scan_grad_numba,
+    lowpass_scan_grad_numpy,
+    lowpass_scan_numba,
+    lowpass_scan_numpy,
+)
 from .layers import Neurons, Sequential
 from .neurons import NeuronType, resolve_precision
 from .simulate import SimResult, initial_state, simulate
@@ -388,21 +395,13 @@ class LowpassScanFn(Function):
     def forward(self, u, a, steps):
         self.a, self.steps = a, steps
         u2 = u.reshape(steps, -1)
-        y = np.empty_like(u2)
-        y[0] = (1.0 - a) * u2[0]
-        for t in range(1, steps):
-            y[t] = a * y[t - 1] + (1.0 - a) * u2[t]
-        return y.reshape(u.shape)
+        scan = lowpass_scan_numba if compiled_for(u2.dtype) else lowpass_scan_numpy
+        return scan(u2, a, np.empty_like(u2)).reshape(u.shape)
 
     def backward(self, dout):
-        a, d2 = self.a, dout.reshape(self.steps, -1)
-        du = np.empty_like(d2)
-        g = d2[-1].copy()
-        du[-1] = (1.0 - a) * g
-        for t in range(self.steps - 2, -1, -1):
-            g = d2[t] + a * g
-            du[t] = (1.0 - a) * g
-        return du.reshape(dout.shape)
+        d2 = dout.reshape(self.steps, -1)
+        scan = lowpass_scan_grad_numba if compiled_for(d2.dtype) else lowpass_scan_grad_numpy
+        return scan(d2, self.a, np.empty_like(d2)).reshape(dout.shape)
 
 
 class TimeWindowMeanFn(Function):

@@ -6,6 +6,8 @@ import pytest
 import minisnn as ms
 from minisnn import functional as F
 from minisnn.gradcheck import gradcheck
+from minisnn.kernels.lowpass import (lowpass_scan_grad_numba, lowpass_scan_grad_numpy, lowpass_scan_numba,
+                                     lowpass_scan_numpy)
 from minisnn.hybrid import (HybridNeuronsFn, LowpassScanFn, SpikingScanFn, TimeWindowMeanFn, convert, hybrid_loss,
                             measure, per_step_forward, replay)
 from minisnn.layers import Neurons, NeuronsFn
@@ -264,6 +266,27 @@ def test_lowpass_scan_gradient(a):
     imp[0] = 1.0
     np.testing.assert_allclose(LowpassScanFn.apply(ms.Tensor(imp), a=a, steps=6).data[:, 0],
                                (1 - a) * a ** np.arange(6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lowpass_scan_kernels_equal_their_references_bit_for_bit(dtype):
+    """The compiled scans make the NumPy loops' float32 / float64 multiplies and adds, one at a
+    time in the same order: the same bits on any host (no transcendental functions), on a
+    strided input too, and for the full graph node (forward and backward)."""
+    rng = np.random.default_rng(3)
+    u = (rng.standard_normal((7, 2100)) * (rng.uniform(size=(7, 2100)) < 0.3) * 50).astype(dtype)
+    strided = np.repeat(u, 2, axis=1)[:, ::2]  # equal to u, not contiguous
+    for data in (u, strided):
+        for a in (0.0, 0.6065306597126334):
+            for fast, slow in ((lowpass_scan_numba, lowpass_scan_numpy),
+                               (lowpass_scan_grad_numba, lowpass_scan_grad_numpy)):
+                np.testing.assert_array_equal(fast(data, a, np.empty_like(u)), slow(data, a, np.empty_like(u)))
+    t = ms.Tensor(u.reshape(7 * 3, 700), requires_grad=True)
+    y = LowpassScanFn.apply(t, a=0.6065306597126334, steps=7)
+    y.backward(np.ones_like(y.data))
+    np.testing.assert_array_equal(y.data.reshape(7, -1), lowpass_scan_numpy(u, 0.6065306597126334, np.empty_like(u)))
+    np.testing.assert_array_equal(t.grad.reshape(7, -1),
+                                  lowpass_scan_grad_numpy(np.ones_like(u), 0.6065306597126334, np.empty_like(u)))
 
 
 @pytest.mark.parametrize("window", [1, 3, 5])

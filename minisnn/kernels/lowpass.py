@@ -10,8 +10,12 @@ The filter is Nengo's ``Lowpass(tau)`` discretised with zero-order hold::
 with no extra delay: the input of step ``t`` already reaches the output of step ``t``
 (this is ``nengo.Lowpass(tau).filt``; inside a Nengo *simulation* a connection synapse adds
 one step of delay on top, which the simulator handles, not this kernel).  ``a = 0`` is a
-passthrough (``y = u`` exactly).  Each step is computed in float64 and ``y`` is stored in the
-state's dtype, so chunked runs equal one run exactly.
+passthrough (``y = u`` exactly).  In the simulator's scan (:func:`lowpass_run_numba`) each step
+is computed in float64 and ``y`` is stored in the state's dtype, so chunked runs equal one run
+exactly.  The hybrid step's unrolled graph filters a whole presentation from rest in the
+arrays' own dtype instead, forward and backward (:func:`lowpass_scan_numba`,
+:func:`lowpass_scan_grad_numba`), parallel over blocks of columns, where the NumPy loops run
+on one thread and make a temporary array per operation and step.
 """
 
 from __future__ import annotations
@@ -97,6 +101,90 @@ def lowpass_run_numba(u, y_state, a, out):
     return out
 
 
+def lowpass_scan_numpy(u, a, y):
+    """The Lowpass over a whole presentation from rest, in the arrays' own dtype (the hybrid
+    step's unrolled graph, :class:`minisnn.hybrid.LowpassScanFn`): ``u, y (T, M)``,
+    ``y[0] = (1 - a) u[0]``, ``y[t] = a y[t-1] + (1 - a) u[t]``; ``a`` and ``1 - a`` are rounded
+    to that dtype first (as NumPy rounds a Python float).  Returns ``y``."""
+    a, b = u.dtype.type(a), u.dtype.type(1.0 - a)
+    y[0] = b * u[0]
+    for t in range(1, u.shape[0]):
+        y[t] = a * y[t - 1] + b * u[t]
+    return y
+
+
+def lowpass_scan_grad_numpy(d, a, du):
+    """The adjoint of :func:`lowpass_scan_numpy`, the same filter run backwards in time:
+    ``g[T-1] = d[T-1]``, ``g[t] = d[t] + a g[t+1]``, ``du[t] = (1 - a) g[t]``.  Returns ``du``."""
+    a, b = d.dtype.type(a), d.dtype.type(1.0 - a)
+    g = d[-1].copy()
+    du[-1] = b * g
+    for t in range(d.shape[0] - 2, -1, -1):
+        g = d[t] + a * g
+        du[t] = b * g
+    return du
+
+
+@pjit
+def _lowpass_scan(u, a, b, y):
+    T = u.shape[0]
+    M = u.shape[1]
+    nblocks = (M + BLOCK - 1) // BLOCK
+    for blk in prange(nblocks):
+        lo = blk * BLOCK
+        n = min(lo + BLOCK, M) - lo
+        u0, y0 = u[0, lo : lo + n], y[0, lo : lo + n]
+        for k in range(np.uint64(n)):  # (an unsigned count: no negative-index checks, a vector loop)
+            y0[k] = b * u0[k]
+        for t in range(1, T):
+            yp, yt, ut = y[t - 1, lo : lo + n], y[t, lo : lo + n], u[t, lo : lo + n]
+            for k in range(np.uint64(n)):
+                yt[k] = a * yp[k] + b * ut[k]
+    return y
+
+
+@pjit
+def _lowpass_scan_grad(d, a, b, du):
+    T = d.shape[0]
+    M = d.shape[1]
+    nblocks = (M + BLOCK - 1) // BLOCK
+    for blk in prange(nblocks):
+        lo = blk * BLOCK
+        n = min(lo + BLOCK, M) - lo
+        g = np.empty(n, d.dtype)
+        dl, dul = d[T - 1, lo : lo + n], du[T - 1, lo : lo + n]
+        for k in range(np.uint64(n)):
+            g[k] = dl[k]
+            dul[k] = b * dl[k]
+        for t in range(T - 2, -1, -1):
+            dt, dut = d[t, lo : lo + n], du[t, lo : lo + n]
+            for k in range(np.uint64(n)):
+                gk = dt[k] + a * g[k]
+                g[k] = gk
+                dut[k] = b * gk
+    return du
+
+
+def lowpass_scan_numba(u, a, y):
+    """Numba twin of :func:`lowpass_scan_numpy` (parallel over column blocks, serial in time;
+    the same operations in the same dtype, so the same bits)."""
+    dtype = u.dtype.type
+    return _lowpass_scan(u, dtype(a), dtype(1.0 - a), y)
+
+
+def lowpass_scan_grad_numba(d, a, du):
+    """Numba twin of :func:`lowpass_scan_grad_numpy` (the same bits)."""
+    dtype = d.dtype.type
+    return _lowpass_scan_grad(d, dtype(a), dtype(1.0 - a), du)
+
+
+def _lowpass_scan_example(rng):
+    """Small fresh arguments for :func:`lowpass_scan_numba`: float32, two blocks of columns."""
+    T, M = 13, BLOCK + 77
+    u = (rng.uniform(-1.0, 1.0, size=(T, M)) * (rng.uniform(size=(T, M)) < 0.3) * 100.0).astype(np.float32)
+    return (u, 0.6065306597126334, np.empty((T, M), np.float32))
+
+
 def _lowpass_run_example(rng):
     """Small fresh arguments for :func:`lowpass_run_numba`."""
     T, M = 23, BLOCK + 77  # two blocks
@@ -109,3 +197,5 @@ def _lowpass_run_example(rng):
 from . import register  # noqa: E402
 
 register("lowpass_run", lowpass_run_numpy, lowpass_run_numba, _lowpass_run_example)
+register("lowpass_scan", lowpass_scan_numpy, lowpass_scan_numba, _lowpass_scan_example)
+register("lowpass_scan_grad", lowpass_scan_grad_numpy, lowpass_scan_grad_numba, _lowpass_scan_example)
