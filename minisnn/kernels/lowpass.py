@@ -157,11 +157,11 @@ def _lowpass_scan_grad(d, a, b, du):
             g[k] = dl[k]
             dul[k] = b * dl[k]
         for t in range(T - 2, -1, -1):
-            dt, dut = d[t, lo : lo + n], du[t, lo : lo + n]
+            drow, durow = d[t, lo : lo + n], du[t, lo : lo + n]
             for k in range(np.uint64(n)):
-                gk = dt[k] + a * g[k]
+                gk = drow[k] + a * g[k]
                 g[k] = gk
-                dut[k] = b * gk
+                durow[k] = b * gk
     return du
 
 
