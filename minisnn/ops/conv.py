@@ -338,6 +338,12 @@ def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
     return [(i * N // count, (i + 1) * N // count) for i in range(count)]
 
 
+def _scratch_planes(tag: str, C: int, T: int, dtype) -> np.ndarray:
+    """Winograd's ``(16, C, T)`` planes (:func:`~minisnn.kernels.winograd.planes`) in this
+    thread's scratch buffer for ``tag``."""
+    return wino.planes(C, T, dtype, scratch(tag, (wino.planes_size(C, T),), dtype))
+
+
 def _conv2d_winograd(x, w, b, g, out, keep_cache):
     """conv2d_forward's Winograd path, block by block (:func:`winograd_blocks`): input
     transform, 16 GEMMs, output transform (+ bias).  ``V`` and the product ``M`` live in each
@@ -355,9 +361,9 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
     def block(i):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
-        V = wino.planes(Cin, T, x.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), x.dtype))
+        V = _scratch_planes(COLUMNS, Cin, T, x.dtype)
         wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
-        M = wino.planes(Cout, T, x.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), x.dtype))
+        M = _scratch_planes(PRODUCT, Cout, T, x.dtype)
         np.matmul(U, V, out=M)
         wino.output_numba(M, bias, th, tw, y[n0:n1])
 
@@ -382,13 +388,13 @@ def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
     def block(i):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
-        Mg = wino.planes(Cout, T, U.dtype, scratch(PRODUCT, (wino.planes_size(Cout, T),), U.dtype))
+        Mg = _scratch_planes(PRODUCT, Cout, T, U.dtype)
         wino.grad_output_numba(dy[n0:n1], th, tw, Mg, sums[n0:n1])
-        V = wino.planes(Cin, T, U.dtype, scratch(COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
+        V = _scratch_planes(COLUMNS, Cin, T, U.dtype)
         wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         np.matmul(Mg, V.transpose(0, 2, 1), out=dUs[i])  # short results, long sums
         if need_dx:
-            dV = wino.planes(Cin, T, U.dtype, scratch(GRAD_COLUMNS, (wino.planes_size(Cin, T),), U.dtype))
+            dV = _scratch_planes(GRAD_COLUMNS, Cin, T, U.dtype)
             np.matmul(U.transpose(0, 2, 1), Mg, out=dV)
             wino.grad_input_numba(dV, g.ph, g.pw, th, tw, dx[n0:n1])
 
