@@ -21,7 +21,8 @@ Sections (each one or more child processes of this one, all with the same thread
    ``simulate``'s own blocks as the issue calls it;
 4. ``hybrid``  - ``bench_hybrid.py``: one hybrid fine-tuning step (mean-rate) against an
    snnTorch surrogate-gradient BPTT step on the same LocNet-shaped net (3x100x150), time and
-   peak RSS at T = 25, 50, 100, 200;
+   peak RSS at T = 25, 50, 100, 200; and the step unrolled in time (``per-step``, BPTT like the
+   peer's, the default of ``minisnn-train loc``) at T = 25 and 50, where its memory still fits;
 5. ``scaling`` - ``bench_hybrid.py`` and ``bench_train.py`` again: time and peak RSS against the
    batch size and against T, drawn as log-log PNG plots next to the results;
 6. ``mpi``     - ``bench_mpi.py``: an ANN training step and the SNN evaluation of LocNet and the
@@ -69,7 +70,7 @@ FULL = {
     "train": [],  # bench_train defaults: LocNet 3x200x300 batch 32 (3 repeats), CAE batch 64 (20 steps, 3 rounds)
     "snn": ["--steps", "50", "100", "200", "--chunk-sweep", "", "--no-profile", "--no-mem-probe",
             "--no-path-compare"],
-    "hybrid": ["--kinds", "ann", "mean-rate", "snntorch-bptt", "--steps", "25", "50", "100", "200"],
+    "hybrid": ["--kinds", "ann", "mean-rate", "per-step", "snntorch-bptt", "--steps", "25", "50", "100", "200"],
     "scaling_batch": ["--kinds", "mean-rate", "snntorch-bptt", "snn", "snntorch", "--batch", "1", "2", "4", "8",
                       "16", "--steps", "25", "--repeats", "1"],
     "scaling_T": ["--kinds", "mean-rate", "snntorch-bptt", "snn", "snntorch", "--batch", "2", "--steps", "25",
@@ -91,7 +92,7 @@ QUICK = {
     "train": ["--loc-size", "100", "150", "--loc-batch", "1", "--cae-batch", "4", "--repeats", "1", "--rounds", "1"],
     "snn": ["--input", "50x76", "--batch", "1", "--steps", "10", "20", "--calib-steps", "10", "--calib-iters", "1",
             "--time-chunk", "10", "--chunk-sweep", "", "--no-profile", "--no-mem-probe", "--no-path-compare"],
-    "hybrid": ["--kinds", "ann", "mean-rate", "snntorch-bptt", "--batch", "2", "--steps", "10", "20",
+    "hybrid": ["--kinds", "ann", "mean-rate", "per-step", "snntorch-bptt", "--batch", "2", "--steps", "10", "20",
                "--height", "50", "--width", "76", "--repeats", "1"],
     "scaling_batch": ["--kinds", "mean-rate", "snntorch-bptt", "--batch", "1", "2", "--steps", "10",
                       "--height", "50", "--width", "76", "--repeats", "1"],
@@ -360,6 +361,16 @@ def hybrid_rows(res, peers):
             mr, tr = (m or {}).get("peak_rss_mib"), (t or {}).get("peak_rss_mib")
             rows.append(row("hybrid", "", "peak RSS MiB", mr, "snnTorch BPTT",
                             tr if tr is not None else tdisp if tv is None else None, _div(mr, tr)))
+            # the unrolled step (what `minisnn-train loc` fine-tunes with) is BPTT like the
+            # peer's: the like-for-like comparison, no target
+            u = next((r for r in d["rows"] if r["kind"] == "per-step" and r["T"] == T and r["batch"] == B
+                      and r.get("time_s")), None)
+            if u is not None:
+                uv, ur = _div(B, u["time_s"]), u.get("peak_rss_mib")
+                rows.append(row("hybrid", f"unrolled hybrid step {size} batch {B} T={T}", "images/s", uv,
+                                "snnTorch BPTT", tdisp, _div(uv, tv)))
+                rows.append(row("hybrid", "", "peak RSS MiB", ur, "snnTorch BPTT",
+                                tr if tr is not None else tdisp if tv is None else None, _div(ur, tr)))
     return rows
 
 

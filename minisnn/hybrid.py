@@ -26,7 +26,7 @@ The paper's method in three functions:
   current, and the gradient flows exactly through the linear Lowpass synapses and layers over
   time.  Memory grows with ``T``; it is the reference the mean method is checked against.  It
   runs layer-major (each layer once over all steps stacked on the batch axis:
-  :class:`SpikingScanFn`, :class:`LowpassScanFn`): on the segmentation CAE at T = 30, batch 16,
+  :class:`SpikingScanFn`): on the segmentation CAE at T = 30, batch 16,
   one forward + backward took 1.2-2.6 s against 4.7-5.0 s for the time-major reference
   (:class:`SpikingStepFn`, ``order="time"``), quiet machine.
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from .autodiff import Function, Tensor, no_grad
 from .kernels._jit import compiled_for
+from .kernels.elementwise import multiply
 from .kernels.lowpass import (
     lowpass_scan_grad_numba,
     lowpass_scan_grad_numpy,
@@ -60,7 +61,6 @@ __all__ = [
     "HybridNeuronsFn",
     "SpikingStepFn",
     "SpikingScanFn",
-    "LowpassScanFn",
     "TimeWindowMeanFn",
     "measure",
     "replay",
@@ -351,19 +351,25 @@ def replay(snet: SpikingNet, x, means: dict):
 
 
 class SpikingScanFn(Function):
-    """A neuron layer stepped through all ``steps`` time steps in one node (layer-major).
+    """A neuron layer and its Lowpass synapse stepped through all ``steps`` time steps in one
+    node (layer-major).
 
     ``x`` holds the input current of every step stacked on the batch axis, ``(steps*B, ...)``
     with step ``t`` in rows ``t*B .. (t+1)*B``; with ``static=True`` it is one ``(B, ...)``
     current held for every step (a layer fed by the static input image).  Forward runs a
     spiking model's scan (``model.run``, in ``precision``; a rate model's ``step`` once per
-    step) on the layer's ``state`` (updated in place) and returns the
-    outputs ``(steps*B, ...)``; backward is :class:`SpikingStepFn`'s at every step,
-    ``gain * grad_model.rate_grad(gain * x_t)``, summed over the steps when ``static``.
+    step) on the layer's ``state`` (updated in place), then the synapse over the outputs, in
+    place: ``y_t = a y_(t-1) + (1 - a) u_t`` from ``y_(-1) = 0`` (``syn_a = a``; 0: none), and
+    returns ``y (steps*B, ...)``.  The spikes are never kept: the synapse's backward does not
+    need them.
+
+    Backward is the synapse run backwards in time, ``g_t = dy_t + a g_(t+1)``,
+    ``du_t = (1 - a) g_t``, then :class:`SpikingStepFn`'s at every step,
+    ``gain * grad_model.rate_grad(gain * x_t) * du_t``, summed over the steps when ``static``.
     """
 
-    def forward(self, x, model, grad_model, gain, dt, state, steps, static, precision="float64"):
-        self.grad_model, self.gain, self.steps, self.static = grad_model, gain, steps, static
+    def forward(self, x, model, grad_model, gain, dt, state, steps, static, precision="float64", syn_a=0.0):
+        self.grad_model, self.gain, self.steps, self.static, self.syn_a = grad_model, gain, steps, static, syn_a
         self.J = J = x * gain if gain != 1 else x
         B = J.shape[0] if static else J.shape[0] // steps
         n = B * int(np.prod(J.shape[1:]))
@@ -374,34 +380,26 @@ class SpikingScanFn(Function):
         else:
             for t in range(steps):
                 model.step(dt, J2[0 if static else t], out[t], **state)
+        if syn_a != 0.0:
+            scan = lowpass_scan_numba if compiled_for(out.dtype) else lowpass_scan_numpy
+            scan(out, syn_a, out)  # in place: step t reads u_t before it writes y_t
         return out.reshape((steps * B,) + J.shape[1:])
 
     def backward(self, dout):
-        g = self.gain * self.grad_model.rate_grad(self.J)
+        if self.syn_a != 0.0:
+            d2 = dout.reshape(self.steps, -1)
+            scan = lowpass_scan_grad_numba if compiled_for(d2.dtype) else lowpass_scan_grad_numpy
+            dout = scan(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
+        g = self.grad_model.rate_grad(self.J)  # a new array (the products below go into it)
+        if self.gain != 1:
+            g *= self.gain  # a Python float: rounded to g's dtype, as in gain * g
         if self.static:  # the same derivative at every step: sum the upstream over time first
-            return dout.reshape((self.steps,) + g.shape).sum(axis=0) * g
-        return dout * g
+            dout = dout.reshape((self.steps,) + g.shape).sum(axis=0)
+        return multiply(dout, g, out=g if dout.dtype == g.dtype else None)  # on all threads
 
     def release(self):
         super().release()
         self.J = None
-
-
-class LowpassScanFn(Function):
-    """The Lowpass synapse over all steps: ``y_t = a y_(t-1) + (1 - a) u_t``, ``y_(-1) = 0``, on
-    ``u (steps*B, ...)`` stacked as in :class:`SpikingScanFn`.  Backward is the same filter
-    run backwards in time: ``g_t = dy_t + a g_(t+1)``, ``du_t = (1 - a) g_t``."""
-
-    def forward(self, u, a, steps):
-        self.a, self.steps = a, steps
-        u2 = u.reshape(steps, -1)
-        scan = lowpass_scan_numba if compiled_for(u2.dtype) else lowpass_scan_numpy
-        return scan(u2, a, np.empty_like(u2)).reshape(u.shape)
-
-    def backward(self, dout):
-        d2 = dout.reshape(self.steps, -1)
-        scan = lowpass_scan_grad_numba if compiled_for(d2.dtype) else lowpass_scan_grad_numpy
-        return scan(d2, self.a, np.empty_like(d2)).reshape(dout.shape)
 
 
 class TimeWindowMeanFn(Function):
@@ -433,7 +431,7 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
     ``order="layer"`` (the fast path) runs each layer once over all steps: the steps are stacked
     on the batch axis, so a weight layer is one large matrix product instead of ``steps`` small
     ones, the first layer sees the static input once, and the neurons and the synapse are scans
-    over time (:class:`SpikingScanFn`, :class:`LowpassScanFn`).  ``order="time"`` is the obvious
+    over time (:class:`SpikingScanFn`).  ``order="time"`` is the obvious
     reference: every step the input runs through the whole network (:class:`SpikingStepFn`).
     The two compute the same sums in other orders (tested to agree).
     """
@@ -460,10 +458,8 @@ def per_step_forward(snet: SpikingNet, x, *, steps: int | None = None, seed: int
         k += 1
         cur = SpikingScanFn.apply(cur, model=model, grad_model=snet.grad_models[name], gain=layer.gain,
                                   dt=snet.dt, state=state, steps=steps, static=static,
-                                  precision=resolve_precision(snet.precision, dtype))
+                                  precision=resolve_precision(snet.precision, dtype), syn_a=a)
         static = False
-        if a != 0.0:
-            cur = LowpassScanFn.apply(cur, a=a, steps=steps)
         acts[name] = TimeWindowMeanFn.apply(cur, steps=steps, window=window)
     readout = cur if static else TimeWindowMeanFn.apply(cur, steps=steps, window=window)
     return readout, acts

@@ -99,8 +99,9 @@ def test_targets_met_missed_and_not_measured(run_all):
         for e, T, v, m in [("minisnn", 50, 2.0, 1000), ("snntorch", 50, 0.1, 1400),
                            ("minisnn", 200, 0.5, 1050), ("snntorch", 200, 0.025, 1400)]]}
     hybrid = {"options": {"batch": [4]}, "rows": _hybrid_rows({
-        ("mean-rate", 50): (1.0, 500.0), ("snntorch-bptt", 50): (30.0, 4000.0),
-        ("mean-rate", 100): (2.0, 520.0), ("snntorch-bptt", 100): ("OOM (> 12 GB)", None)})}
+        ("mean-rate", 50): (1.0, 500.0), ("snntorch-bptt", 50): (30.0, 4000.0), ("per-step", 50): (10.0, 3000.0),
+        ("mean-rate", 100): (2.0, 520.0), ("snntorch-bptt", 100): ("OOM (> 12 GB)", None),
+        ("per-step", 100): ("skipped (T > 50)", None)})}
     def protocol(mini, peer):
         return {"batch": 4, "constants": {"layers": [{"in_shape": [3, 100, 150]}]}, "results": [
             {"engine": "minisnn", "steps": 50, "images_per_s": mini, "mean_rate_hz": 150.0},
@@ -128,6 +129,21 @@ def test_targets_met_missed_and_not_measured(run_all):
 
     # nothing run: every target says so
     assert all(t["status"] == "not run" for t in run_all.targets({}, None))
+
+
+def test_hybrid_rows_put_the_unrolled_step_beside_the_peer(run_all):
+    rows = _hybrid_rows({("mean-rate", 50): (1.0, 500.0), ("per-step", 50): (10.0, 3000.0),
+                         ("snntorch-bptt", 50): (30.0, 4000.0), ("mean-rate", 100): (2.0, 520.0),
+                         ("per-step", 100): ("skipped (T > 50)", None), ("snntorch-bptt", 100): (60.0, 8000.0)})
+    out = run_all.hybrid_rows({"data": {"options": {"height": 100, "width": 150}, "rows": rows}}, None)
+    unrolled = [i for i, r in enumerate(out) if r["case"].startswith("unrolled hybrid step")]
+    assert [out[i]["case"] for i in unrolled] == ["unrolled hybrid step 3x100x150 batch 4 T=50"]
+    speed, rss = out[unrolled[0]], out[unrolled[0] + 1]
+    assert speed["minisnn"] == pytest.approx(0.4) and speed["ratio"] == pytest.approx(3.0)
+    assert speed["target"] == "" and speed["peer"] == "snnTorch BPTT"
+    assert rss["metric"] == "peak RSS MiB" and rss["ratio"] == pytest.approx(0.75)
+    # the mean-rate step keeps its target row at T = 100
+    assert any(r["case"] == "hybrid step 3x100x150 batch 4 T=100" and r["target"] == ">= 6" for r in out)
 
 
 def test_scaling_exponents(run_all):

@@ -8,7 +8,7 @@ from minisnn import functional as F
 from minisnn.gradcheck import gradcheck
 from minisnn.kernels.lowpass import (lowpass_scan_grad_numba, lowpass_scan_grad_numpy, lowpass_scan_numba,
                                      lowpass_scan_numpy)
-from minisnn.hybrid import (HybridNeuronsFn, LowpassScanFn, SpikingScanFn, TimeWindowMeanFn, convert, hybrid_loss,
+from minisnn.hybrid import (HybridNeuronsFn, SpikingScanFn, TimeWindowMeanFn, convert, hybrid_loss,
                             measure, per_step_forward, replay)
 from minisnn.layers import Neurons, NeuronsFn
 from minisnn.neurons import LIF, LIFRate, RectifiedLinear, SoftLIFRate, SpikingRectifiedLinear
@@ -257,22 +257,31 @@ def test_layer_major_per_step_equals_the_time_major_reference(case):
         per_step_forward(snet, x, order="depth")
 
 
+def _identity_scan(t, a, steps):
+    """A SpikingScanFn whose neurons pass a positive current through (``RectifiedLinear``, a rate
+    model that is its own gradient model): the node is then the synapse alone."""
+    relu = RectifiedLinear()
+    return SpikingScanFn.apply(t, model=relu, grad_model=relu, gain=1.0, dt=0.001, state={}, steps=steps,
+                               static=False, syn_a=a)
+
+
 @pytest.mark.parametrize("a", [0.0, 0.3, 0.8187])
 def test_lowpass_scan_gradient(a):
-    u = np.random.default_rng(0).standard_normal((5 * 3, 4))
-    assert gradcheck(lambda t: LowpassScanFn.apply(t, a=a, steps=5), u)
+    u = np.random.default_rng(0).uniform(0.5, 3.0, (5 * 3, 4))
+    assert gradcheck(lambda t: _identity_scan(t, a, 5), u)
     # the recurrence itself, on a unit impulse at step 0 of one unit: (1 - a) a^t
     imp = np.zeros((6, 1))
     imp[0] = 1.0
-    np.testing.assert_allclose(LowpassScanFn.apply(ms.Tensor(imp), a=a, steps=6).data[:, 0],
-                               (1 - a) * a ** np.arange(6), rtol=1e-12)
+    np.testing.assert_allclose(_identity_scan(ms.Tensor(imp), a, 6).data[:, 0], (1 - a) * a ** np.arange(6),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lowpass_scan_kernels_equal_their_references_bit_for_bit(dtype):
     """The compiled scans make the NumPy loops' float32 / float64 multiplies and adds, one at a
     time in the same order: the same bits on any host (no transcendental functions), on a
-    strided input too, and for the full graph node (forward and backward)."""
+    strided input too, in place (the graph node filters its neurons' output where it is), and
+    for the full graph node (forward and backward)."""
     rng = np.random.default_rng(3)
     u = (rng.standard_normal((7, 2100)) * (rng.uniform(size=(7, 2100)) < 0.3) * 50).astype(dtype)
     strided = np.repeat(u, 2, axis=1)[:, ::2]  # equal to u, not contiguous
@@ -281,12 +290,20 @@ def test_lowpass_scan_kernels_equal_their_references_bit_for_bit(dtype):
             for fast, slow in ((lowpass_scan_numba, lowpass_scan_numpy),
                                (lowpass_scan_grad_numba, lowpass_scan_grad_numpy)):
                 np.testing.assert_array_equal(fast(data, a, np.empty_like(u)), slow(data, a, np.empty_like(u)))
-    t = ms.Tensor(u.reshape(7 * 3, 700), requires_grad=True)
-    y = LowpassScanFn.apply(t, a=0.6065306597126334, steps=7)
+    for a in (0.0, 0.6065306597126334):
+        expected = lowpass_scan_numpy(u, a, np.empty_like(u))
+        for scan in (lowpass_scan_numba, lowpass_scan_numpy):
+            in_place = u.copy()
+            np.testing.assert_array_equal(scan(in_place, a, in_place), expected)
+    t = ms.Tensor(np.abs(u).reshape(7 * 3, 700), requires_grad=True)
+    y = _identity_scan(t, 0.6065306597126334, 7)
     y.backward(np.ones_like(y.data))
-    np.testing.assert_array_equal(y.data.reshape(7, -1), lowpass_scan_numpy(u, 0.6065306597126334, np.empty_like(u)))
+    np.testing.assert_array_equal(y.data.reshape(7, -1), lowpass_scan_numpy(np.abs(u), 0.6065306597126334,
+                                                                           np.empty_like(u)))
+    # the neurons' derivative is 1 where the current is positive, 0 where it is 0
     np.testing.assert_array_equal(t.grad.reshape(7, -1),
-                                  lowpass_scan_grad_numpy(np.ones_like(u), 0.6065306597126334, np.empty_like(u)))
+                                  lowpass_scan_grad_numpy(np.ones_like(u), 0.6065306597126334, np.empty_like(u))
+                                  * (u != 0))
 
 
 @pytest.mark.parametrize("window", [1, 3, 5])

@@ -44,14 +44,15 @@ def multiply_numba(a, b, out):
     return out
 
 
-def multiply(a, b):
+def multiply(a, b, out=None):
     """``a * b`` for two arrays of the same shape and dtype, in parallel when both are
     C-contiguous float32 or float64 (otherwise, or without the compiler, NumPy's product,
-    broadcasting and all)."""
+    broadcasting and all).  ``out``: where to write it (may be ``a`` or ``b``), else a new array."""
     same = a.shape == b.shape and a.dtype == b.dtype
-    if not (same and compiled_for(a.dtype) and a.flags.c_contiguous and b.flags.c_contiguous):
-        return a * b
-    out = np.empty_like(a)
+    if not (same and compiled_for(a.dtype) and a.flags.c_contiguous and b.flags.c_contiguous
+            and (out is None or (out.shape == a.shape and out.dtype == a.dtype and out.flags.c_contiguous))):
+        return np.multiply(a, b, out=out)
+    out = np.empty_like(a) if out is None else out
     multiply_numba(a.reshape(-1), b.reshape(-1), out.reshape(-1))
     return out
 

@@ -103,9 +103,10 @@ def lowpass_run_numba(u, y_state, a, out):
 
 def lowpass_scan_numpy(u, a, y):
     """The Lowpass over a whole presentation from rest, in the arrays' own dtype (the hybrid
-    step's unrolled graph, :class:`minisnn.hybrid.LowpassScanFn`): ``u, y (T, M)``,
+    step's unrolled graph, :class:`minisnn.hybrid.SpikingScanFn`): ``u, y (T, M)``,
     ``y[0] = (1 - a) u[0]``, ``y[t] = a y[t-1] + (1 - a) u[t]``; ``a`` and ``1 - a`` are rounded
-    to that dtype first (as NumPy rounds a Python float).  Returns ``y``."""
+    to that dtype first (as NumPy rounds a Python float).  ``y`` may be ``u`` (filtered in
+    place: step ``t`` reads ``u[t]`` before it writes ``y[t]``).  Returns ``y``."""
     a, b = u.dtype.type(a), u.dtype.type(1.0 - a)
     y[0] = b * u[0]
     for t in range(1, u.shape[0]):
