@@ -366,10 +366,14 @@ class SpikingScanFn(Function):
     Backward is the synapse run backwards in time, ``g_t = dy_t + a g_(t+1)``,
     ``du_t = (1 - a) g_t``, then :class:`SpikingStepFn`'s at every step,
     ``gain * grad_model.rate_grad(gain * x_t) * du_t``, summed over the steps when ``static``.
+    The derivative is taken in ``precision`` too: with "float32" a SoftLIF derivative is
+    computed in float32 arithmetic, as NengoDL trains (this node evaluates it at ``steps``
+    currents per neuron, where the mean-rate replay evaluates it once).
     """
 
     def forward(self, x, model, grad_model, gain, dt, state, steps, static, precision="float64", syn_a=0.0):
         self.grad_model, self.gain, self.steps, self.static, self.syn_a = grad_model, gain, steps, static, syn_a
+        self.precision = precision
         self.J = J = x * gain if gain != 1 else x
         B = J.shape[0] if static else J.shape[0] // steps
         n = B * int(np.prod(J.shape[1:]))
@@ -390,7 +394,7 @@ class SpikingScanFn(Function):
             d2 = dout.reshape(self.steps, -1)
             scan = lowpass_scan_grad_numba if compiled_for(d2.dtype) else lowpass_scan_grad_numpy
             dout = scan(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
-        g = self.grad_model.rate_grad(self.J)  # a new array (the products below go into it)
+        g = self.grad_model.rate_grad(self.J, self.precision)  # new (the products below go into it)
         if self.gain != 1:
             g *= self.gain  # a Python float: rounded to g's dtype, as in gain * g
         if self.static:  # the same derivative at every step: sum the upstream over time first

@@ -331,6 +331,27 @@ def test_spiking_scan_gradient_with_a_rate_model(static):
     np.testing.assert_allclose(out, np.broadcast_to(expected, (4, 3, 5)), rtol=1e-12)
 
 
+def test_spiking_scan_takes_the_derivative_in_its_precision():
+    """With precision "float32" the backward pass uses the float32 SoftLIF derivative (within
+    16 ulp of the float64 one, tests/test_neurons.py); the forward pass of a rate model is the
+    same in both."""
+    model = SoftLIFRate(sigma=0.005, amplitude=0.01)
+    rng = np.random.default_rng(5)
+    x = (1 + 0.005 * rng.uniform(-100, 100, (4 * 3, 50))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    out = {}
+    for precision in ("float64", "float32"):
+        t = ms.Tensor(x, requires_grad=True)
+        y = SpikingScanFn.apply(t, model=model, grad_model=model, gain=1.0, dt=0.001, state={}, steps=4,
+                                static=False, precision=precision, syn_a=0.6)
+        y.backward(dy)
+        out[precision] = y.data, t.grad
+    np.testing.assert_array_equal(out["float32"][0], out["float64"][0])
+    g32, g64 = out["float32"][1], out["float64"][1]
+    assert g32.dtype == np.float32 and not np.array_equal(g32, g64)
+    np.testing.assert_allclose(g32, g64, rtol=2e-6, atol=1e-6 * np.abs(g64).max())
+
+
 # ----------------------------------------------------------------------------- mean vs per-step
 
 COSINE_CASES = [

@@ -557,6 +557,49 @@ def test_kernel_path_equals_numpy_path(model, dtype, monkeypatch):
         np.testing.assert_allclose(a, b, **tol)
 
 
+#: ulp of the float64 result (rounded to float32) the float32 SoftLIF derivative may be off;
+#: at most 9.2 measured over these currents and parameters (7.5 at the paper's sigma = 0.005)
+FLOAT32_GRAD_ULPS = 16
+FLOAT32_GRAD_MODELS = [SoftLIFRate(0.005, amplitude=0.01), SoftLIFRate(0.005), SoftLIFRate(0.05, tau_ref=1e-4),
+                       SoftLIFRate(1.0, amplitude=0.3), SoftLIFRate(1e-6, amplitude=100.0),
+                       SoftLIFRate(1e-15, tau_rc=0.05, tau_ref=0.004)]
+
+
+@pytest.mark.parametrize("model", FLOAT32_GRAD_MODELS, ids=repr)
+def test_float32_softlif_derivative_is_within_ulps_of_the_float64_one(model):
+    rng = np.random.default_rng(4)
+    J = np.concatenate([current_grid(), _rate_kernels.example_currents(rng, n=20000, dtype=np.float32, sigma=model.sigma),
+                        1 + model.sigma * rng.uniform(-200, 200, 20000)]).astype(np.float32)
+    got = model.rate_grad(J, precision="float32")
+    exact = model.rate_grad(J.astype(np.float64))
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    # below float32's smallest normal number the results are subnormal or 0: an absolute floor
+    err = np.abs(got - exact) / np.maximum(ulp, np.finfo(np.float32).tiny)
+    assert err.max() <= FLOAT32_GRAD_ULPS, f"{err.max():.1f} ulp at J = {J[err.argmax()]!r}"
+    # float64 currents, or "float64", take the float64 kernel
+    np.testing.assert_array_equal(model.rate_grad(J.astype(np.float64), precision="float32"), exact)
+    np.testing.assert_array_equal(model.rate_grad(J, precision="float64"), model.rate_grad(J))
+
+
+def test_float32_softlif_derivative_falls_back_and_checks_its_input(monkeypatch):
+    J = current_grid().astype(np.float32)
+    for other in (SoftLIFRate(1e-20), SoftLIFRate(0.005, tau_ref=0.0)):  # out of range: float64 kernel
+        assert not _rate_kernels.float32_params_ok(*other._kernel_params())
+        np.testing.assert_array_equal(other.rate_grad(J, precision="float32"), other.rate_grad(J))
+    model = SoftLIFRate(0.005)
+    fast = model.rate_grad(J, precision="float32")
+    monkeypatch.setattr(neurons, "compiled_for", lambda dtype: False)  # the NumPy reference
+    np.testing.assert_array_equal(model.rate_grad(J, precision="float32"), fast)
+    with pytest.raises(ValueError, match="NaN"):
+        model.rate_grad(np.array([1.0, np.nan], np.float32), precision="float32")
+    for m in (model, LIFRate(), RectifiedLinear()):
+        with pytest.raises(ValueError, match="precision must be one of"):
+            m.rate_grad(J, precision="float16")
+        if not isinstance(m, SoftLIFRate):       # no float32 derivative: the same numbers
+            np.testing.assert_array_equal(m.rate_grad(J, precision="float32"), m.rate_grad(J))
+
+
 @pytest.mark.parametrize("model", [LIFRate(), SoftLIFRate(0.005)], ids=repr)
 def test_rate_shapes_layouts_and_dtypes(model):
     J = np.linspace(-2, 12, 120).reshape(4, 5, 6)
