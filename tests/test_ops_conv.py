@@ -22,7 +22,7 @@ from minisnn.ops import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from minisnn.ops.conv import WINOGRAD_BLOCK_TILES, winograd_blocks
+from minisnn.ops.conv import WINOGRAD_BLOCK_TILES, column_blocks, winograd_blocks
 from minisnn.runtime import set_threads
 from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
@@ -389,23 +389,25 @@ def pair(v):
 
 
 #: conv2d's paths, forced through the module's switches:
-#: (FOLD_BELOW, DIRECT_MAX_WORK, DIRECT_DX_MAX_WORK, WINOGRAD_MIN_CIN)
-CONV2D_PATHS = {"per-image": (0, -1, -1, None), "folded": (10**9, -1, -1, None), "direct": (0, 10**9, -1, None),
-                "per-image, direct dx": (0, -1, 10**9, None), "folded, direct dx": (10**9, -1, 10**9, None),
-                "winograd": (0, -1, -1, 0)}
+#: (FOLD_BELOW, DIRECT_MAX_WORK, DIRECT_DX_MAX_WORK, WINOGRAD_MIN_CIN, COLUMNS_KEEP_MAX)
+CONV2D_PATHS = {"per-image": (0, -1, -1, None, None), "folded": (10**9, -1, -1, None, None),
+                "direct": (0, 10**9, -1, None, None), "per-image, direct dx": (0, -1, 10**9, None, None),
+                "folded, direct dx": (10**9, -1, 10**9, None, None), "winograd": (0, -1, -1, 0, None),
+                "blocked columns": (10**9, -1, -1, None, -1)}
 
 
 def _forced(mp, path):
-    fold_below, direct_max, direct_dx_max, winograd_min_cin = CONV2D_PATHS[path]
+    fold_below, direct_max, direct_dx_max, winograd_min_cin, keep_max = CONV2D_PATHS[path]
     mp.setattr("minisnn.ops.conv.FOLD_BELOW", fold_below)
     mp.setattr("minisnn.ops.conv.DIRECT_MAX_WORK", direct_max)
     mp.setattr("minisnn.ops.conv.DIRECT_DX_MAX_WORK", direct_dx_max)
     mp.setattr("minisnn.ops.conv.WINOGRAD_MIN_CIN", winograd_min_cin)
+    mp.setattr("minisnn.ops.conv.COLUMNS_KEEP_MAX", keep_max)
 
 
 def _check_path(path, g, bias):
     x, w, b = g.arrays(bias=bias)
-    fold_below, direct_max, _, winograd_min_cin = CONV2D_PATHS[path]
+    fold_below, direct_max, _, winograd_min_cin, keep_max = CONV2D_PATHS[path]
     with pytest.MonkeyPatch.context() as mp:
         _forced(mp, path)
         y, cache = conv2d_forward(x, w, b, stride=g.stride, padding=g.padding)
@@ -414,6 +416,8 @@ def _check_path(path, g, bias):
             expected = "direct"
         elif winograd_min_cin is not None and stride_one and w.shape[2:] == (3, 3):
             expected = "winograd"
+        elif keep_max is not None:
+            expected = "blocked columns"
         else:
             expected = "columns"
         assert cache.path == expected
@@ -491,6 +495,68 @@ def test_default_paths_for_the_shipped_nets():
     assert kind(1, 16, 1) == "direct" and kind(16, 1, 1) == "direct"
     assert kind(16, 16, 1) == "winograd" and kind(8, 16, 1) == "winograd"
     assert kind(3, 32, 1) == "columns" and kind(16, 16, 2) == "columns"
+    # columns of more than COLUMNS_KEEP_MAX (64 MiB) are built block by block instead of kept:
+    # not at the loc default's ANN batch of 32 on 48 x 72 (8 -> 8 channels, stride 2: 8 MiB),
+    # at its unrolled hybrid step's 20 x 32 images (159 MiB)
+    for batch, path in ((32, "columns"), (640, "blocked columns")):
+        x = np.zeros((batch, 8, 48, 72), np.float32)
+        assert conv2d_forward(x, np.zeros((8, 8, 3, 3), np.float32), stride=2, padding=1)[1].path == path
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_blocked_column_path_equals_the_kept_columns(rng, dtype, need_dx, monkeypatch):
+    """A stride-2 layer (the unrolled hybrid step's kind) in blocks of one and two images,
+    its columns built again in the backward pass: the outputs and gradients of the path that
+    keeps them, up to rounding (the weight gradient is summed in another order)."""
+    x = rng.standard_normal((9, 8, 20, 30)).astype(dtype)
+    w = (rng.standard_normal((16, 8, 3, 3)) / 8).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    dy = rng.standard_normal((9, 16, 10, 15)).astype(dtype)
+    results = []
+    for keep_max, block_bytes in ((None, 2 << 20), (-1, 2 * 72 * 150 * x.itemsize)):
+        monkeypatch.setattr("minisnn.ops.conv.COLUMNS_KEEP_MAX", keep_max)
+        monkeypatch.setattr("minisnn.ops.conv.COLUMNS_BLOCK_BYTES", block_bytes)
+        y, cache = conv2d_forward(x, w, b, stride=2, padding=1)
+        assert cache.path == ("columns" if keep_max is None else "blocked columns")
+        results.append((y, *conv2d_backward(dy, cache, need_dx=need_dx)))
+    assert column_blocks(9, 72, 150, x.itemsize) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7),
+                                                     (7, 9)]
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    for got, expected in zip(results[1], results[0]):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, expected, **tol)
+
+
+def test_blocked_column_path_gives_the_same_bits_on_one_and_two_threads(rng, monkeypatch):
+    """Blocks fixed by the batch and the columns' size, each product one single-threaded BLAS
+    call, the weight gradients summed in block order: no bit depends on the thread count."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread only (NUMBA_NUM_THREADS < 2): nothing to compare 1 thread against")
+    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_KEEP_MAX", -1)
+    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_BLOCK_BYTES", 2 * 144 * 150 * 4)  # 2 images a block
+    x = rng.standard_normal((8, 16, 20, 30)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    dy = rng.standard_normal((8, 32, 10, 15)).astype(np.float32)
+    blas = threadpoolctl.threadpool_info()
+    previous = kernels.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            y, cache = conv2d_forward(x, w, b, stride=2, padding=1)
+            assert cache.path == "blocked columns"
+            results.append((y, *conv2d_backward(dy, cache)))
+    finally:
+        kernels.set_num_threads(previous)
+        for lib in blas:
+            threadpoolctl.threadpool_limits(limits=lib["num_threads"], user_api=lib["user_api"])
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
 
 
 def test_direct_path_in_inference_groups_the_batch(rng):

@@ -14,7 +14,10 @@ Semantics and weight layouts are PyTorch's (``torch.nn.functional.conv2d`` and
   very few channels skip the columns: :mod:`minisnn.kernels.direct` (see
   :data:`DIRECT_MAX_WORK`), with the weight gradient as one GEMM per tap.  Other 3x3 stride-1
   layers run as Winograd F(2x2, 3x3) (:mod:`minisnn.kernels.winograd`, see :data:`WINOGRAD_MIN_CIN`):
-  16 smaller GEMMs with 2.25x fewer multiplications and no column matrix.
+  16 smaller GEMMs with 2.25x fewer multiplications and no column matrix.  Column
+  convolutions whose columns would outgrow :data:`COLUMNS_KEEP_MAX` (the unrolled hybrid
+  step's stride-2 layers) run a few images at a time and build the columns again in the
+  backward pass instead of keeping them.
 
 * ``conv_transpose2d``: ``x (N, Cin, H, W)``, ``w (Cin, Cout, kH, kW)``. It is the
   **adjoint of conv2d** with respect to its input: for a conv2d with weight ``w`` (read in
@@ -43,6 +46,7 @@ from ..kernels.events import conv_events_numba, conv_events_pixels_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from ..kernels import winograd as wino
 from ..kernels._jit import KERNEL_DTYPES
+from ..kernels.im2col import col2im_numba_serial, im2col_numba_serial
 from .windows import Geometry, col2im, geometry, im2col
 
 
@@ -123,6 +127,23 @@ WINOGRAD_MIN_CIN: int | None = 8
 #: neither does any result.
 WINOGRAD_BLOCK_TILES = 4096
 
+#: A convolution through the columns (not direct, not Winograd) whose columns for the whole
+#: batch would take more than this many bytes does not keep them for the backward pass: it
+#: runs block by block as the Winograd path does (each block's im2col into a per-thread
+#: scratch buffer, its products, on one thread), and the backward pass builds each block's
+#: columns again from the input, which the graph keeps anyway.  The columns of a stride-2
+#: 3x3 layer are 2.25x its input, and the unrolled hybrid step runs its layers on T x B
+#: images: at T = 50, batch 4 on 3x100x150 the three stride-2 layers kept 756 MiB of them.
+#: Blocked, the 16 -> 16 channel one on 100 x 150 (batch 200) took 300-310 against 328-331 ms
+#: forward + backward, the loc default's 8 -> 8 on 48 x 72 (batch 640) 130-152 against
+#: 140-204 ms.  LocNet's ANN step at its default 48 x 72, batch 32, keeps its columns (8 MiB).
+#: None: always keep them.
+COLUMNS_KEEP_MAX: int | None = 64 << 20
+
+#: Bytes of columns a block of the blocked column path holds (or one image), in blocks of a
+#: multiple of 4 as the Winograd path's (:func:`column_blocks`).
+COLUMNS_BLOCK_BYTES = 2 << 20
+
 
 #: Tags of the scratch buffers (:func:`~minisnn.ops.scratch.scratch` keeps one buffer per tag
 #: and thread), one per role.  A call takes one path and needs each role once, so one buffer
@@ -164,6 +185,16 @@ class WinogradCache(NamedTuple):
     has_bias: bool
     g: Geometry
     path = "winograd"
+
+
+class BlockedColumnsCache(NamedTuple):
+    """What :func:`conv2d_backward` keeps of a conv2d that ran through the columns block by
+    block (:data:`COLUMNS_KEEP_MAX`): the input, whose columns it builds again."""
+    x: np.ndarray        # the input (contiguous)
+    w: np.ndarray
+    has_bias: bool
+    g: Geometry
+    path = "blocked columns"
 
 
 class TransposeCache(NamedTuple):
@@ -287,6 +318,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         return _conv2d_winograd(x, w, b, g, out, keep_cache)
     fold = _fold(g.Ho * g.Wo)
     K, P = w[0].size, g.Ho * g.Wo
+    if keep_cache and COLUMNS_KEEP_MAX is not None and N * K * P * x.itemsize > COLUMNS_KEEP_MAX:
+        return _conv2d_blocked(x, w, b, g, out)
     y = output(op, out, (N, Cout, g.Ho, g.Wo), x.dtype).reshape(N, Cout, P)
     wm = w.reshape(Cout, -1)
     # with a cache every column is kept for the backward pass; without, the images go
@@ -327,15 +360,25 @@ def _conv2d_direct(x, w, b, g, out, keep_cache):
     return y, (DirectCache(xcm, w, b is not None, g) if keep_cache else None)
 
 
-def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
-    """The image ranges ``(n0, n1)`` of the Winograd path's blocks (see
-    :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image: as
-    few blocks as hold the tiles, their number rounded up to a multiple of 4 (at most ``N``),
-    their sizes within one image of each other."""
-    largest = max(1, WINOGRAD_BLOCK_TILES // (th * tw))  # images a block may hold
+def _image_blocks(N: int, largest: int) -> list[tuple[int, int]]:
+    """Image ranges ``(n0, n1)`` covering a batch of ``N``: as few blocks as hold ``largest``
+    images each, their number rounded up to a multiple of 4 (at most ``N``), their sizes
+    within one image of each other."""
     fewest = (N + largest - 1) // largest
     count = min(N, (fewest + 3) // 4 * 4)
     return [(i * N // count, (i + 1) * N // count) for i in range(count)]
+
+
+def winograd_blocks(N: int, th: int, tw: int) -> list[tuple[int, int]]:
+    """The image ranges ``(n0, n1)`` of the Winograd path's blocks (see
+    :data:`WINOGRAD_BLOCK_TILES`) for a batch of ``N`` and ``th x tw`` tiles an image."""
+    return _image_blocks(N, max(1, WINOGRAD_BLOCK_TILES // (th * tw)))
+
+
+def column_blocks(N: int, K: int, P: int, itemsize: int) -> list[tuple[int, int]]:
+    """The image ranges of the blocked column path (:data:`COLUMNS_BLOCK_BYTES`) for a batch
+    of ``N`` images of ``K x P`` columns each."""
+    return _image_blocks(N, max(1, COLUMNS_BLOCK_BYTES // (K * P * itemsize)))
 
 
 def _scratch_planes(tag: str, C: int, T: int, dtype) -> np.ndarray:
@@ -404,6 +447,59 @@ def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
     return dx, dw, db
 
 
+def _block_columns(x, g, n0, n1, K, P):
+    """Images ``n0:n1`` of ``x`` as columns ``(n1 - n0, K, P)`` in this thread's scratch buffer."""
+    cols = scratch(COLUMNS, (n1 - n0, K, P), x.dtype)
+    return im2col_numba_serial(x[n0:n1], *g.window, cols, False)
+
+
+def _conv2d_blocked(x, w, b, g, out):
+    """conv2d_forward's column path block by block (:data:`COLUMNS_KEEP_MAX`): each block's
+    im2col into a scratch buffer, its products ``w @ cols[n]`` and bias, on one thread.  The
+    cache keeps the input."""
+    N, Cout = x.shape[0], w.shape[0]
+    K, P = w[0].size, g.Ho * g.Wo
+    y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
+    y3 = y.reshape(N, Cout, P)
+    wm = np.ascontiguousarray(w.reshape(Cout, K))
+    x = np.ascontiguousarray(x)
+    blocks = column_blocks(N, K, P, x.itemsize)
+
+    def block(i):
+        n0, n1 = blocks[i]
+        np.matmul(wm, _block_columns(x, g, n0, n1, K, P), out=y3[n0:n1])
+        if b is not None:
+            y3[n0:n1] += b[:, None]
+
+    on_threads(block, len(blocks))
+    return y, BlockedColumnsCache(x, w, b is not None, g)
+
+
+def _conv2d_blocked_backward(dy, x, w, has_bias, g, need_dx):
+    """Gradients of :func:`_conv2d_blocked`, block by block: the block's columns built again,
+    ``dw_block = sum_n dy[n] @ cols[n]^T``, ``dx = col2im(w^T @ dy)``.  The blocks' weight
+    gradients are summed in block order (float64), so no result depends on the thread count."""
+    N, Cout = dy.shape[:2]
+    K, P = w[0].size, g.Ho * g.Wo
+    dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, P)
+    wmT = np.ascontiguousarray(w.reshape(Cout, K).T)
+    blocks = column_blocks(N, K, P, w.itemsize)
+    dws = np.empty((len(blocks), Cout, K), w.dtype)
+    dx = np.empty(x.shape, w.dtype) if need_dx else None
+
+    def block(i):
+        n0, n1 = blocks[i]
+        dws[i] = _summed_outer(dy3[n0:n1], _block_columns(x, g, n0, n1, K, P))
+        if need_dx:
+            dcols = np.matmul(wmT, dy3[n0:n1], out=scratch(GRAD_COLUMNS, (n1 - n0, K, P), w.dtype))
+            col2im_numba_serial(dcols, *g.window, dx[n0:n1], False)
+
+    on_threads(block, len(blocks))
+    dw = dws.sum(axis=0, dtype=np.float64).astype(w.dtype).reshape(w.shape)
+    db = dy3.sum(axis=(0, 2)) if has_bias else None
+    return dx, dw, db
+
+
 def conv2d_events(x, w, b=None, stride=1, padding=0, *, out=None, scale=None, order="channels",
                   in_layout="NCHW", out_layout="NCHW"):
     """:func:`conv2d_forward`'s ``y`` computed event by event: every nonzero of ``x`` adds its
@@ -463,6 +559,8 @@ def conv2d_backward(dy, cache, need_dx=True):
         return _conv2d_direct_backward(dy, *cache, need_dx)
     if isinstance(cache, WinogradCache):
         return _conv2d_winograd_backward(dy, *cache, need_dx)
+    if isinstance(cache, BlockedColumnsCache):
+        return _conv2d_blocked_backward(dy, *cache, need_dx)
     cols, w, has_bias, g, Cin, fold = cache
     N, Cout = dy.shape[:2]
     dy3 = np.ascontiguousarray(dy, dtype=w.dtype).reshape(N, Cout, g.Ho * g.Wo)
