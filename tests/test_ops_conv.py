@@ -531,25 +531,19 @@ def test_blocked_column_path_equals_the_kept_columns(rng, dtype, need_dx, monkey
             np.testing.assert_allclose(got, expected, **tol)
 
 
-def test_blocked_column_path_gives_the_same_bits_on_one_and_two_threads(rng, monkeypatch):
-    """Blocks fixed by the batch and the columns' size, each product one single-threaded BLAS
-    call, the weight gradients summed in block order: no bit depends on the thread count."""
+def _same_bits_on_one_and_two_threads(x, w, b, dy, stride, path):
+    """conv2d forward + backward at 1 and at 2 threads (Numba's and the BLAS's) through
+    ``path``: every output and gradient must be the same bits."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one thread only (NUMBA_NUM_THREADS < 2): nothing to compare 1 thread against")
-    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_KEEP_MAX", -1)
-    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_BLOCK_BYTES", 2 * 144 * 150 * 4)  # 2 images a block
-    x = rng.standard_normal((8, 16, 20, 30)).astype(np.float32)
-    w = (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32)
-    b = rng.standard_normal(32).astype(np.float32)
-    dy = rng.standard_normal((8, 32, 10, 15)).astype(np.float32)
     blas = threadpoolctl.threadpool_info()
     previous = kernels.get_num_threads()
     results = []
     try:
         for threads in (1, 2):
             set_threads(threads)
-            y, cache = conv2d_forward(x, w, b, stride=2, padding=1)
-            assert cache.path == "blocked columns"
+            y, cache = conv2d_forward(x, w, b, stride=stride, padding=1)
+            assert cache.path == path
             results.append((y, *conv2d_backward(dy, cache)))
     finally:
         kernels.set_num_threads(previous)
@@ -557,6 +551,19 @@ def test_blocked_column_path_gives_the_same_bits_on_one_and_two_threads(rng, mon
             threadpoolctl.threadpool_limits(limits=lib["num_threads"], user_api=lib["user_api"])
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+
+
+def test_blocked_column_path_gives_the_same_bits_on_one_and_two_threads(rng, monkeypatch):
+    """Blocks fixed by the batch and the columns' size, each product one single-threaded BLAS
+    call, the weight gradients summed in block order: no bit depends on the thread count."""
+    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_KEEP_MAX", -1)
+    monkeypatch.setattr("minisnn.ops.conv.COLUMNS_BLOCK_BYTES", 2 * 144 * 150 * 4)  # 2 images a block
+    x = rng.standard_normal((8, 16, 20, 30)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    dy = rng.standard_normal((8, 32, 10, 15)).astype(np.float32)
+    assert len(column_blocks(8, 144, 150, 4)) == 4
+    _same_bits_on_one_and_two_threads(x, w, b, dy, 2, "blocked columns")
 
 
 def test_direct_path_in_inference_groups_the_batch(rng):
@@ -628,28 +635,12 @@ def test_winograd_path_gives_the_same_bits_on_one_and_two_threads(rng):
     the thread count (Numba's and the BLAS's) changes no bit of the output or the gradients.
     At this shape (float32, four blocks of two images) the whole batch's products through
     OpenBLAS on two threads had rounded ``y`` and ``dx`` differently from one thread."""
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread only (NUMBA_NUM_THREADS < 2): nothing to compare 1 thread against")
     x = rng.standard_normal((8, 32, 12, 28)).astype(np.float32)
     w = (rng.standard_normal((32, 32, 3, 3)) / 12).astype(np.float32)
     b = rng.standard_normal(32).astype(np.float32)
     dy = rng.standard_normal((8, 32, 12, 28)).astype(np.float32)
     assert len(winograd_blocks(8, 6, 14)) == 4
-    blas = threadpoolctl.threadpool_info()
-    previous = kernels.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            set_threads(threads)
-            y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
-            assert cache.path == "winograd"
-            results.append((y, *conv2d_backward(dy, cache)))
-    finally:
-        kernels.set_num_threads(previous)
-        for lib in blas:
-            threadpoolctl.threadpool_limits(limits=lib["num_threads"], user_api=lib["user_api"])
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    _same_bits_on_one_and_two_threads(x, w, b, dy, 1, "winograd")
 
 
 @pytest.mark.parametrize("fold_below", [0, 10**9], ids=["per-image", "folded"])
