@@ -22,7 +22,8 @@ Sections (each one or more child processes of this one, all with the same thread
 4. ``hybrid``  - ``bench_hybrid.py``: one hybrid fine-tuning step (mean-rate) against an
    snnTorch surrogate-gradient BPTT step on the same LocNet-shaped net (3x100x150), time and
    peak RSS at T = 25, 50, 100, 200; and the step unrolled in time (``per-step``, BPTT like the
-   peer's, the default of ``minisnn-train loc``) at T = 25 and 50, where its memory still fits;
+   peer's, the default of ``minisnn-train loc``) at T = 25 and 50 (``bench_hybrid.py``'s
+   ``--per-step-max-T``: its memory grows with T);
 5. ``scaling`` - ``bench_hybrid.py`` and ``bench_train.py`` again: time and peak RSS against the
    batch size and against T, drawn as log-log PNG plots next to the results;
 6. ``mpi``     - ``bench_mpi.py``: an ANN training step and the SNN evaluation of LocNet and the
