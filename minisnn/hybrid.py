@@ -42,14 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .autodiff import Function, Tensor, no_grad
-from .kernels._jit import compiled_for
 from .kernels.elementwise import multiply
-from .kernels.lowpass import (
-    lowpass_scan_grad_numba,
-    lowpass_scan_grad_numpy,
-    lowpass_scan_numba,
-    lowpass_scan_numpy,
-)
+from .kernels.lowpass import lowpass_scan, lowpass_scan_grad
 from .layers import Neurons, Sequential
 from .neurons import NeuronType, resolve_precision
 from .simulate import SimResult, initial_state, simulate
@@ -385,15 +379,13 @@ class SpikingScanFn(Function):
             for t in range(steps):
                 model.step(dt, J2[0 if static else t], out[t], **state)
         if syn_a != 0.0:
-            scan = lowpass_scan_numba if compiled_for(out.dtype) else lowpass_scan_numpy
-            scan(out, syn_a, out)  # in place: step t reads u_t before it writes y_t
+            lowpass_scan(out, syn_a, out)  # in place: step t reads u_t before it writes y_t
         return out.reshape((steps * B,) + J.shape[1:])
 
     def backward(self, dout):
         if self.syn_a != 0.0:
             d2 = dout.reshape(self.steps, -1)
-            scan = lowpass_scan_grad_numba if compiled_for(d2.dtype) else lowpass_scan_grad_numpy
-            dout = scan(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
+            dout = lowpass_scan_grad(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
         g = self.grad_model.rate_grad(self.J, self.precision)  # new (the products below go into it)
         if self.gain != 1:
             g *= self.gain  # a Python float: rounded to g's dtype, as in gain * g

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, pjit, prange
+from ._jit import compiled_for, jit, pjit, prange
 
 f8 = np.float64  # numba's float(x) keeps float32 as float32; np.float64(x) widens
 
@@ -177,6 +177,16 @@ def lowpass_scan_grad_numba(d, a, du):
     """Numba twin of :func:`lowpass_scan_grad_numpy` (the same bits)."""
     dtype = d.dtype.type
     return _lowpass_scan_grad(d, dtype(a), dtype(1.0 - a), du)
+
+
+def lowpass_scan(u, a, y):
+    """:func:`lowpass_scan_numba` for the dtypes it is compiled for, else the reference."""
+    return (lowpass_scan_numba if compiled_for(u.dtype) else lowpass_scan_numpy)(u, a, y)
+
+
+def lowpass_scan_grad(d, a, du):
+    """:func:`lowpass_scan_grad_numba` for the dtypes it is compiled for, else the reference."""
+    return (lowpass_scan_grad_numba if compiled_for(d.dtype) else lowpass_scan_grad_numpy)(d, a, du)
 
 
 def _lowpass_scan_example(rng):

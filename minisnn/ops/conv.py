@@ -316,10 +316,10 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         return _conv2d_direct(x, w, b, g, out, keep_cache)
     if _winograd(g, x.shape[1], Cout):
         return _conv2d_winograd(x, w, b, g, out, keep_cache)
-    fold = _fold(g.Ho * g.Wo)
     K, P = w[0].size, g.Ho * g.Wo
     if keep_cache and COLUMNS_KEEP_MAX is not None and N * K * P * x.itemsize > COLUMNS_KEEP_MAX:
         return _conv2d_blocked(x, w, b, g, out)
+    fold = _fold(P)
     y = output(op, out, (N, Cout, g.Ho, g.Wo), x.dtype).reshape(N, Cout, P)
     wm = w.reshape(Cout, -1)
     # with a cache every column is kept for the backward pass; without, the images go
