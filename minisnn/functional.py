@@ -22,9 +22,10 @@ BCEWithLogitsFn = op_function("BCEWithLogitsFn", ops.bce_with_logits_forward, op
 DiceFn = op_function("DiceFn", ops.dice_forward, ops.dice_backward)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
-    """Tensor version of :func:`minisnn.ops.conv2d_forward`."""
-    return Conv2dFn.apply(x, w, b, stride=stride, padding=padding)
+def conv2d(x, w, b=None, stride=1, padding=0, rectify=None) -> Tensor:
+    """Tensor version of :func:`minisnn.ops.conv2d_forward`; ``rectify=(gain, amplitude)``
+    puts a rectified-linear neuron layer after it, in the same node."""
+    return Conv2dFn.apply(x, w, b, stride=stride, padding=padding, rectify=rectify)
 
 
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0) -> Tensor:

@@ -41,7 +41,6 @@ import numpy as np
 from . import functional as F
 from .autodiff import Tensor
 from .io import CheckpointError, load_checkpoint, save_checkpoint
-from .layers import Neurons
 from .ops.scratch import release as release_buffers
 from .optim import Adam
 from .parallel import Single, digest
@@ -51,17 +50,12 @@ __all__ = ["forward_with_activations", "RateRegularizer", "ann_loss", "fit", "Ca
 
 
 def forward_with_activations(net, x):
-    """Run a Sequential layer by layer: ``(output, {layer name: output Tensor of each Neurons layer})``.
+    """Run a Sequential: ``(output, {layer name: output Tensor of each Neurons layer})``
+    (:meth:`~minisnn.layers.Sequential.forward_with_activations`).
 
     Names are the layer indices as strings (the keys of ``SimResult.layer_means``).
     """
-    acts = {}
-    cur = x if isinstance(x, Tensor) else Tensor(x)
-    for i, layer in enumerate(net):
-        cur = layer(cur)
-        if isinstance(layer, Neurons):
-            acts[str(i)] = cur
-    return cur, acts
+    return net.forward_with_activations(x)
 
 
 class RateRegularizer:

@@ -341,3 +341,56 @@ def test_layers_match_torch_nn(rng, make, x_shape):
     assert len(our_grads) == len(torch_grads)
     for g, tg in zip(our_grads, torch_grads):
         np.testing.assert_allclose(g, tg, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Conv2d + ReLU in one node
+
+
+def _conv_relu_net(rng):
+    """A conv block as the seg CAE has them: 16-channel 3x3 layers (the Winograd path) with
+    rectified-linear neurons at scale_firing_rates 500, a soft-LIF layer (not fused), a
+    transposed conv followed by ReLU (not fused), and a readout."""
+    from minisnn.layers import Neurons
+    from minisnn.neurons import RectifiedLinear, SoftLIFRate
+
+    return Sequential(
+        Conv2d(3, 16, 3, padding=1, rng=rng), Neurons(RectifiedLinear(), 500.0),
+        Conv2d(16, 16, 3, padding=1, rng=rng), Neurons(RectifiedLinear(), 500.0),
+        AvgPool2d(2),
+        Conv2d(16, 16, 3, padding=1, rng=rng), Neurons(SoftLIFRate(sigma=0.02)),
+        ConvTranspose2d(16, 8, 2, stride=2, rng=rng), Neurons(RectifiedLinear()),
+        Flatten(), Dense(8 * 12 * 14, 3, rng=rng),
+    )
+
+
+def test_sequential_runs_conv_and_rectifier_as_one_node(monkeypatch):
+    """Conv2d + RectifiedLinear runs as one Conv2dFn node (the CAE's ReLU layers then cost no
+    pass of their own); every output, activation and gradient is the layers' own, bit for
+    bit, with the fusion switched off."""
+    from minisnn import layers
+    from minisnn.functional import Conv2dFn
+
+    results = []
+    for fuse in (True, False):
+        monkeypatch.setattr(layers, "FUSE_RECTIFIER", fuse)
+        rng = np.random.default_rng(3)
+        net = _conv_relu_net(rng)
+        x = rng.standard_normal((4, 3, 12, 14)).astype(np.float32)
+        out, acts = net.forward_with_activations(x)
+        (out * out).sum().backward()
+        assert sorted(acts) == ["1", "3", "6", "8"]
+        if fuse:
+            assert type(acts["1"].creator) is Conv2dFn and type(acts["3"].creator) is Conv2dFn
+        assert type(acts["6"].creator) is layers.NeuronsFn and type(acts["8"].creator) is layers.NeuronsFn
+        results.append([out.data] + [acts[k].data for k in sorted(acts)] + [p.grad for p in net.parameters()])
+    assert len(results[0]) == len(results[1])
+    for fused, layered in zip(*results):
+        np.testing.assert_array_equal(fused, layered)
+
+
+def test_fused_conv_relu_gradcheck():
+    """The fused node under the float64 gradient check, through the whole module."""
+    rng = np.random.default_rng(5)
+    net = _conv_relu_net(rng).astype(np.float64)
+    _randomise_biases(net, rng)
+    assert gradcheck_module(net, rng.standard_normal((2, 3, 12, 14)), max_points=6)

@@ -22,7 +22,15 @@ from minisnn.ops import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from minisnn.ops.conv import COLUMNS_KEEP_MAX, WINOGRAD_BLOCK_TILES, column_blocks, winograd_blocks
+from minisnn.neurons import RectifiedLinear
+from minisnn.ops.conv import (
+    COLUMNS_KEEP_MAX,
+    WINOGRAD_BLOCK_TILES,
+    RectifiedCache,
+    WinogradCache,
+    column_blocks,
+    winograd_blocks,
+)
 from minisnn.runtime import set_threads
 from strategies import conv_geometries, conv_transpose_geometries, examples, winograd_geometries
 
@@ -442,6 +450,97 @@ def test_winograd_path_matches_naive(g, bias):
     """The Winograd path on its own geometries (kernel 3x3 is rare in the generic ones):
     padding 0-2, odd sizes whose last tiles are cropped, 1x1 outputs."""
     _check_path("winograd", g, bias)
+
+
+# ----------------------------------------------------------------------------- rectify=
+
+#: (gain, amplitude): plain, the seg app's scale_firing_rates of 500, a gain and an amplitude
+#: that are not powers of two
+RECTIFIERS = [(1.0, 1.0), (500.0, 1 / 500), (3.0, 0.7)]
+
+
+def _rectified_both_ways(x, w, b, stride, padding, rectifier, dy_seed=0, need_dx=True):
+    """``conv2d(..., rectify=)`` and its gradients, and the same from the two layers one after
+    the other (conv2d; RectifiedLinear's rate and derivative; the product; conv2d's
+    backward), on the path the module's switches choose: ``(fused, layered, fused cache)``."""
+    r, cache = conv2d_forward(x, w, b, stride=stride, padding=padding, rectify=rectifier)
+    dy = np.random.default_rng(dy_seed).standard_normal(r.shape).astype(x.dtype)
+    fused = (r, *conv2d_backward(dy, cache, need_dx=need_dx))
+    gain, amplitude = rectifier
+    y, plain = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    r2, dr = RectifiedLinear(amplitude).scaled_rate_and_grad(y, gain)
+    layered = (r2, *conv2d_backward(dy * dr, plain, need_dx=need_dx))
+    return fused, layered, cache
+
+
+def _assert_identical(fused, layered):
+    for got, expected in zip(fused, layered):
+        if expected is None:
+            assert got is None
+        else:
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", CONV2D_PATHS)
+@settings(max_examples=examples(0.5))
+@given(g=conv_geometries(), bias=st.booleans(), rectifier=st.sampled_from(RECTIFIERS))
+def test_rectified_conv2d_is_the_conv_then_the_neuron_layer(path, g, bias, rectifier):
+    """``rectify=(gain, amplitude)`` gives the output and gradients of a conv2d followed by a
+    RectifiedLinear layer with that ``scale_firing_rates``, bit for bit, on every path (the
+    Winograd path does the rectifier inside its transforms), and passes the float64
+    gradient check."""
+    x, w, b = g.arrays(bias=bias)
+    with pytest.MonkeyPatch.context() as mp:
+        _forced(mp, path)
+        fused, layered, _ = _rectified_both_ways(x, w, b, g.stride, g.padding, rectifier)
+        _assert_identical(fused, layered)
+        gradcheck_op(conv2d_forward, conv2d_backward, dict(x=x, w=w, b=b),
+                     dict(stride=g.stride, padding=g.padding, rectify=rectifier), max_points=12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_rectified_winograd_layer_at_the_cae_sizes(rng, dtype, need_dx):
+    """The seg CAE's 16-channel layer (three blocks of images, cropped tiles on 11 x 27):
+    the rectifier rides in the Winograd transforms, the cache keeps the rectified output in
+    place of a derivative array, and every number is the two layers' own."""
+    x = rng.standard_normal((9, 16, 11, 27)).astype(dtype)
+    w = (0.1 * rng.standard_normal((16, 16, 3, 3))).astype(dtype)
+    b = (0.1 * rng.standard_normal(16)).astype(dtype)
+    fused, layered, cache = _rectified_both_ways(x, w, b, 1, 1, (500.0, 1 / 500), need_dx=need_dx)
+    assert isinstance(cache, WinogradCache) and cache.r is fused[0]
+    assert 0.2 < np.mean(fused[0] > 0) < 0.8
+    _assert_identical(fused, layered)
+
+
+def test_rectified_winograd_underflow_keeps_the_derivative(rng):
+    """``amplitude * (gain * y)`` can underflow to 0 where ``gain * y > 0`` (float32,
+    amplitude 1e-30, outputs ~1e-16): ``r > 0`` would then miss those neurons, so the forward
+    pass keeps the derivative as an array; the numbers are still the two layers' own."""
+    x = (1e-8 * rng.standard_normal((2, 16, 6, 6))).astype(np.float32)
+    w = (1e-8 * rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
+    fused, layered, cache = _rectified_both_ways(x, w, None, 1, 1, (1.0, 1e-30))
+    assert isinstance(cache, RectifiedCache) and cache.conv.path == "winograd"
+    assert np.any((fused[0] == 0) & (cache.slope != 0))  # the case this is for
+    _assert_identical(fused, layered)
+
+
+@pytest.mark.parametrize("path", ["winograd", "per-image", "direct"])
+def test_rectified_conv2d_with_nan_raises_the_neuron_layers_error(rng, path, monkeypatch):
+    x = rng.standard_normal((2, 8, 6, 6))
+    x[1, 3, 2, 2] = np.nan
+    _forced(monkeypatch, path)
+    with pytest.raises(ValueError, match=r"RectifiedLinear: J \(input current\) contains NaN"):
+        conv2d_forward(x, rng.standard_normal((8, 8, 3, 3)), None, padding=1, rectify=(1.0, 1.0))
+
+
+@pytest.mark.parametrize("rectify, message", [((0.0, 1.0), "must be finite and > 0"),
+                                              ((1.0, np.inf), "must be finite and > 0"),
+                                              ("relu", "must be a pair"), ((1.0,), "must be a pair")])
+def test_conv2d_rectify_argument_is_checked(rng, rectify, message):
+    with pytest.raises(ValueError, match=f"conv2d: rectify.*{message}"):
+        conv2d_forward(rng.standard_normal((1, 8, 5, 5)), rng.standard_normal((8, 8, 3, 3)), rectify=rectify)
 
 
 def _both_ways(paths, x, w, b, dy, need_dx, expected_kinds):

@@ -19,6 +19,13 @@ Semantics and weight layouts are PyTorch's (``torch.nn.functional.conv2d`` and
   step's stride-2 layers) run a few images at a time and build the columns again in the
   backward pass instead of keeping them.
 
+  With ``rectify=(gain, amplitude)`` the output goes through a rectified-linear neuron layer,
+  ``amplitude * max(gain * y, 0)`` (:class:`~minisnn.neurons.RectifiedLinear` with
+  ``scale_firing_rates``; :class:`~minisnn.layers.Sequential` asks for it when a ``Neurons``
+  layer of that model follows), and the backward pass multiplies ``dy`` by its derivative
+  first.  The numbers are those of the two layers one after the other; the Winograd path
+  does both inside its transforms (one pass over the activations less each way).
+
 * ``conv_transpose2d``: ``x (N, Cin, H, W)``, ``w (Cin, Cout, kH, kW)``. It is the
   **adjoint of conv2d** with respect to its input: for a conv2d with weight ``w`` (read in
   conv2d's layout, ``Cout_conv = Cin``), ``<conv2d(z, w), x> == <z, conv_transpose2d(x, w)>``
@@ -45,7 +52,9 @@ from ..kernels.direct import conv_direct_numba
 from ..kernels.events import conv_events_numba, conv_events_pixels_numba
 from ..kernels.fold import fold_numba, shuffle_numba, unfold_numba
 from ..kernels import winograd as wino
-from ..kernels._jit import KERNEL_DTYPES
+from ..kernels._jit import KERNEL_DTYPES, compiled_for
+from ..kernels.elementwise import multiply
+from ..kernels.relu import relu_rate_and_grad_numba, relu_rate_and_grad_numpy
 from ..kernels.im2col import col2im_numba_serial, im2col_numba_serial
 from .windows import Geometry, col2im, geometry, im2col
 
@@ -184,7 +193,16 @@ class WinogradCache(NamedTuple):
     U: np.ndarray        # the transformed weights, (16, Cout, Cin)
     has_bias: bool
     g: Geometry
+    r: np.ndarray        # the rectified output (rectify=...), else empty: where r > 0 ...
+    slope: float         # ... the rectifier's derivative is amplitude * gain
     path = "winograd"
+
+
+class RectifiedCache(NamedTuple):
+    """What :func:`conv2d_backward` keeps of a conv2d with ``rectify=`` whose path did not
+    fuse the rectifier: its derivative, which multiplies ``dy`` first, and the conv's cache."""
+    slope: np.ndarray    # amplitude * gain * [gain * y > 0], the shape of the output
+    conv: NamedTuple
 
 
 class BlockedColumnsCache(NamedTuple):
@@ -287,7 +305,7 @@ def _summed_outer(a, cols):
 # ----------------------------------------------------------------------------- conv2d
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=True):
+def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=True, rectify=None):
     """Forward 2-D convolution (cross-correlation), PyTorch semantics.
 
     Parameters
@@ -301,6 +319,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         the returned cache is None (no backward possible).  With ``out`` this call allocates
         no large array at all, which matters: on these machines first-touching fresh memory
         costs ~10x the im2col copy itself (see :mod:`minisnn.ops.scratch`).
+    rectify : optional ``(gain, amplitude)``: return ``amplitude * max(gain * y, 0)`` instead
+        of ``y`` (a rectified-linear neuron layer after the convolution; see the module
+        docstring).  NaN in ``y`` raises ValueError, as the neuron layer does.
 
     Returns
     -------
@@ -309,13 +330,55 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
     """
     op = "conv2d"
     x, w, b = _check_arrays(op, x, w, b, in_axis=1, out_axis=0)
-    N, _, H, W = x.shape
-    Cout = w.shape[0]
+    N, Cin, H, W = x.shape
     g = geometry(op, H, W, w.shape[2:], pair(stride, op, "stride", 1), pair(padding, op, "padding", 0))
-    if _direct(g, x.shape[1], Cout):
+    if rectify is None:
+        return _conv2d(x, w, b, g, out, keep_cache)
+    gain, amplitude = _rectifier(rectify, x.dtype)
+    if _winograd(g, Cin, w.shape[0]):
+        return _conv2d_winograd(x, w, b, g, out, keep_cache, (gain, amplitude))
+    y, cache = _conv2d(x, w, b, g, out, keep_cache)
+    r, slope = _rectify(y, gain, amplitude)
+    if out is not None:
+        out[...] = r
+        r = out
+    return r, (RectifiedCache(slope, cache) if keep_cache else None)
+
+
+def _rectifier(rectify, dtype):
+    """``rectify = (gain, amplitude)``, checked, as scalars of ``dtype``."""
+    try:
+        gain, amplitude = (float(v) for v in rectify)
+    except (TypeError, ValueError):
+        raise ValueError(f"conv2d: rectify must be a pair (gain, amplitude) of numbers, got {rectify!r}") from None
+    if not (gain > 0 and amplitude > 0 and np.isfinite(gain) and np.isfinite(amplitude)):
+        raise ValueError(f"conv2d: rectify's gain and amplitude must be finite and > 0, got {rectify!r}")
+    return dtype.type(gain), dtype.type(amplitude)
+
+
+#: what a NaN before the rectifier raises: the neuron layer's own message
+RECTIFY_NAN = "RectifiedLinear: J (input current) contains NaN"
+
+
+def _rectify(y, gain, amplitude):
+    """``(amplitude * max(gain * y, 0), its derivative)`` through the rectified-linear rate
+    kernel (:mod:`minisnn.kernels.relu`), the shape of ``y``."""
+    kernel = relu_rate_and_grad_numba if compiled_for(y.dtype) else relu_rate_and_grad_numpy
+    r, slope, n_nan = kernel(y.reshape(-1), float(gain), float(amplitude))
+    if n_nan:
+        raise ValueError(RECTIFY_NAN)
+    return r.reshape(y.shape), slope.reshape(y.shape)
+
+
+def _conv2d(x, w, b, g, out, keep_cache):
+    """conv2d_forward without the rectifier: the choice of path, and the column path."""
+    N, Cin = x.shape[:2]
+    Cout = w.shape[0]
+    if _direct(g, Cin, Cout):
         return _conv2d_direct(x, w, b, g, out, keep_cache)
-    if _winograd(g, x.shape[1], Cout):
+    if _winograd(g, Cin, Cout):
         return _conv2d_winograd(x, w, b, g, out, keep_cache)
+    op = "conv2d"
     K, P = w[0].size, g.Ho * g.Wo
     if keep_cache and COLUMNS_KEEP_MAX is not None and N * K * P * x.itemsize > COLUMNS_KEEP_MAX:
         return _conv2d_blocked(x, w, b, g, out)
@@ -338,7 +401,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
             _per_image(wm, cols, out=yg)  # (ng, Cout, P): already NCHW
     if b is not None and not fold:
         y += b[:, None]
-    cache = ColumnsCache(cols, w, b is not None, g, x.shape[1], fold) if keep_cache else None
+    cache = ColumnsCache(cols, w, b is not None, g, Cin, fold) if keep_cache else None
     return y.reshape(N, Cout, g.Ho, g.Wo), cache
 
 
@@ -387,11 +450,13 @@ def _scratch_planes(tag: str, C: int, T: int, dtype) -> np.ndarray:
     return wino.planes(C, T, dtype, scratch(tag, (wino.planes_size(C, T),), dtype))
 
 
-def _conv2d_winograd(x, w, b, g, out, keep_cache):
+def _conv2d_winograd(x, w, b, g, out, keep_cache, rectify=None):
     """conv2d_forward's Winograd path, block by block (:func:`winograd_blocks`): input
-    transform, 16 GEMMs, output transform (+ bias).  ``V`` and the product ``M`` live in each
-    thread's scratch buffers; the cache keeps the input, which the backward pass transforms
-    again, block by block, for the weight gradient."""
+    transform, 16 GEMMs, output transform (+ bias, and the rectifier if ``rectify`` is
+    ``(gain, amplitude)`` of x's dtype).  ``V`` and the product ``M`` live in each thread's
+    scratch buffers; the cache keeps the input, which the backward pass transforms again,
+    block by block, for the weight gradient, and the rectified output, which tells where the
+    rectifier's derivative is nonzero."""
     N, Cin = x.shape[:2]
     Cout = w.shape[0]
     y = output("conv2d", out, (N, Cout, g.Ho, g.Wo), x.dtype)
@@ -400,6 +465,8 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
     bias = _bias_or_empty(b, x.dtype)
     x = np.ascontiguousarray(x)
     blocks = winograd_blocks(N, th, tw)
+    gain, amplitude = rectify if rectify is not None else (x.dtype.type(1), x.dtype.type(1))
+    counts = np.zeros((len(blocks), 2), np.int64)  # NaN outputs, underflows (0 or 1)
 
     def block(i):
         n0, n1 = blocks[i]
@@ -408,15 +475,29 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache):
         wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         M = _scratch_planes(PRODUCT, Cout, T, x.dtype)
         np.matmul(U, V, out=M)
-        wino.output_numba(M, bias, th, tw, y[n0:n1])
+        _, counts[i, 0], counts[i, 1] = wino.output_numba(M, bias, th, tw, y[n0:n1], rectify is not None,
+                                                          gain, amplitude)
 
     on_threads(block, len(blocks))
-    return y, (WinogradCache(x, U, b is not None, g) if keep_cache else None)
+    n_nan, lost = counts.sum(axis=0)
+    if n_nan:
+        raise ValueError(RECTIFY_NAN)
+    if not keep_cache:
+        return y, None
+    if rectify is None:
+        return y, WinogradCache(x, U, b is not None, g, np.empty((0, 0, 0, 0), x.dtype), x.dtype.type(0))
+    if lost:
+        # amplitude * (gain * y) underflowed to 0 where gain * y > 0, so r > 0 does not say
+        # where the derivative is nonzero: the convolution again, and its derivative kept
+        y0, cache = _conv2d_winograd(x, w, b, g, None, True)
+        return y, RectifiedCache(_rectify(y0, gain, amplitude)[1], cache)
+    return y, WinogradCache(x, U, b is not None, g, y, amplitude * gain)
 
 
-def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
+def _conv2d_winograd_backward(dy, x, U, has_bias, g, r, slope, need_dx):
     """Gradients of :func:`_conv2d_winograd`, each step the adjoint of a forward one, block by
-    block: ``Mg = A dy A^T`` per tile (and the bias gradient), ``dU = Mg @ V^T`` with ``V`` the
+    block: ``Mg = A dy A^T`` per tile (``dy`` times the rectifier's derivative first if ``r``
+    is not empty), and the bias gradient, ``dU = Mg @ V^T`` with ``V`` the
     input transformed again, ``dx = B (U^T @ Mg) B^T`` added back tile by tile.  The blocks'
     ``dU`` are summed in block order (float64), then ``dw = G^T dU G``."""
     N, Cout = dy.shape[:2]
@@ -432,7 +513,7 @@ def _conv2d_winograd_backward(dy, x, U, has_bias, g, need_dx):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
         Mg = _scratch_planes(PRODUCT, Cout, T, U.dtype)
-        wino.grad_output_numba(dy[n0:n1], th, tw, Mg, sums[n0:n1])
+        wino.grad_output_numba(dy[n0:n1], th, tw, Mg, sums[n0:n1], r[n0:n1], slope)
         V = _scratch_planes(COLUMNS, Cin, T, U.dtype)
         wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         np.matmul(Mg, V.transpose(0, 2, 1), out=dUs[i])  # short results, long sums
@@ -553,8 +634,12 @@ def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)`` for upstream ``dy (N, Cout, Ho, Wo)``.
 
     ``dw = sum_n dy[n] @ cols[n]^T``, ``dx = col2im(w^T @ dy)`` (a transposed convolution),
-    ``db = dy.sum over (N, Ho, Wo)``.
+    ``db = dy.sum over (N, Ho, Wo)``.  After a ``rectify=`` forward pass ``dy`` is the
+    gradient of the rectified output.
     """
+    if isinstance(cache, RectifiedCache):
+        dy = multiply(np.ascontiguousarray(dy, dtype=cache.slope.dtype), cache.slope)
+        cache = cache.conv
     if isinstance(cache, DirectCache):
         return _conv2d_direct_backward(dy, *cache, need_dx)
     if isinstance(cache, WinogradCache):
