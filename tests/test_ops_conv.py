@@ -514,6 +514,28 @@ def test_rectified_winograd_layer_at_the_cae_sizes(rng, dtype, need_dx):
     _assert_identical(fused, layered)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_backward_with_the_kept_input_transform_is_the_same(rng, dtype, monkeypatch):
+    """The forward pass keeps each block's transformed input (within WINOGRAD_KEEP_MAX) and
+    the backward pass reads it instead of transforming the input again: the same bits."""
+    x = rng.standard_normal((9, 16, 11, 27)).astype(dtype)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(24).astype(dtype)
+    dy = rng.standard_normal((9, 24, 11, 27)).astype(dtype)
+    results = []
+    for keep_max in (64 << 20, None):
+        monkeypatch.setattr("minisnn.ops.conv.WINOGRAD_KEEP_MAX", keep_max)
+        y, cache = conv2d_forward(x, w, b, padding=1)
+        assert cache.path == "winograd" and (cache.Vs is None) is (keep_max is None)
+        if keep_max is not None:
+            assert len(cache.Vs) == len(winograd_blocks(9, 6, 14)) > 1
+        results.append((y, *conv2d_backward(dy, cache)))
+    _assert_identical(*results)
+    # the budget counts the whole layer's V: one byte less than it takes, and it is not kept
+    monkeypatch.setattr("minisnn.ops.conv.WINOGRAD_KEEP_MAX", 16 * (16 * 9 * 6 * 14 + 16) * x.itemsize - 1)
+    assert conv2d_forward(x, w, b, padding=1)[1].Vs is None
+
+
 def test_rectified_winograd_underflow_keeps_the_derivative(rng):
     """``amplitude * (gain * y)`` can underflow to 0 where ``gain * y > 0`` (float32,
     amplitude 1e-30, outputs ~1e-16): ``r > 0`` would then miss those neurons, so the forward

@@ -136,6 +136,13 @@ WINOGRAD_MIN_CIN: int | None = 8
 #: neither does any result.
 WINOGRAD_BLOCK_TILES = 4096
 
+#: The Winograd path's forward pass keeps each block's transformed input ``V`` for the
+#: backward pass (which needs it for the weight gradient) when all of them together take at
+#: most this many bytes; above, the backward pass transforms the input again, block by block.
+#: ``V`` is 4x the layer's input: at the CAE's batch of 64, 22 MB for its 16-channel layers.
+#: None: never keep it.
+WINOGRAD_KEEP_MAX: int | None = 64 << 20
+
 #: A convolution through the columns (not direct, not Winograd) whose columns for the whole
 #: batch would take more than this many bytes does not keep them for the backward pass: it
 #: runs block by block as the Winograd path does (each block's im2col into a per-thread
@@ -189,7 +196,9 @@ class DirectCache(NamedTuple):
 
 class WinogradCache(NamedTuple):
     """What :func:`conv2d_backward` keeps of a conv2d that ran as Winograd F(2x2, 3x3)."""
-    x: np.ndarray        # the input (contiguous); the backward pass transforms it again, block by block
+    x: np.ndarray        # the input (contiguous)
+    Vs: list | None      # each block's transformed input (WINOGRAD_KEEP_MAX), else None: the
+                         # backward pass transforms x again, block by block
     U: np.ndarray        # the transformed weights, (16, Cout, Cin)
     has_bias: bool
     g: Geometry
@@ -453,9 +462,10 @@ def _scratch_planes(tag: str, C: int, T: int, dtype) -> np.ndarray:
 def _conv2d_winograd(x, w, b, g, out, keep_cache, rectify=None):
     """conv2d_forward's Winograd path, block by block (:func:`winograd_blocks`): input
     transform, 16 GEMMs, output transform (+ bias, and the rectifier if ``rectify`` is
-    ``(gain, amplitude)`` of x's dtype).  ``V`` and the product ``M`` live in each thread's
-    scratch buffers; the cache keeps the input, which the backward pass transforms again,
-    block by block, for the weight gradient, and the rectified output, which tells where the
+    ``(gain, amplitude)`` of x's dtype).  The product ``M`` lives in each thread's scratch
+    buffer; so does ``V``, unless the cache keeps every block's ``V`` for the weight gradient
+    (:data:`WINOGRAD_KEEP_MAX`; else it keeps the input, which the backward pass transforms
+    again).  With ``rectify`` the cache keeps the rectified output, which tells where the
     rectifier's derivative is nonzero."""
     N, Cin = x.shape[:2]
     Cout = w.shape[0]
@@ -467,12 +477,17 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache, rectify=None):
     blocks = winograd_blocks(N, th, tw)
     gain, amplitude = rectify if rectify is not None else (x.dtype.type(1), x.dtype.type(1))
     counts = np.zeros((len(blocks), 2), np.int64)  # NaN outputs, underflows (0 or 1)
+    keep_v = (keep_cache and WINOGRAD_KEEP_MAX is not None
+              and wino.planes_size(Cin, N * th * tw) * x.itemsize <= WINOGRAD_KEEP_MAX)
+    Vs = [None] * len(blocks) if keep_v else None
 
     def block(i):
         n0, n1 = blocks[i]
         T = (n1 - n0) * th * tw
-        V = _scratch_planes(COLUMNS, Cin, T, x.dtype)
+        V = wino.planes(Cin, T, x.dtype) if keep_v else _scratch_planes(COLUMNS, Cin, T, x.dtype)
         wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
+        if keep_v:
+            Vs[i] = V
         M = _scratch_planes(PRODUCT, Cout, T, x.dtype)
         np.matmul(U, V, out=M)
         _, counts[i, 0], counts[i, 1] = wino.output_numba(M, bias, th, tw, y[n0:n1], rectify is not None,
@@ -485,20 +500,21 @@ def _conv2d_winograd(x, w, b, g, out, keep_cache, rectify=None):
     if not keep_cache:
         return y, None
     if rectify is None:
-        return y, WinogradCache(x, U, b is not None, g, np.empty((0, 0, 0, 0), x.dtype), x.dtype.type(0))
+        return y, WinogradCache(x, Vs, U, b is not None, g, np.empty((0, 0, 0, 0), x.dtype), x.dtype.type(0))
     if lost:
         # amplitude * (gain * y) underflowed to 0 where gain * y > 0, so r > 0 does not say
         # where the derivative is nonzero: the convolution again, and its derivative kept
         y0, cache = _conv2d_winograd(x, w, b, g, None, True)
         return y, RectifiedCache(_rectify(y0, gain, amplitude)[1], cache)
-    return y, WinogradCache(x, U, b is not None, g, y, amplitude * gain)
+    return y, WinogradCache(x, Vs, U, b is not None, g, y, amplitude * gain)
 
 
-def _conv2d_winograd_backward(dy, x, U, has_bias, g, r, slope, need_dx):
+def _conv2d_winograd_backward(dy, x, Vs, U, has_bias, g, r, slope, need_dx):
     """Gradients of :func:`_conv2d_winograd`, each step the adjoint of a forward one, block by
     block: ``Mg = A dy A^T`` per tile (``dy`` times the rectifier's derivative first if ``r``
-    is not empty), and the bias gradient, ``dU = Mg @ V^T`` with ``V`` the
-    input transformed again, ``dx = B (U^T @ Mg) B^T`` added back tile by tile.  The blocks'
+    is not empty), and the bias gradient, ``dU = Mg @ V^T`` with ``V`` the forward pass's
+    (``Vs``) or the input transformed again, ``dx = B (U^T @ Mg) B^T`` added back tile by
+    tile.  The blocks'
     ``dU`` are summed in block order (float64), then ``dw = G^T dU G``."""
     N, Cout = dy.shape[:2]
     Cin = x.shape[1]
@@ -514,8 +530,11 @@ def _conv2d_winograd_backward(dy, x, U, has_bias, g, r, slope, need_dx):
         T = (n1 - n0) * th * tw
         Mg = _scratch_planes(PRODUCT, Cout, T, U.dtype)
         wino.grad_output_numba(dy[n0:n1], th, tw, Mg, sums[n0:n1], r[n0:n1], slope)
-        V = _scratch_planes(COLUMNS, Cin, T, U.dtype)
-        wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
+        if Vs is not None:
+            V = Vs[i]
+        else:
+            V = _scratch_planes(COLUMNS, Cin, T, U.dtype)
+            wino.input_numba(x[n0:n1], g.ph, g.pw, th, tw, V)
         np.matmul(Mg, V.transpose(0, 2, 1), out=dUs[i])  # short results, long sums
         if need_dx:
             dV = _scratch_planes(GRAD_COLUMNS, Cin, T, U.dtype)
