@@ -359,7 +359,9 @@ class SpikingScanFn(Function):
 
     Backward is the synapse run backwards in time, ``g_t = dy_t + a g_(t+1)``,
     ``du_t = (1 - a) g_t``, then :class:`SpikingStepFn`'s at every step,
-    ``gain * grad_model.rate_grad(gain * x_t) * du_t``, summed over the steps when ``static``.
+    ``gain * grad_model.rate_grad(gain * x_t) * du_t``, summed over the steps when ``static``
+    (otherwise the scan multiplies each ``du_t`` by the derivative as it writes it, into the
+    derivative's array: no ``steps x n`` array in between).
     The derivative is taken in ``precision`` too: with "float32" a SoftLIF derivative is
     computed in float32 arithmetic, as NengoDL trains (this node evaluates it at ``steps``
     currents per neuron, where the mean-rate replay evaluates it once).
@@ -383,12 +385,16 @@ class SpikingScanFn(Function):
         return out.reshape((steps * B,) + J.shape[1:])
 
     def backward(self, dout):
-        if self.syn_a != 0.0:
-            d2 = dout.reshape(self.steps, -1)
-            dout = lowpass_scan_grad(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
         g = self.grad_model.rate_grad(self.J, self.precision)  # new (the products below go into it)
         if self.gain != 1:
             g *= self.gain  # a Python float: rounded to g's dtype, as in gain * g
+        if self.syn_a != 0.0:
+            d2 = dout.reshape(self.steps, -1)
+            if not self.static and g.dtype == dout.dtype:
+                # the synapse's adjoint times the derivative, in one pass, into g
+                g2 = g.reshape(self.steps, -1)
+                return lowpass_scan_grad(d2, self.syn_a, g2, scale=g2).reshape(g.shape)
+            dout = lowpass_scan_grad(d2, self.syn_a, np.empty_like(d2)).reshape(dout.shape)
         if self.static:  # the same derivative at every step: sum the upstream over time first
             dout = dout.reshape((self.steps,) + g.shape).sum(axis=0)
         return multiply(dout, g, out=g if dout.dtype == g.dtype else None)  # on all threads

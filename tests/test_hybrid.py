@@ -295,6 +295,14 @@ def test_lowpass_scan_kernels_equal_their_references_bit_for_bit(dtype):
         for scan in (lowpass_scan_numba, lowpass_scan_numpy):
             in_place = u.copy()
             np.testing.assert_array_equal(scan(in_place, a, in_place), expected)
+    # the adjoint times a derivative, written into the derivative's array (the node's backward)
+    scale = (rng.uniform(size=u.shape) * (rng.uniform(size=u.shape) < 0.7)).astype(dtype)
+    for a in (0.0, 0.6065306597126334):
+        expected = lowpass_scan_grad_numpy(u, a, np.empty_like(u)) * scale
+        for grad in (lowpass_scan_grad_numba, lowpass_scan_grad_numpy):
+            in_place = scale.copy()
+            assert grad(u, a, in_place, scale=in_place) is in_place
+            np.testing.assert_array_equal(in_place, expected)
     t = ms.Tensor(np.abs(u).reshape(7 * 3, 700), requires_grad=True)
     y = _identity_scan(t, 0.6065306597126334, 7)
     y.backward(np.ones_like(y.data))
@@ -304,6 +312,30 @@ def test_lowpass_scan_kernels_equal_their_references_bit_for_bit(dtype):
     np.testing.assert_array_equal(t.grad.reshape(7, -1),
                                   lowpass_scan_grad_numpy(np.ones_like(u), 0.6065306597126334, np.empty_like(u))
                                   * (u != 0))
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_spiking_scan_backward_is_the_adjoint_then_the_derivative(static):
+    """The node's backward (the synapse's adjoint and the product with the derivative in one
+    pass when the current changes with time; adjoint, sum over time, product when it is
+    static) against the three steps written out, float32, a soft-LIF gradient model in
+    float32 and a gain: the same bits."""
+    rng = np.random.default_rng(11)
+    steps, B, n, a, gain = 6, 3, 700, 0.6065306597126334, 40.0
+    x = rng.uniform(-0.01, 0.06, (B if static else steps * B, n)).astype(np.float32)
+    dout = rng.standard_normal((steps * B, n)).astype(np.float32)
+    model, grad_model = LIF(), SoftLIFRate(sigma=0.02)
+    state = model.make_state(B * n, np.random.default_rng(0), np.float32)
+    t = ms.Tensor(x, requires_grad=True)
+    y = SpikingScanFn.apply(t, model=model, grad_model=grad_model, gain=gain, dt=0.001, state=state,
+                            steps=steps, static=static, precision="float32", syn_a=a)
+    y.backward(dout)
+    J = x * np.float32(gain)
+    g = grad_model.rate_grad(J, "float32") * np.float32(gain)
+    du = lowpass_scan_grad_numpy(dout.reshape(steps, -1), a, np.empty((steps, B * n), np.float32))
+    du = du.reshape(steps, B, n)
+    expected = du.sum(axis=0) * g if static else du.reshape(g.shape) * g
+    np.testing.assert_array_equal(t.grad, expected)
 
 
 @pytest.mark.parametrize("window", [1, 3, 5])

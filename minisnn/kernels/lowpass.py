@@ -114,15 +114,18 @@ def lowpass_scan_numpy(u, a, y):
     return y
 
 
-def lowpass_scan_grad_numpy(d, a, du):
+def lowpass_scan_grad_numpy(d, a, du, scale=None):
     """The adjoint of :func:`lowpass_scan_numpy`, the same filter run backwards in time:
-    ``g[T-1] = d[T-1]``, ``g[t] = d[t] + a g[t+1]``, ``du[t] = (1 - a) g[t]``.  Returns ``du``."""
+    ``g[T-1] = d[T-1]``, ``g[t] = d[t] + a g[t+1]``, ``du[t] = (1 - a) g[t]``, times
+    ``scale[t]`` if ``scale`` (``(T, M)``, of d's dtype; it may be ``du`` itself) is given:
+    the hybrid step multiplies the synapse's input gradient by the neurons' derivative so,
+    with no ``(T, M)`` array in between.  Returns ``du``."""
     a, b = d.dtype.type(a), d.dtype.type(1.0 - a)
     g = d[-1].copy()
-    du[-1] = b * g
+    du[-1] = b * g if scale is None else (b * g) * scale[-1]
     for t in range(d.shape[0] - 2, -1, -1):
         g = d[t] + a * g
-        du[t] = b * g
+        du[t] = b * g if scale is None else (b * g) * scale[t]
     return du
 
 
@@ -145,9 +148,10 @@ def _lowpass_scan(u, a, b, y):
 
 
 @pjit
-def _lowpass_scan_grad(d, a, b, du):
+def _lowpass_scan_grad(d, a, b, du, scale):
     T = d.shape[0]
     M = d.shape[1]
+    scaled = scale.shape[0] > 0
     nblocks = (M + BLOCK - 1) // BLOCK
     for blk in prange(nblocks):
         lo = blk * BLOCK
@@ -156,13 +160,18 @@ def _lowpass_scan_grad(d, a, b, du):
         dl, dul = d[T - 1, lo : lo + n], du[T - 1, lo : lo + n]
         for k in range(np.uint64(n)):
             g[k] = dl[k]
-            dul[k] = b * dl[k]
-        for t in range(T - 2, -1, -1):
+        for t in range(T - 1, -1, -1):
             drow, durow = d[t, lo : lo + n], du[t, lo : lo + n]
-            for k in range(np.uint64(n)):
-                gk = drow[k] + a * g[k]
-                g[k] = gk
-                durow[k] = b * gk
+            if t < T - 1:
+                for k in range(np.uint64(n)):
+                    g[k] = drow[k] + a * g[k]
+            if scaled:  # (two loops, not a test per value: each one a vector loop)
+                srow = scale[t, lo : lo + n]
+                for k in range(np.uint64(n)):
+                    durow[k] = (b * g[k]) * srow[k]
+            else:
+                for k in range(np.uint64(n)):
+                    durow[k] = b * g[k]
     return du
 
 
@@ -173,10 +182,11 @@ def lowpass_scan_numba(u, a, y):
     return _lowpass_scan(u, dtype(a), dtype(1.0 - a), y)
 
 
-def lowpass_scan_grad_numba(d, a, du):
+def lowpass_scan_grad_numba(d, a, du, scale=None):
     """Numba twin of :func:`lowpass_scan_grad_numpy` (the same bits)."""
     dtype = d.dtype.type
-    return _lowpass_scan_grad(d, dtype(a), dtype(1.0 - a), du)
+    scale = np.empty((0, 0), d.dtype) if scale is None else scale
+    return _lowpass_scan_grad(d, dtype(a), dtype(1.0 - a), du, scale)
 
 
 def lowpass_scan(u, a, y):
@@ -184,9 +194,9 @@ def lowpass_scan(u, a, y):
     return (lowpass_scan_numba if compiled_for(u.dtype) else lowpass_scan_numpy)(u, a, y)
 
 
-def lowpass_scan_grad(d, a, du):
+def lowpass_scan_grad(d, a, du, scale=None):
     """:func:`lowpass_scan_grad_numba` for the dtypes it is compiled for, else the reference."""
-    return (lowpass_scan_grad_numba if compiled_for(d.dtype) else lowpass_scan_grad_numpy)(d, a, du)
+    return (lowpass_scan_grad_numba if compiled_for(d.dtype) else lowpass_scan_grad_numpy)(d, a, du, scale)
 
 
 def _lowpass_scan_example(rng):
@@ -194,6 +204,13 @@ def _lowpass_scan_example(rng):
     T, M = 13, BLOCK + 77
     u = (rng.uniform(-1.0, 1.0, size=(T, M)) * (rng.uniform(size=(T, M)) < 0.3) * 100.0).astype(np.float32)
     return (u, 0.6065306597126334, np.empty((T, M), np.float32))
+
+
+def _lowpass_scan_grad_scaled_example(rng):
+    """:func:`_lowpass_scan_example` and a derivative-like scale (zeros and values in (0, 1))."""
+    d, a, du = _lowpass_scan_example(rng)
+    scale = (rng.uniform(size=d.shape) * (rng.uniform(size=d.shape) < 0.7)).astype(d.dtype)
+    return d, a, du, scale
 
 
 def _lowpass_run_example(rng):
@@ -210,3 +227,5 @@ from . import register  # noqa: E402
 register("lowpass_run", lowpass_run_numpy, lowpass_run_numba, _lowpass_run_example)
 register("lowpass_scan", lowpass_scan_numpy, lowpass_scan_numba, _lowpass_scan_example)
 register("lowpass_scan_grad", lowpass_scan_grad_numpy, lowpass_scan_grad_numba, _lowpass_scan_example)
+register("lowpass_scan_grad_scaled", lowpass_scan_grad_numpy, lowpass_scan_grad_numba,
+         _lowpass_scan_grad_scaled_example)
