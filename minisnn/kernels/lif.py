@@ -566,14 +566,17 @@ def lif_run32_numba(J, voltage, refractory_time, out, dt, tau_rc, tau_ref, min_v
     filt = in_state is not None
     w0, w1 = (0, 0) if window_sum is None else window
     constants = _f32_constants(dt, tau_rc, tau_ref, min_voltage, amplitude, syn_a)
-    if (J.shape[0] == 1 and not filt and _bits(out) and constants[5] <= QUIET
-            and _quiet_share(J[0], voltage, refractory_time, syn_state) >= QUIET_SHARE):
-        return _lif_run32_constant(J[0], voltage, refractory_time, out, syn_state, np.float32(POLY_MAX),
-                                   np.zeros(0, np.float32) if window_sum is None else window_sum, w0, w1,
-                                   *constants)
-    return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, np.float32(POLY_MAX), _bits(out),
-                            filt, fa, fb, in_state if filt else bias, bias, gain,
-                            syn_state if window_sum is None else window_sum, w0, w1, *constants)
+    # (errstate: no effect on compiled code; as plain Python, with NUMBA_DISABLE_JIT=1, the
+    # branch-free polynomials overflow on values whose results the scan then discards)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if (J.shape[0] == 1 and not filt and _bits(out) and constants[5] <= QUIET
+                and _quiet_share(J[0], voltage, refractory_time, syn_state) >= QUIET_SHARE):
+            return _lif_run32_constant(J[0], voltage, refractory_time, out, syn_state, np.float32(POLY_MAX),
+                                       np.zeros(0, np.float32) if window_sum is None else window_sum, w0, w1,
+                                       *constants)
+        return _lif_run32_fused(J, voltage, refractory_time, out, syn_state, np.float32(POLY_MAX), _bits(out),
+                                filt, fa, fb, in_state if filt else bias, bias, gain,
+                                syn_state if window_sum is None else window_sum, w0, w1, *constants)
 
 
 #: Neurons per work item of the float32 scan: twice the float64 scan's :data:`BLOCK`.  Each step
