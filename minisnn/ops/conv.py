@@ -330,7 +330,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, *, out=None, keep_cache=Tr
         costs ~10x the im2col copy itself (see :mod:`minisnn.ops.scratch`).
     rectify : optional ``(gain, amplitude)``: return ``amplitude * max(gain * y, 0)`` instead
         of ``y`` (a rectified-linear neuron layer after the convolution; see the module
-        docstring).  NaN in ``y`` raises ValueError, as the neuron layer does.
+        docstring).  NaN in ``y`` raises ValueError, as the neuron layer does.  The Winograd
+        path's cache then reads the returned array for the derivative: leave it unchanged
+        until the backward pass (as a graph does).
 
     Returns
     -------
