@@ -157,7 +157,7 @@ def _lowpass_scan_grad(d, a, b, du, scale):
         lo = blk * BLOCK
         n = min(lo + BLOCK, M) - lo
         g = np.empty(n, d.dtype)
-        dl, dul = d[T - 1, lo : lo + n], du[T - 1, lo : lo + n]
+        dl = d[T - 1, lo : lo + n]
         for k in range(np.uint64(n)):
             g[k] = dl[k]
         for t in range(T - 1, -1, -1):
