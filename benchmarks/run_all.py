@@ -45,6 +45,7 @@ import json
 import math
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -247,9 +248,20 @@ def train_rows(res):
             mval = s.get("minisnn_images_per_s") or m.get("images_per_s", m.get("error"))
             rows.append(row("train", case, "images/s", mval, "PyTorch", tval, s["speed_ratio"], f">= {TRAIN_SPEED:g}",
                             C.status(ok) if ok is not None else ""))
+            tcpu = _cpu_per_wall(d["rows"], "torch", net, B)
+            rows.append(row("train", "", "CPU/wall", _cpu_per_wall(d["rows"], "minisnn", net, B), "PyTorch",
+                            tcpu if tcpu is not None else missing))
             tval = t.get("peak_rss_mib") if "error" not in t else (t.get("error") or missing)
             rows.append(row("train", "", "peak RSS MiB", m.get("peak_rss_mib"), "PyTorch", tval, s["rss_ratio"]))
     return rows
+
+
+def _cpu_per_wall(rows, engine, net, B):
+    """The median over rounds of one engine's CPU time per wall time in its timed steps (2 on
+    2 busy threads; None if no round measured it)."""
+    vals = [r["cpu_per_wall"] for r in rows if r["engine"] == engine and r["net"] == net
+            and str(r["batch"]) == B and r.get("cpu_per_wall") is not None]
+    return statistics.median(vals) if vals else None
 
 
 def mpi_rows(res):
@@ -302,6 +314,9 @@ def snn_rows(res, peers):
             tgt, st = f">= {SNN_SPEED:g}", (C.status(sp >= SNN_SPEED) if sp is not None else "")
         rows.append(row("snn", case, "images/s", m and m["images_per_s"], "snnTorch",
                         t["images_per_s"] if t else miss, sp, tgt, st))
+        if T == SNN_T:
+            rows.append(row("snn", "", "CPU/wall", m and _div(m.get("cpu_s"), m.get("wall_s")), "snnTorch",
+                            t and _div(t.get("cpu_s"), t.get("wall_s"))))
         rows.append(row("snn", "", "peak RSS MiB", m and _snn_rss(m), "snnTorch", _snn_rss(t) if t else miss,
                         _div(m and _snn_rss(m), t and _snn_rss(t))))
     return rows
@@ -359,6 +374,9 @@ def hybrid_rows(res, peers):
             case = f"hybrid step {size} batch {B} T={T}"
             rows.append(row("hybrid", case, "images/s", mv if m and m.get("time_s") else (m or {}).get("error"),
                             "snnTorch BPTT", tdisp, sp, tgt, st))
+            if T == HYBRID_T:  # the row with a target: how busy each engine kept the cores
+                rows.append(row("hybrid", "", "CPU/wall", (m or {}).get("cpu_per_wall"), "snnTorch BPTT",
+                                (t or {}).get("cpu_per_wall")))
             mr, tr = (m or {}).get("peak_rss_mib"), (t or {}).get("peak_rss_mib")
             rows.append(row("hybrid", "", "peak RSS MiB", mr, "snnTorch BPTT",
                             tr if tr is not None else tdisp if tv is None else None, _div(mr, tr)))

@@ -53,7 +53,7 @@ def test_quick_suite_writes_table_and_json(tmp_path):
         assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.log").exists()
     # minisnn measured something on every row it owns; the peer columns say why they are empty
     train = [r for r in res["table"] if r["section"] == "train"]
-    assert {r["metric"] for r in train} == {"images/s", "peak RSS MiB"}
+    assert {r["metric"] for r in train} == {"images/s", "CPU/wall", "peak RSS MiB"}
     assert all(isinstance(r["minisnn"], float) and r["minisnn"] > 0 for r in train)
     assert all(r["peer_value"] == "skipped (--no-torch)" for r in train)
     hybrid = [r for r in res["table"] if r["section"] == "hybrid"]
@@ -144,6 +144,26 @@ def test_hybrid_rows_put_the_unrolled_step_beside_the_peer(run_all):
     assert rss["metric"] == "peak RSS MiB" and rss["ratio"] == pytest.approx(0.75)
     # the mean-rate step keeps its target row at T = 100
     assert any(r["case"] == "hybrid step 3x100x150 batch 4 T=100" and r["target"] == ">= 6" for r in out)
+
+
+def test_rows_with_a_speed_target_say_how_busy_each_engine_kept_the_cores(run_all):
+    """The training rows and the hybrid row at T = 100 are followed by each engine's CPU time
+    per wall time (the median over the training rounds); other T get none."""
+    rows = _hybrid_rows({("mean-rate", 50): (1.0, 500.0), ("snntorch-bptt", 50): (30.0, 4000.0),
+                         ("mean-rate", 100): (2.0, 520.0), ("snntorch-bptt", 100): (60.0, 8000.0)})
+    for r in rows:
+        r["cpu_per_wall"] = {"mean-rate": 1.6, "snntorch-bptt": 1.99}[r["kind"]] + r["T"] / 1000
+    out = run_all.hybrid_rows({"data": {"options": {"height": 100, "width": 150}, "rows": rows}}, None)
+    busy = [(out[i - 1]["case"], r["minisnn"], r["peer_value"]) for i, r in enumerate(out) if r["metric"] == "CPU/wall"]
+    assert busy == [("hybrid step 3x100x150 batch 4 T=100", pytest.approx(1.7), pytest.approx(2.09))]
+
+    train = {"summary": {"cae": {"64": {"speed_ratio": 1.2, "rss_ratio": 0.9}}}, "peer_status": "ok", "rows": [
+        {"engine": e, "net": "cae", "batch": 64, "images_per_s": v, "cpu_per_wall": c, "round": k}
+        for k, (e, v, c) in enumerate([("minisnn", 600.0, 1.7), ("torch", 500.0, 1.9), ("minisnn", 610.0, 1.5),
+                                       ("torch", 505.0, 2.0), ("minisnn", 590.0, 1.8), ("torch", 495.0, 1.95)])]}
+    out = run_all.train_rows({"data": train})
+    assert [r["metric"] for r in out] == ["images/s", "CPU/wall", "peak RSS MiB"]
+    assert (out[1]["minisnn"], out[1]["peer"], out[1]["peer_value"]) == (1.7, "PyTorch", 1.95)
 
 
 def test_scaling_exponents(run_all):
