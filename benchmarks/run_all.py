@@ -30,8 +30,8 @@ Sections (each one or more child processes of this one, all with the same thread
    CAE (paper preset sizes) at 1 process x 1 thread, 1 x 2 and 2 processes x 1 thread (``mpirun``,
    the ``[mpi]`` extra), images/s, parallel efficiency and the allreduce's time per step.
 
-The parent prints one table (medians; ratio = minisnn / peer) and the issue's targets with
-met / MISSED, and writes into --out (default ``benchmarks/out/run_all/``): ``results.json`` (the
+The parent prints one table (medians; ratio = minisnn / peer; under each row with a speed target
+each engine's CPU time per wall time) and the issue's targets with met / MISSED, and writes into --out (default ``benchmarks/out/run_all/``): ``results.json`` (the
 machine description, every section's own JSON, the table and the targets), ``table.txt``, the
 PNGs, and one ``<section>.log`` with each child's full output.  A peer that is not installed is
 reported as such and the suite goes on; so does a section that fails.
