@@ -31,9 +31,9 @@ Sections (each one or more child processes of this one, all with the same thread
    the ``[mpi]`` extra), images/s, parallel efficiency and the allreduce's time per step.
 
 The parent prints one table (medians; ratio = minisnn / peer; under each row with a speed target
-each engine's CPU time per wall time) and the issue's targets with met / MISSED, and writes into --out (default ``benchmarks/out/run_all/``): ``results.json`` (the
-machine description, every section's own JSON, the table and the targets), ``table.txt``, the
-PNGs, and one ``<section>.log`` with each child's full output.  A peer that is not installed is
+each engine's CPU time per wall time) and the issue's targets with met / MISSED, and writes
+into --out (default ``benchmarks/out/run_all/``): ``results.json`` (the machine description,
+every section's own JSON, the table and the targets), ``table.txt``, the PNGs, and one ``<section>.log`` with each child's full output.  A peer that is not installed is
 reported as such and the suite goes on; so does a section that fails.
 """
 
@@ -294,6 +294,11 @@ def mpi_rows(res):
     return rows
 
 
+def _snn_busy(r):
+    """CPU time per wall time of one ``bench_snn.py`` result (None without one)."""
+    return r and _div(r.get("cpu_s"), r.get("wall_s"))
+
+
 def _snn_rss(r):
     return (r.get("memory") or {}).get("ru_maxrss_mb")
 
@@ -315,8 +320,7 @@ def snn_rows(res, peers):
         rows.append(row("snn", case, "images/s", m and m["images_per_s"], "snnTorch",
                         t["images_per_s"] if t else miss, sp, tgt, st))
         if T == SNN_T:
-            rows.append(row("snn", "", "CPU/wall", m and _div(m.get("cpu_s"), m.get("wall_s")), "snnTorch",
-                            t and _div(t.get("cpu_s"), t.get("wall_s"))))
+            rows.append(row("snn", "", "CPU/wall", _snn_busy(m), "snnTorch", _snn_busy(t)))
         rows.append(row("snn", "", "peak RSS MiB", m and _snn_rss(m), "snnTorch", _snn_rss(t) if t else miss,
                         _div(m and _snn_rss(m), t and _snn_rss(t))))
     return rows
@@ -335,8 +339,7 @@ def protocol_rows(res, peers, hz):
     tgt = f">= {PROTOCOL[hz]:g}"
     rows = [row("snn", case, "images/s", m and m["images_per_s"], "snnTorch (lean)",
                 t["images_per_s"] if t else (peers or "failed"), sp, tgt, C.status(sp >= PROTOCOL[hz]) if sp else ""),
-            row("snn", "", "CPU/wall", m and _div(m["cpu_s"], m["wall_s"]), "snnTorch (lean)",
-                t and _div(t["cpu_s"], t["wall_s"])),
+            row("snn", "", "CPU/wall", _snn_busy(m), "snnTorch (lean)", _snn_busy(t)),
             row("snn", "", "mean rate Hz", m and m["mean_rate_hz"], "snnTorch (lean)", t and t["mean_rate_hz"])]
     return rows
 
